@@ -1,0 +1,90 @@
+"""Task runner for stackmatrix itself: `nox -l` lists what exists.
+
+The sessions run in the project's virtualenv, which `scripts/bootstrap.sh` creates and keeps
+up to date (it also makes sure a Docker engine, Compose v2 and the base images exist).
+`scripts/nox` does both: bootstrap, then nox.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+
+
+def _require_project_venv(session: nox.Session) -> None:
+    """Fail with a hint when the tools are missing (bootstrap was not run)."""
+    if shutil.which("pytest") is None or shutil.which("stackmatrix") is None:
+        session.error("the project virtualenv is missing: run scripts/bootstrap.sh (or scripts/nox)")
+
+
+def _pytest(session: nox.Session, *args: str) -> None:
+    session.run("python", "-m", "pytest", *args, *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit and integration tests (integration uses the real Docker engine)."""
+    _require_project_venv(session)
+    _pytest(session, "tests")
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests only: pure stages, no Docker."""
+    _require_project_venv(session)
+    _pytest(session, "tests/unit")
+
+
+@nox.session
+def integration(session: nox.Session) -> None:
+    """Integration tests only: real engine, real containers."""
+    _require_project_venv(session)
+    _pytest(session, "tests/integration")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff lint and format check."""
+    _require_project_venv(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over src, tests and this noxfile."""
+    _require_project_venv(session)
+    session.run("mypy")
+
+
+@nox.session
+def schema(session: nox.Session) -> None:
+    """Regenerate src/stackmatrix/matrix.schema.json from the spec model."""
+    _require_project_venv(session)
+    session.run("python", "-m", "stackmatrix._spec", "--write-schema")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the example matrix (matrix.yaml) end to end and print where the report is."""
+    _require_project_venv(session)
+    session.run("stackmatrix", "run", "-f", str(ROOT / "matrix.yaml"), *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: writes bench/results.json and bench/README.md."""
+    _require_project_venv(session)
+    session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+
+
+if __name__ == "__main__":
+    sys.exit("run this file with nox")

