@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nox
 
@@ -17,16 +18,30 @@ ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.error_on_missing_interpreters = True
+PYTEST_NO_TESTS = 5
 
 
 def _require_project_venv(session: nox.Session) -> None:
     """Fail with a hint when the tools are missing (bootstrap was not run)."""
     if shutil.which("pytest") is None or shutil.which("stackmatrix") is None:
-        session.error("the project virtualenv is missing: run scripts/bootstrap.sh (or scripts/nox)")
+        session.error(
+            "the project virtualenv is missing: run scripts/bootstrap.sh (or scripts/nox)"
+        )
 
 
 def _pytest(session: nox.Session, *args: str) -> None:
-    session.run("python", "-m", "pytest", *args, *session.posargs)
+    """Run pytest; exit code 5 (nothing collected) is reported as the failure it is here."""
+    report = ROOT / ".nox" / f"pytest-{session.name}.xml"
+    report.parent.mkdir(exist_ok=True)
+    report.unlink(missing_ok=True)
+    session.run(
+        "python", "-m", "pytest", *args, f"--junitxml={report}", *session.posargs,
+        success_codes=[0, PYTEST_NO_TESTS],
+    )  # fmt: skip
+    suites = ElementTree.parse(report).iter("testsuite")  # noqa: S314 - pytest's own report
+    ran = sum(int(suite.get("tests", "0")) for suite in suites)
+    if ran == 0:
+        session.error("pytest collected no tests (exit code 5)")
 
 
 @nox.session

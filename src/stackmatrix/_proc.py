@@ -1,0 +1,135 @@
+"""Every non-Docker subprocess goes through here: logged, redacted, killable as a group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG = logging.getLogger("stackmatrix")
+MASK = "••••••"
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# userinfo in URLs: scheme://user:password@host
+URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@/\s]+)(?=@)", re.I)
+KILL_GRACE = 3.0
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether an environment variable's name says it holds a secret."""
+    return bool(SECRET_NAME.search(name))
+
+
+def redact_text(text: str, secrets: Sequence[str] = ()) -> str:
+    """Mask passwords in URLs and every given secret value in *text*."""
+    text = URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    for secret in sorted({s for s in secrets if len(s) >= 3}, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def redact_env(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()) -> dict[str, str]:
+    """A copy of *env* safe to print or store: secret-looking values masked."""
+    return {
+        key: MASK if is_secret_name(key) or key in extra_secret_names else redact_text(value)
+        for key, value in env.items()
+    }
+
+
+def secret_values(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()) -> list[str]:
+    """The values of *env* that must never appear in output."""
+    return [v for k, v in env.items() if v and (is_secret_name(k) or k in extra_secret_names)]
+
+
+def format_command(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
+    """A shell-quoted, redacted rendering of *argv* for logs and messages."""
+    return redact_text(shlex.join(argv), secrets)
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """How a command ended."""
+
+    exit_code: int | None  # None when it could not be started
+    duration: float
+    timed_out: bool = False
+    cancelled: bool = False
+    start_error: str = ""
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float | None,
+    cancel: threading.Event,
+    secrets: Sequence[str] = (),
+    shell: bool = False,
+) -> ProcessOutcome:
+    """Run *argv* in its own process group, output to *log_path*; kill it on timeout/cancel."""
+    started = time.monotonic()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        log.write(f"$ {format_command(argv, secrets)}\n".encode())
+        log.flush()
+        LOG.debug("running %s", format_command(argv, secrets))
+        try:
+            proc = subprocess.Popen(
+                argv[0] if shell else list(argv),
+                shell=shell,
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as error:
+            message = f"cannot start {argv[0]!r}: {error.strerror or error}"
+            log.write(f"stackmatrix: {message}\n".encode())
+            return ProcessOutcome(None, time.monotonic() - started, start_error=message)
+        deadline = None if timeout is None else started + timeout
+        timed_out = cancelled = False
+        while proc.poll() is None:
+            if cancel.is_set():
+                cancelled = True
+            elif deadline is not None and time.monotonic() >= deadline:
+                timed_out = True
+            if timed_out or cancelled:
+                kill_group(proc)
+                break
+            cancel.wait(0.05)
+        code = proc.wait()
+        duration = time.monotonic() - started
+        if timed_out:
+            log.write(f"\nstackmatrix: killed after the {timeout:g} s timeout\n".encode())
+        elif cancelled:
+            log.write(b"\nstackmatrix: killed: the run was cancelled\n")
+    return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after a grace period."""
+    for sig, grace in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; children that ignored SIGTERM may still hold the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return

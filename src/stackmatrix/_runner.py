@@ -1,0 +1,244 @@
+"""Schedule many variants: a thread pool, --jobs, fail-fast, signals, and the run journal."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
+from pathlib import Path
+from types import FrameType
+
+from stackmatrix import __version__
+from stackmatrix._console import Console
+from stackmatrix._errors import UsageError
+from stackmatrix._expand import Variant
+from stackmatrix._junit import write_error_junit
+from stackmatrix._results import RunJournal, Status, VariantResult
+from stackmatrix._spec import Spec
+from stackmatrix._variant import VariantJob, run_variant
+
+DEFAULT_OUT = Path(".stackmatrix")
+
+
+def new_run_id() -> str:
+    """A run id unique per invocation, sortable by time: ``20261122-180401-a1b2``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def default_jobs(spec: Spec) -> int:
+    """The spec's ``run.jobs``, else one stack per core (at least 2)."""
+    return spec.run.jobs or max(2, os.cpu_count() or 2)
+
+
+def select_shard(variants: Sequence[Variant], shard: str) -> list[Variant]:
+    """Variants of shard ``I/N`` (1-based): a deterministic round-robin split."""
+    try:
+        index_text, count_text = shard.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise UsageError(f"--shard {shard!r}: expected I/N, e.g. 1/3") from None
+    if count < 1 or not 1 <= index <= count:
+        raise UsageError(f"--shard {shard!r}: I must be between 1 and N")
+    return [v for position, v in enumerate(variants) if position % count == index - 1]
+
+
+def select_only(variants: Sequence[Variant], only: Sequence[str]) -> list[Variant]:
+    """The variants named by ``--only`` (ids or shell-style patterns), in matrix order."""
+    unknown = [o for o in only if not any(fnmatchcase(v.id, o) for v in variants)]
+    if unknown:
+        known = ", ".join(v.id for v in variants)
+        raise UsageError(f"--only {', '.join(unknown)}: no such variant (known: {known})")
+    return [v for v in variants if any(fnmatchcase(v.id, o) for o in only)]
+
+
+def spec_digest(spec: Spec) -> str:
+    """sha256 of the matrix file's bytes."""
+    return hashlib.sha256(spec.path.read_bytes()).hexdigest()
+
+
+def exit_code_of(results: Sequence[VariantResult], *, interrupted: bool) -> int:
+    """0 all required variants passed; 1 tests failed; 3 a stack failed; 130 interrupted."""
+    if interrupted or any(r.status is Status.INTERRUPTED for r in results):
+        return 130
+    if any(r.status is Status.ERROR for r in results):
+        return 3
+    if any(r.status in (Status.FAILED, Status.CANCELLED) for r in results):
+        return 1
+    return 0
+
+
+@dataclass
+class _Signals:
+    """SIGINT/SIGTERM set the events; a second signal only says teardown is still running."""
+
+    cancel: threading.Event
+    interrupted: threading.Event
+    console: Console
+    received: list[int] = field(default_factory=list)
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self.interrupted.set()
+        self.cancel.set()
+        name = signal.Signals(signum).name
+        if len(self.received) == 1:
+            self.console.note(
+                f"{name}: stopping; tearing down running stacks (this takes a moment)"
+            )
+        else:
+            self.console.note(f"{name} again: still tearing down, stacks are never left behind")
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to run and how."""
+
+    spec: Spec
+    variants: tuple[Variant, ...]
+    out_dir: Path = DEFAULT_OUT
+    jobs: int = 2
+    fail_fast: bool = False
+    keep: bool = False
+    run_id: str = field(default_factory=new_run_id)
+    profile: str | None = None
+    shard: str | None = None
+
+
+def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> VariantResult:
+    """The result of a variant that was cancelled before it began; CI still sees it."""
+    reason = "never started: " + (
+        "the run was interrupted" if interrupted else "fail-fast stopped the run"
+    )
+    junit = run_dir / variant.id / "junit.xml"
+    write_error_junit(junit, variant_id=variant.id, message=reason)
+    return VariantResult(
+        id=variant.id,
+        values=dict(variant.values),
+        status=Status.INTERRUPTED if interrupted else Status.CANCELLED,
+        experimental=variant.experimental,
+        reason=reason,
+        junit=f"{variant.id}/junit.xml",
+    )
+
+
+def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
+    """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it."""
+    runs = out_dir / "runs"
+    run_dir = runs / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    latest = runs / "latest"
+    tmp = runs / f".latest-{run_id}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_id)
+    tmp.replace(latest)
+    return run_dir
+
+
+def run_matrix(
+    request: RunRequest,
+    console: Console,
+    *,
+    finish: Callable[[Path], None] = lambda _run_dir: None,
+) -> tuple[RunJournal, Path]:
+    """Run every variant of *request*; return the journal and the run directory."""
+    run_dir = prepare_run_dir(request.out_dir, request.run_id)
+    cancel, interrupted = threading.Event(), threading.Event()
+    journal = RunJournal(
+        run_id=request.run_id,
+        name=request.spec.name,
+        spec_file=str(request.spec.path),
+        spec_digest=spec_digest(request.spec),
+        started_at=time.time(),
+        profile=request.profile,
+        shard=request.shard,
+        jobs=request.jobs,
+        pid=os.getpid(),
+        stackmatrix_version=__version__,
+    )
+    journal.write(run_dir)
+    results: dict[str, VariantResult] = {}
+    signals = _Signals(cancel, interrupted, console)
+    console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
+
+    def job(variant: Variant) -> VariantJob:
+        return VariantJob(
+            spec=request.spec,
+            variant=variant,
+            run_id=request.run_id,
+            run_dir=run_dir,
+            cancel=cancel,
+            interrupted=interrupted,
+            keep=request.keep,
+            on_phase=console.phase,
+        )
+
+    def record(result: VariantResult) -> None:
+        results[result.id] = result
+        console.finished(result)
+        ordered = tuple(results[v.id] for v in request.variants if v.id in results)
+        replace(journal, variants=ordered).write(run_dir)
+
+    try:
+        with (
+            signals.installed(),
+            ThreadPoolExecutor(
+                max_workers=request.jobs, thread_name_prefix="stackmatrix-variant"
+            ) as pool,
+        ):
+            pending = deque(request.variants)
+            running: dict[Future[VariantResult], Variant] = {}
+            while pending or running:
+                while pending and len(running) < request.jobs and not cancel.is_set():
+                    variant = pending.popleft()
+                    running[pool.submit(run_variant, job(variant))] = variant
+                if not running:
+                    break
+                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    variant = running.pop(future)
+                    result = future.result()
+                    record(result)
+                    if request.fail_fast and result.status in (Status.FAILED, Status.ERROR):
+                        if not cancel.is_set():
+                            console.note(
+                                f"fail-fast: {variant.id} {result.status}; stopping the rest"
+                            )
+                        cancel.set()
+            for variant in pending:
+                record(_never_started(variant, run_dir, interrupted=interrupted.is_set()))
+    finally:
+        ordered = tuple(results[v.id] for v in request.variants if v.id in results)
+        code = exit_code_of(ordered, interrupted=interrupted.is_set())
+        journal = replace(
+            journal,
+            variants=ordered,
+            finished_at=time.time(),
+            exit_code=code,
+            interrupted=interrupted.is_set(),
+        )
+        journal.write(run_dir)
+        finish(run_dir)
+        console.done(journal, run_dir)
+    return journal, run_dir

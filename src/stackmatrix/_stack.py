@@ -1,0 +1,358 @@
+"""One compose project: bring-up, readiness, ports, logs, stats and guaranteed teardown.
+
+This is the only module that talks to the Docker engine. Every call goes through one
+python-on-whales ``DockerClient`` per stack, run in its own session (``setsid``) so that a
+Ctrl-C in the terminal reaches stackmatrix alone: stackmatrix decides what to stop, and a
+second Ctrl-C can never cut a teardown short.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import DockerException
+
+from stackmatrix import _probes
+from stackmatrix._errors import EngineError
+
+LOG = logging.getLogger("stackmatrix")
+POLL_INTERVAL = 0.1
+LOG_TAIL_LINES = 30
+RUN_LABEL = "io.stackmatrix.run"
+VARIANT_LABEL = "io.stackmatrix.variant"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+class StackFailure(Exception):
+    """The stack could not do its part; the variant fails with this reason and detail."""
+
+    def __init__(self, reason: str, detail: str = "", *, service: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.service = service
+
+
+class Cancelled(Exception):
+    """The run was cancelled (fail-fast or a signal) while this stack was working."""
+
+
+def docker_client(**kwargs: Any) -> DockerClient:
+    """A client whose docker processes ignore the terminal's Ctrl-C (we handle it)."""
+    call = ["setsid", "docker"] if shutil.which("setsid") else ["docker"]
+    return DockerClient(client_call=call, **kwargs)
+
+
+def _error_text(error: DockerException) -> str:
+    text = (error.stderr or error.stdout or str(error)).strip()
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What ``compose ps`` says about one service's container."""
+
+    service: str
+    container_id: str
+    status: str  # created / running / exited / dead / ...
+    health: str | None  # starting / healthy / unhealthy, or None without a healthcheck
+    exit_code: int | None
+    health_output: str
+    ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153"
+
+
+def _service_state(container: Container) -> ServiceState:
+    labels = container.config.labels or {}
+    state = container.state
+    health = state.health
+    health_output = ""
+    if health is not None and health.log:
+        last = health.log[-1]
+        health_output = f"exit {last.exit_code}: {(last.output or '').strip()}"
+    ports: dict[str, str] = {}
+    for key, bindings in (container.network_settings.ports or {}).items():
+        for binding in bindings or []:
+            host_ip = binding.get("HostIp") or "127.0.0.1"
+            if ":" in host_ip:  # an IPv6 twin of the same binding
+                continue
+            name = key.removesuffix("/tcp")
+            ports[name] = f"{host_ip}:{binding['HostPort']}"
+    return ServiceState(
+        service=labels.get(SERVICE_LABEL, container.name),
+        container_id=container.id,
+        status=state.status or "unknown",
+        health=health.status if health is not None else None,
+        exit_code=state.exit_code,
+        health_output=health_output,
+        ports=ports,
+    )
+
+
+class Stack:
+    """A context manager around one compose project; leaving it always tears the stack down."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        compose_file: Path,
+        project_directory: Path,
+        services: list[str],
+        cancel: threading.Event,
+        down_timeout: float = 10,
+        keep: bool = False,
+    ) -> None:
+        self.project = project
+        self.compose_file = compose_file
+        self.services = services
+        self.keep = keep
+        self._cancel = cancel
+        self._down_timeout = down_timeout
+        self._client = docker_client(
+            compose_files=[compose_file],
+            compose_project_name=project,
+            compose_project_directory=project_directory,
+        )
+        self.states: dict[str, ServiceState] = {}
+        self.created = False
+
+    @property
+    def client(self) -> DockerClient:
+        """The python-on-whales client bound to this project."""
+        return self._client
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.keep:
+            self.down()
+
+    # -- bring-up -------------------------------------------------------------------------
+
+    def build(self, services: list[str]) -> None:
+        """Build the images of *services* (cached layers make a rebuild quick)."""
+        if not services:
+            return
+        try:
+            self._client.compose.build(services=services, quiet=True)
+        except DockerException as error:
+            raise StackFailure(
+                f"building {', '.join(services)} failed", _error_text(error), service=services[0]
+            ) from error
+
+    def up(self) -> None:
+        """Create and start every service, without waiting (readiness is polled after)."""
+        self.created = True
+        try:
+            self._client.compose.up(detach=True, quiet=True, wait=False)
+        except DockerException as error:
+            raise StackFailure("docker compose up failed", _error_text(error)) from error
+
+    def refresh(self) -> dict[str, ServiceState]:
+        """Inspect every container of the project (one ``compose ps`` + one inspect)."""
+        try:
+            containers = self._client.compose.ps(all=True)
+        except DockerException as error:
+            raise EngineError(
+                f"cannot inspect project {self.project}: {_error_text(error)}"
+            ) from error
+        self.states = {s.service: s for s in map(_service_state, containers)}
+        return self.states
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        """Wait until every service is running and healthy (or exited 0 as a one-shot job)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_cancel()
+            states = self.refresh()
+            blocking = self._blocking(states)
+            if blocking is None:
+                return
+            state, final = blocking
+            if final or time.monotonic() >= deadline:
+                why = "did not become healthy" if not final else _final_reason(state)
+                if not final:
+                    why += f" within {timeout:g} s"
+                raise StackFailure(
+                    f"service {state.service!r} {why}",
+                    self.diagnose(state),
+                    service=state.service,
+                )
+            self._cancel.wait(POLL_INTERVAL)
+
+    def _blocking(self, states: Mapping[str, ServiceState]) -> tuple[ServiceState, bool] | None:
+        """The first service that is not ready yet, and whether that is final."""
+        for name in self.services:
+            state = states.get(name)
+            if state is None:
+                # Not created (yet): depends_on ordering or a failed create.
+                missing = ServiceState(name, "", "missing", None, None, "", {})
+                return missing, False
+            if state.status in {"exited", "dead"}:
+                if state.exit_code == 0:
+                    continue  # a one-shot job that finished
+                return state, True
+            if state.health == "unhealthy":
+                return state, True
+            if state.status != "running" or state.health == "starting":
+                return state, False
+        return None
+
+    def wait_until_ready(
+        self, probes: Mapping[str, tuple[_probes.Probe, ...]], timeout: float
+    ) -> None:
+        """Poll the ``ready`` probes until each answers, or fail naming the one that did not."""
+        deadline = time.monotonic() + timeout
+        for service, service_probes in probes.items():
+            context = self._probe_context(service)
+            for probe in service_probes:
+                while True:
+                    self._check_cancel()
+                    why = _probes.attempt(probe, context)
+                    if why is None:
+                        break
+                    if time.monotonic() >= deadline:
+                        state = self.refresh().get(service)
+                        raise StackFailure(
+                            f"service {service!r} not ready: probe {_probes.describe(probe)} "
+                            f"still failing after {timeout:g} s ({why})",
+                            self.diagnose(state) if state else "",
+                            service=service,
+                        )
+                    self._cancel.wait(POLL_INTERVAL)
+
+    def _probe_context(self, service: str) -> _probes.ProbeContext:
+        def host_port(port: int) -> int:
+            state = self.states.get(service) or self.refresh().get(service)
+            address = state.ports.get(str(port)) if state else None
+            if address is None:
+                raise OSError(f"port {port} of {service!r} is not published")
+            return int(address.rsplit(":", 1)[1])
+
+        def execute(command: list[str]) -> int:
+            try:
+                self._client.compose.execute(service, command, tty=False)
+            except DockerException as error:
+                return error.return_code
+            return 0
+
+        return _probes.ProbeContext(
+            service=service,
+            host_port=host_port,
+            logs=lambda: self.logs(service),
+            execute=execute,
+        )
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+
+    # -- while up -------------------------------------------------------------------------
+
+    def ports(self) -> dict[str, dict[str, str]]:
+        """Published ports: service -> container port -> ``127.0.0.1:HOSTPORT``."""
+        return {name: dict(state.ports) for name, state in sorted(self.states.items())}
+
+    def container_ids(self) -> dict[str, str]:
+        """Running container id -> service name."""
+        return {s.container_id: s.service for s in self.states.values() if s.status == "running"}
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        """The log of one service (stdout and stderr), or a note why there is none."""
+        try:
+            text = self._client.compose.logs(
+                services=[service], no_log_prefix=True, tail=None if tail is None else str(tail)
+            )
+        except DockerException as error:
+            return f"(no log: {_error_text(error)})"
+        return text if isinstance(text, str) else ""
+
+    def diagnose(self, state: ServiceState) -> str:
+        """Health output and the tail of the log of a service that blocks the stack."""
+        parts = [f"service {state.service}: status {state.status}"]
+        if state.health:
+            parts[0] += f", health {state.health}"
+        if state.exit_code not in (None, 0) and state.status in {"exited", "dead"}:
+            parts[0] += f", exit code {state.exit_code}"
+        if state.health_output:
+            parts.append(f"last health check: {state.health_output}")
+        tail = self.logs(state.service, tail=LOG_TAIL_LINES).rstrip()
+        parts.append(f"last {LOG_TAIL_LINES} log lines:\n{tail}" if tail else "log is empty")
+        return "\n".join(parts)
+
+    def save_logs(self, logs_dir: Path) -> dict[str, Path]:
+        """Write every service's full log to ``logs_dir/<service>.log``."""
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        for service in self.services:
+            path = logs_dir / f"{service}.log"
+            path.write_text(self.logs(service), encoding="utf-8", errors="replace")
+            written[service] = path
+        return written
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """``down -v --remove-orphans``; on failure, remove what carries the project's label."""
+        try:
+            self._client.compose.down(
+                volumes=True,
+                remove_orphans=True,
+                timeout=max(1, int(self._down_timeout)),
+                quiet=True,
+            )
+        except DockerException as error:
+            LOG.warning("compose down of %s failed (%s); removing by label", self.project, error)
+            remove_by_label(f"com.docker.compose.project={self.project}")
+
+    def teardown_hint(self) -> str:
+        """How a person reaches and removes a kept stack."""
+        return (
+            f"docker compose -p {self.project} -f {self.compose_file} ps\n"
+            f"docker compose -p {self.project} -f {self.compose_file} down -v --remove-orphans"
+        )
+
+
+def _final_reason(state: ServiceState) -> str:
+    if state.health == "unhealthy":
+        return "is unhealthy"
+    return f"exited with code {state.exit_code}"
+
+
+def remove_by_label(label: str) -> int:
+    """Remove every container, then network and volume, carrying *label*; return how many."""
+    client = docker_client()
+    removed = 0
+    try:
+        containers = client.container.list(all=True, filters={"label": label})
+        if containers:
+            client.container.remove(containers, force=True, volumes=True)
+            removed += len(containers)
+        networks = client.network.list(filters={"label": label})
+        if networks:
+            client.network.remove(networks)
+            removed += len(networks)
+        volumes = client.volume.list(filters={"label": label})
+        if volumes:
+            client.volume.remove(volumes)
+            removed += len(volumes)
+    except DockerException as error:
+        raise EngineError(
+            f"cannot remove objects labelled {label}: {_error_text(error)}"
+        ) from error
+    return removed

@@ -1,0 +1,327 @@
+"""The life of one variant: render, build, up, ready, tests, collect, down -> a VariantResult."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackmatrix._errors import EngineError
+from stackmatrix._expand import Variant
+from stackmatrix._junit import read_counts, write_error_junit
+from stackmatrix._proc import ProcessOutcome, redact_text, run_logged, secret_values
+from stackmatrix._render import dump_compose, expand_template, project_name, render
+from stackmatrix._results import Status, TestCounts, VariantResult
+from stackmatrix._spec import Spec
+from stackmatrix._stack import Cancelled, Stack, StackFailure
+from stackmatrix._stats import StatsSampler
+
+PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
+IN_SERVICE_JUNIT = "/tmp/stackmatrix-junit.xml"  # noqa: S108 - a path inside the test container
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """Everything one variant needs; shared events let the runner stop it."""
+
+    spec: Spec
+    variant: Variant
+    run_id: str
+    run_dir: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    keep: bool = False
+    on_phase: PhaseCallback = lambda _variant, _phase: None
+
+    @property
+    def directory(self) -> Path:
+        """This variant's folder inside the run directory."""
+        return self.run_dir / self.variant.id
+
+    @property
+    def project(self) -> str:
+        """The compose project name."""
+        return project_name(self.spec, self.variant, self.run_id)
+
+
+def env_name(*parts: str) -> str:
+    """``STACKMATRIX_DB_5432`` style names: upper case, anything else becomes ``_``."""
+    return "_".join(
+        re.sub(r"[^A-Z0-9]+", "_", p.upper()).strip("_") for p in ("stackmatrix", *parts)
+    )
+
+
+def _is_secret_compose(data: Mapping[str, Any]) -> bool:
+    text = dump_compose(dict(data))
+    return bool(re.search(r"(?i)(password|secret|token|key)\w*\s*[:=]", text))
+
+
+class _Recorder:
+    """Times phases and tells the runner which one is current."""
+
+    def __init__(self, job: VariantJob) -> None:
+        self.job = job
+        self.phases: dict[str, float] = {}
+        self.starts: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self.job.on_phase(self.job.variant.id, name)
+        self.starts[name] = time.time()
+        began = time.monotonic()
+        try:
+            yield
+        finally:
+            self.phases[name] = round(time.monotonic() - began, 3)
+
+
+def run_variant(job: VariantJob) -> VariantResult:
+    """Bring the variant's stack up, test against it, collect, and always tear it down."""
+    return _VariantRun(job).run()
+
+
+class _VariantRun:
+    """The mutable bookkeeping of one variant while it runs; it ends as a VariantResult."""
+
+    def __init__(self, job: VariantJob) -> None:
+        self.job = job
+        self.dir = job.directory
+        self.rec = _Recorder(job)
+        self.started = time.time()
+        self.junit = self.dir / "junit.xml"
+        self.compose_path = self.dir / "compose.yaml"
+        self.status, self.reason, self.detail = Status.ERROR, "", ""
+        self.exit_code: int | None = None
+        self.ports: dict[str, dict[str, str]] = {}
+        self.logs: dict[str, str] = {}
+        self.peak: int | None = None
+        self.stats_file: str | None = None
+        self.tests_log: str | None = None
+
+    def run(self) -> VariantResult:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.junit.unlink(missing_ok=True)
+        try:
+            with self.rec.phase("render"):
+                data = render(self.job.spec, self.job.variant, run_id=self.job.run_id)
+                self.compose_path.write_text(dump_compose(data), encoding="utf-8")
+                self.compose_path.chmod(0o600 if _is_secret_compose(data) else 0o644)
+            services: Mapping[str, Any] = data.get("services", {})
+            stack = Stack(
+                project=self.job.project,
+                compose_file=self.compose_path,
+                project_directory=self.job.spec.path.parent,
+                services=list(services),
+                cancel=self.job.cancel,
+                down_timeout=self.job.spec.run.down_timeout,
+                keep=self.job.keep,
+            )
+            with stack:
+                self._drive(stack, [name for name, cfg in services.items() if "build" in cfg])
+        except StackFailure as failure:
+            self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
+        except EngineError as error:
+            self.status, self.reason = Status.ERROR, str(error)
+        return self._result()
+
+    def _drive(self, stack: Stack, to_build: list[str]) -> None:
+        """Build, up, ready, tests; then collect and down whatever happened."""
+        spec = self.job.spec
+        sampler = StatsSampler(stack.client, stack.container_ids, interval=spec.run.stats_interval)
+        try:
+            if self.job.cancel.is_set():
+                raise Cancelled
+            with self.rec.phase("build"):
+                stack.build(to_build)
+            with self.rec.phase("up"):
+                stack.up()
+            with self.rec.phase("ready"):
+                stack.wait_until_healthy(spec.run.up_timeout)
+                stack.wait_until_ready(spec.ready, spec.run.ready_timeout)
+            self.ports = stack.ports()
+            with self.rec.phase("tests"), sampler:
+                outcome = _run_tests(self.job, stack, self.ports, self.junit)
+            self.tests_log = f"{self.job.variant.id}/tests.log"
+            self.exit_code = outcome.exit_code
+            self.status, self.reason = _judge(outcome, self.junit, self.job)
+        except StackFailure as failure:
+            self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
+        except Cancelled:
+            interrupted = self.job.interrupted.is_set()
+            self.status = Status.INTERRUPTED if interrupted else Status.CANCELLED
+            self.reason = "interrupted" if interrupted else "cancelled by fail-fast"
+        finally:
+            with self.rec.phase("collect"):
+                self._collect(stack, sampler)
+            with self.rec.phase("down"):
+                if not self.job.keep:
+                    stack.down()
+                    stack.keep = True  # done: the context exit must not repeat it
+
+    def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
+        if stack.created:
+            saved = stack.save_logs(self.dir / "logs")
+            self.logs = {s: str(p.relative_to(self.job.run_dir)) for s, p in saved.items()}
+        if sampler.samples:
+            sampler.write(self.dir / "stats.json")
+            self.stats_file = f"{self.job.variant.id}/stats.json"
+            self.peak = sampler.peak_memory()
+
+    def _result(self) -> VariantResult:
+        variant = self.job.variant
+        status, reason = self.status, self.reason
+        if status not in (Status.PASSED, Status.FAILED) or not _has_report(self.junit):
+            message = reason or "the tests wrote no JUnit report"
+            if status in (Status.PASSED, Status.FAILED) and reason:
+                message = f"{reason}; the tests wrote no JUnit report"
+            write_error_junit(
+                self.junit, variant_id=variant.id, message=message, detail=self.detail
+            )
+        if variant.experimental and status in (Status.FAILED, Status.ERROR):
+            status = Status.EXPERIMENTAL_FAILED
+        secrets = secret_values(dict(self.job.spec.tests.env))
+        return VariantResult(
+            id=variant.id,
+            values=dict(variant.values),
+            status=status,
+            experimental=variant.experimental,
+            project=self.job.project,
+            reason=redact_text(reason, secrets),
+            detail=redact_text(self.detail, secrets),
+            exit_code=self.exit_code,
+            started_at=self.started,
+            finished_at=time.time(),
+            phases=self.rec.phases,
+            phase_starts=self.rec.starts,
+            ports=self.ports,
+            tests=read_counts(self.junit) if self.junit.exists() else TestCounts(),
+            peak_memory_bytes=self.peak,
+            compose_file=f"{variant.id}/compose.yaml" if self.compose_path.exists() else None,
+            junit=f"{variant.id}/junit.xml",
+            tests_log=self.tests_log,
+            stats=self.stats_file,
+            logs=self.logs,
+        )
+
+
+def _has_report(junit: Path) -> bool:
+    return junit.is_file() and junit.stat().st_size > 0
+
+
+def _judge(outcome: ProcessOutcome, junit: Path, job: VariantJob) -> tuple[Status, str]:
+    """Status and reason from how the test command ended and what its report says."""
+    if outcome.cancelled:
+        raise Cancelled
+    if outcome.start_error:
+        return Status.ERROR, outcome.start_error
+    timeout = job.spec.tests.timeout
+    if outcome.timed_out:
+        return Status.FAILED, f"tests timed out after {timeout:g} s; their process group was killed"
+    counts = read_counts(junit) if _has_report(junit) else None
+    if outcome.exit_code != 0:
+        bad = f" ({counts.failed} failed, {counts.errors} errors)" if counts else ""
+        return Status.FAILED, f"tests exited with code {outcome.exit_code}{bad}"
+    if counts and (counts.failed or counts.errors):
+        return (
+            Status.FAILED,
+            f"exit code 0 but the report has {counts.failed} failed, {counts.errors} errors",
+        )
+    return Status.PASSED, ""
+
+
+def tests_environment(
+    job: VariantJob, ports: Mapping[str, Mapping[str, str]], junit: str
+) -> dict[str, str]:
+    """The variables the tests get on top of the caller's environment (DESIGN.md)."""
+    variant = job.variant
+    env = {
+        "STACKMATRIX_VARIANT": variant.id,
+        "STACKMATRIX_RUN_ID": job.run_id,
+        "STACKMATRIX_PROJECT": job.project,
+        "STACKMATRIX_JUNIT": junit,
+    }
+    for service, published in ports.items():
+        for port, address in published.items():
+            env[env_name(service, port.replace("/", "_"))] = address
+    for key, value in variant.values.items():
+        env[env_name("axis", key)] = _scalar_text(value)
+    context = _template_context(job, ports, junit)
+    for key, template in job.spec.tests.env.items():
+        env[key] = expand_template(template, context)
+    return env
+
+
+def _scalar_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _template_context(
+    job: VariantJob, ports: Mapping[str, Mapping[str, str]], junit: str
+) -> dict[str, Any]:
+    return {
+        "ports": {svc: dict(p) for svc, p in ports.items()},
+        "matrix": {k: _scalar_text(v) for k, v in job.variant.values.items()},
+        "variant": job.variant.id,
+        "run_id": job.run_id,
+        "junit": junit,
+    }
+
+
+def _run_tests(
+    job: VariantJob, stack: Stack, ports: Mapping[str, Mapping[str, str]], junit: Path
+) -> ProcessOutcome:
+    tests = job.spec.tests
+    in_service = tests.where != "host"
+    junit_target = IN_SERVICE_JUNIT if in_service else str(junit)
+    try:
+        extra = tests_environment(job, ports, junit_target)
+        context = _template_context(job, ports, junit_target)
+        if isinstance(tests.command, str):
+            text = expand_template(tests.command, context)
+            argv = [text] if tests.shell else shlex.split(text)
+        else:
+            argv = [expand_template(part, context) for part in tests.command]
+    except (KeyError, ValueError) as error:
+        raise StackFailure(f"cannot prepare the test command: {error}") from error
+    shell = tests.shell and not in_service
+    if in_service:
+        env_flags = [flag for key, value in extra.items() for flag in ("-e", f"{key}={value}")]
+        if tests.shell and isinstance(tests.command, str):
+            argv = ["sh", "-c", argv[0]]
+        argv = [
+            "docker", "compose", "-p", job.project, "-f", str(stack.compose_file),
+            "exec", "-T", *env_flags, tests.where, *argv,
+        ]  # fmt: skip
+    env = {**os.environ, **extra}
+    outcome = run_logged(
+        argv,
+        log_path=job.directory / "tests.log",
+        env=env,
+        cwd=tests.workdir,
+        timeout=tests.timeout,
+        cancel=job.cancel,
+        secrets=secret_values(extra),
+        shell=shell,
+    )
+    if in_service and not outcome.cancelled:
+        _copy_out(stack, tests.where, junit)
+    return outcome
+
+
+def _copy_out(stack: Stack, service: str, junit: Path) -> None:
+    state = stack.refresh().get(service)
+    if state is None or not state.container_id:
+        return
+    try:
+        stack.client.copy((state.container_id, IN_SERVICE_JUNIT), junit)
+    except Exception:
+        junit.unlink(missing_ok=True)

@@ -1,0 +1,41 @@
+"""A tiny test suite run by stackmatrix against the echo stack; writes its own JUnit report.
+
+CHECK_MODE: pass (default), fail, hang, nojunit, fork-hang.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from xml.sax.saxutils import quoteattr
+
+mode = os.environ.get("CHECK_MODE", "pass")
+if mode in {"hang", "fork-hang"}:
+    if mode == "fork-hang":
+        with open(os.environ["CHILD_PID_FILE"], "w") as handle:
+            child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+            handle.write(str(child.pid))
+    print("hanging", flush=True)
+    time.sleep(600)
+
+host, port = os.environ["ECHO_ADDR"].rsplit(":", 1)
+started = time.monotonic()
+with socket.create_connection((host, int(port)), timeout=5) as conn:
+    conn.sendall(b"hi\n")
+    reply = conn.recv(200).decode().strip()
+expected = f"{os.environ['EXPECT']}:hi"
+print(f"variant {os.environ['STACKMATRIX_VARIANT']}: echo replied {reply!r}")
+ok = reply == expected and mode != "fail"
+failure = "" if ok else f"<failure message={quoteattr(f'expected {expected!r}, got {reply!r}')}/>"
+if mode != "nojunit":
+    with open(os.environ["STACKMATRIX_JUNIT"], "w", encoding="utf-8") as report:
+        report.write(
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            f'<testsuite name="echo" tests="2" failures="{0 if ok else 1}">'
+            f'<testcase classname="echo_check" name="test_reply" time="{time.monotonic() - started:.3f}">'
+            f"{failure}</testcase>"
+            '<testcase classname="echo_check" name="test_env"/>'
+            "</testsuite>\n"
+        )
+sys.exit(0 if ok else 1)
