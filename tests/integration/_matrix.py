@@ -30,7 +30,7 @@ def echo_service(tag: str) -> dict[str, Any]:
     return {
         "image": "debian:bookworm-slim",
         "init": True,
-        "command": ["perl", "-e", ECHO_SERVER.replace("TAG", tag).replace("$", "$$")],
+        "command": ["perl", "-e", ECHO_SERVER.replace("$", "$$").replace("TAG", tag)],
         "ports": ["7000"],
         "healthcheck": {
             "test": [
