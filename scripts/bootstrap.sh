@@ -67,6 +67,19 @@ ensure_engine() {
     die "dockerd did not answer within 60 s"
 }
 
+ensure_test_tools() {
+    # Debian packages the test suite drives: headless Chromium opens report.html, shellcheck
+    # lets actionlint check the workflows' scripts.
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+    if [ "${#missing[@]}" -eq 0 ]; then
+        skip "test tools (chromium, shellcheck)"
+        return
+    fi
+    apt_install "${missing[@]}"
+}
+
 ensure_venv() {
     local stamp="$VENV/.stackmatrix-installed"
     local wanted
@@ -140,6 +153,7 @@ ensure_base_image() {
 main() {
     local started=$SECONDS
     ensure_engine
+    ensure_test_tools
     ensure_venv
     ensure_compose
     for suite in $SUITES; do

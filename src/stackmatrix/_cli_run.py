@@ -70,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         jobs=args.jobs or default_jobs(spec),
         fail_fast=args.fail_fast or spec.run.fail_fast,
         keep=args.keep,
+        rebuild=args.build,
         profile=args.profile,
         shard=args.shard,
     )
@@ -108,6 +109,9 @@ def register_run(subparsers: Subparsers) -> None:
     parser.add_argument("--jobs", "-j", type=_positive, metavar="N", help="stacks at a time")
     parser.add_argument("--fail-fast", action="store_true", help="stop everything at the first failure")
     parser.add_argument("--keep", action="store_true", help="leave the stacks up for debugging")
+    parser.add_argument(
+        "--build", action="store_true", help="rebuild images even when their tag exists"
+    )
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N deterministic shards")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder (default .stackmatrix)")
     parser.set_defaults(handler=_run)

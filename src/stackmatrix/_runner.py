@@ -121,6 +121,7 @@ class RunRequest:
     jobs: int = 2
     fail_fast: bool = False
     keep: bool = False
+    rebuild: bool = False
     run_id: str = field(default_factory=new_run_id)
     profile: str | None = None
     shard: str | None = None
@@ -191,6 +192,7 @@ def run_matrix(
             cancel=cancel,
             interrupted=interrupted,
             keep=request.keep,
+            rebuild=request.rebuild,
             on_phase=console.phase,
         )
 

@@ -144,16 +144,28 @@ class Stack:
 
     # -- bring-up -------------------------------------------------------------------------
 
-    def build(self, services: list[str]) -> None:
-        """Build the images of *services* (cached layers make a rebuild quick)."""
-        if not services:
-            return
-        try:
-            self._client.compose.build(services=services, quiet=True)
-        except DockerException as error:
-            raise StackFailure(
-                f"building {', '.join(services)} failed", _error_text(error), service=services[0]
-            ) from error
+    def build(self, builds: Mapping[str, str | None], *, always: bool = False) -> list[str]:
+        """Build the services in *builds* (service -> image tag or None); return those built.
+
+        A tagged image that already exists is reused unless *always*; variants that share a
+        tag build it once, the others wait for it instead of building it again side by side.
+        """
+        built = []
+        for service, tag in builds.items():
+            with _build_lock(tag or f"{self.project}/{service}"):
+                if tag and not always and self._client.image.exists(tag):
+                    continue
+                self._check_cancel()
+                try:
+                    self._client.compose.build(services=[service], quiet=True)
+                except DockerException as error:
+                    raise StackFailure(
+                        f"building the image of service {service!r} failed",
+                        _error_text(error),
+                        service=service,
+                    ) from error
+                built.append(service)
+        return built
 
     def up(self) -> None:
         """Create and start every service, without waiting (readiness is polled after)."""
@@ -326,6 +338,15 @@ class Stack:
             f"docker compose -p {self.project} -f {self.compose_file} ps\n"
             f"docker compose -p {self.project} -f {self.compose_file} down -v --remove-orphans"
         )
+
+
+_BUILD_LOCKS: dict[str, threading.Lock] = {}
+_BUILD_LOCKS_GUARD = threading.Lock()
+
+
+def _build_lock(key: str) -> threading.Lock:
+    with _BUILD_LOCKS_GUARD:
+        return _BUILD_LOCKS.setdefault(key, threading.Lock())
 
 
 def _final_reason(state: ServiceState) -> str:

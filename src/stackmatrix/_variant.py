@@ -40,6 +40,7 @@ class VariantJob:
     keep: bool = False
     on_phase: PhaseCallback = lambda _variant, _phase: None
     base_env: Mapping[str, str] | None = None  # the tests' environment; default os.environ
+    rebuild: bool = False  # build images even when their tag exists
 
     @property
     def directory(self) -> Path:
@@ -125,14 +126,15 @@ class _VariantRun:
                 keep=self.job.keep,
             )
             with stack:
-                self._drive(stack, [name for name, cfg in services.items() if "build" in cfg])
+                builds = {n: cfg.get("image") for n, cfg in services.items() if "build" in cfg}
+                self._drive(stack, builds)
         except StackFailure as failure:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
         except EngineError as error:
             self.status, self.reason = Status.ERROR, str(error)
         return self._result()
 
-    def _drive(self, stack: Stack, to_build: list[str]) -> None:
+    def _drive(self, stack: Stack, builds: Mapping[str, str | None]) -> None:
         """Build, up, ready, tests; then collect and down whatever happened."""
         spec = self.job.spec
         sampler = StatsSampler(stack.client, stack.container_ids, interval=spec.run.stats_interval)
@@ -140,7 +142,7 @@ class _VariantRun:
             if self.job.cancel.is_set():
                 raise Cancelled
             with self.rec.phase("build"):
-                stack.build(to_build)
+                stack.build(builds, always=self.job.rebuild)
             with self.rec.phase("up"):
                 stack.up()
             with self.rec.phase("ready"):

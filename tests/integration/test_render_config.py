@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
+
 from stackmatrix._expand import expand
 from stackmatrix._render import dump_compose, project_name, render
 from stackmatrix._spec import load_spec

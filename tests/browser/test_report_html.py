@@ -1,0 +1,107 @@
+"""report.html in a real headless Chromium: what a person opening the page sees.
+
+Needs Debian's ``chromium``. Skipped when it is missing, except under CI=true where it fails.
+Set STACKMATRIX_SCREENSHOT=PATH to keep the screenshot (docs/report.png is made that way).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from stackmatrix._reports import build_reports
+from tests.unit.test_reports_sample import build_sample_run
+
+pytestmark = pytest.mark.browser
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+WIDTH, HEIGHT = 1280, 2300
+# Colours of report.html's grid cells (see _html._CSS).
+FAIL_BACKGROUND = (0xFF, 0xEB, 0xE9)
+PASS_BACKGROUND = (0xDA, 0xFB, 0xE1)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        message = "chromium is not installed (Debian: apt-get install chromium)"
+        if IN_CI:
+            pytest.fail(f"{message}; the browser test must run under CI=true")
+        pytest.skip(message)
+    return found
+
+
+def _run_chromium(
+    chromium: str, profile: Path, args: Sequence[str]
+) -> subprocess.CompletedProcess[str]:
+    command = [
+        chromium,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        f"--user-data-dir={profile}",
+        *args,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "20260314-0926-a1b2"
+    build_sample_run(run_dir)
+    return build_reports([run_dir], run_dir).html
+
+
+def test_browser_shows_grid_failures_and_plots(chromium: str, report: Path, tmp_path: Path) -> None:
+    dom = _run_chromium(chromium, tmp_path / "profile", ["--dump-dom", report.as_uri()]).stdout
+    assert "<title>stackmatrix · shop</title>" in dom
+    # The grid: the numeric test fails on postgres-13 only.
+    row = dom.split("test_orders::test_order_total_uses_numeric</td>", 1)[1].split("</tr>", 1)[0]
+    assert row.count('class="cell failed"') == 1
+    assert row.count('class="cell passed"') == 3
+    assert row.index("FAIL") < row.index("pass")
+    # A failing test's message, readable in an unfolded <details>.
+    assert "<details open=" in dom
+    assert "AssertionError: assert Decimal('10.5') == 10.50" in dom
+    assert "service db did not become healthy within 2m0s" in dom
+    # Resource plots rendered inline, one per variant with samples.
+    assert dom.count('aria-label="CPU and memory per service"') == 4
+    assert 'href="postgres-13_redis-off/logs/db.log"' in dom
+
+
+def test_screenshot_shows_coloured_grid(chromium: str, report: Path, tmp_path: Path) -> None:
+    shot = tmp_path / "report.png"
+    _run_chromium(
+        chromium,
+        tmp_path / "profile",
+        [f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", report.as_uri()],
+    )
+    with Image.open(shot) as image:
+        assert image.size == (WIDTH, HEIGHT)
+        pixels = image.convert("RGB")
+        # A grid row where a test failed on one variant and passed on others: red and green
+        # cell backgrounds side by side on one line (badges elsewhere never share a line).
+        mixed_rows = [
+            y
+            for y in range(HEIGHT)
+            if {FAIL_BACKGROUND, PASS_BACKGROUND}
+            <= {pixels.getpixel((x, y)) for x in range(0, WIDTH, 2)}
+        ]
+    assert len(mixed_rows) >= 30, "no grid row with a red cell beside green cells on screen"
+    target = os.environ.get("STACKMATRIX_SCREENSHOT")
+    if target:
+        shutil.copy(shot, target)

@@ -1,0 +1,156 @@
+"""`stackmatrix list` and `stackmatrix render` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stackmatrix import __version__, _cli
+from stackmatrix._cli import main
+
+MATRIX = """\
+name: shop
+axes:
+  postgres: ["13", "15"]
+  redis: ["off", "on"]
+exclude:
+  - {postgres: "13", redis: "on"}
+include:
+  - {postgres: "15", redis: "on", experimental: true}
+  - {postgres: "17", redis: "on", note: newest}
+overlays:
+  - compose:
+      services:
+        db: {image: "postgres:${{ matrix.postgres }}", ports: ["5432"]}
+tests: {command: pytest}
+profiles:
+  small: {axes: {postgres: ["15"]}, include: []}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "matrix.yaml").write_text(MATRIX, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_list_prints_an_aligned_table(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list"]) == 0
+    assert capsys.readouterr().out == textwrap.dedent("""\
+        VARIANT                postgres  redis  experimental  note
+        postgres-13_redis-off  13        off    -             -
+        postgres-15_redis-off  15        off    -             -
+        postgres-15_redis-on   15        on     true          -
+        postgres-17_redis-on   17        on     -             newest
+        4 variants (1 experimental)
+        """)
+
+
+def test_list_json(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--json", "-f", str(project / "matrix.yaml")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[2] == {
+        "id": "postgres-15_redis-on",
+        "values": {"postgres": "15", "redis": "on", "experimental": True},
+        "experimental": True,
+    }
+    assert data[3] == {
+        "id": "postgres-17_redis-on",
+        "values": {"postgres": "17", "redis": "on", "note": "newest"},
+        "experimental": False,
+    }
+
+
+def test_list_with_a_profile(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["list", "--profile", "small", "--json"]) == 0
+    assert [v["id"] for v in json.loads(capsys.readouterr().out)] == [
+        "postgres-15_redis-off",
+        "postgres-15_redis-on",
+    ]
+
+
+def test_render_to_stdout_and_to_a_file(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "postgres-15_redis-on", "--run-id", "ci-7"]) == 0
+    printed = capsys.readouterr().out
+    db = yaml.safe_load(printed)["services"]["db"]
+    assert db["image"] == "postgres:15"
+    assert db["labels"] == {
+        "io.stackmatrix.run": "ci-7",
+        "io.stackmatrix.variant": "postgres-15_redis-on",
+    }
+    assert db["ports"] == [{"target": 5432, "host_ip": "127.0.0.1", "protocol": "tcp"}]
+    assert main(["render", "postgres-15_redis-on", "--run-id", "ci-7", "-o", "out.yaml"]) == 0
+    assert (project / "out.yaml").read_text(encoding="utf-8") == printed
+    assert capsys.readouterr().out == ""
+
+
+def test_render_default_run_id(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "postgres-13_redis-off"]) == 0
+    assert "io.stackmatrix.run: render" in capsys.readouterr().out
+
+
+def test_unknown_variant_suggests_the_closest(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["render", "postgres-15_redis-of"]) == 2
+    assert capsys.readouterr().err == (
+        "stackmatrix: error: unknown variant 'postgres-15_redis-of'"
+        " — did you mean 'postgres-15_redis-off'?\n"
+    )
+
+
+def test_spec_errors_are_printed_one_per_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "bad.yaml").write_text("axes: {v: [a, a]}\ntests: {commnd: x}\n", encoding="utf-8")
+    assert main(["list", "-f", "bad.yaml"]) == 2
+    assert capsys.readouterr().err == (
+        "stackmatrix: error: bad.yaml:2:8: tests: missing required key 'command'\n"
+        "stackmatrix: error: bad.yaml:2:9: tests.commnd: unknown key 'commnd'"
+        " — did you mean 'command'?\n"
+    )
+
+
+def test_missing_matrix_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["list"]) == 2
+    assert capsys.readouterr().err == "stackmatrix: error: matrix.yaml: file not found\n"
+
+
+def test_unwritable_output_is_a_usage_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["render", "postgres-13_redis-off", "-o", str(project / "no" / "such" / "dir.yaml")])
+        == 2
+    )
+    assert "stackmatrix: error: cannot write" in capsys.readouterr().err
+
+
+def test_interrupt_exits_130(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(*_: object, **__: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_cli, "load_spec", interrupted)
+    assert main(["list"]) == 130
+    assert capsys.readouterr().err == "stackmatrix: interrupted\n"
+
+
+def test_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"stackmatrix {__version__}\n"
+    assert main([]) == 2
+    help_text = capsys.readouterr().err
+    assert "list" in help_text
+    assert "render" in help_text
