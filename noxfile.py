@@ -14,6 +14,8 @@ from xml.etree import ElementTree
 
 import nox
 
+from stackmatrix.nox import matrix_sessions
+
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests"]
@@ -92,6 +94,11 @@ def demo(session: nox.Session) -> None:
     """Run the example matrix (matrix.yaml) end to end and print where the report is."""
     _require_project_venv(session)
     session.run("stackmatrix", "run", "-f", str(ROOT / "matrix.yaml"), *session.posargs)
+
+
+# The same example matrix through the nox API: `nox -j 3 -s example` runs every variant as
+# its own session side by side, then merges; `nox -t postgres-17` selects by axis value.
+matrix_sessions(ROOT / "matrix.yaml", report="example", venv_backend="none")
 
 
 @nox.session

@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     def reports(run_dir: Path) -> None:
         try:
             paths = build_reports([run_dir], run_dir)
-        except Exception as error:  # noqa: BLE001 - the journal and per-variant files remain
+        except Exception as error:
             console.note(f"could not build the reports: {error}")
             return
         for warning in paths.warnings:
@@ -105,15 +105,25 @@ def register_run(subparsers: Subparsers) -> None:
     """``stackmatrix run``."""
     parser = subparsers.add_parser("run", help="run the matrix: stacks up, tests, reports, down")
     add_spec_arguments(parser)
-    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these variants (ids or globs)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="ID", help="run only these variants (ids or globs)"
+    )
     parser.add_argument("--jobs", "-j", type=_positive, metavar="N", help="stacks at a time")
-    parser.add_argument("--fail-fast", action="store_true", help="stop everything at the first failure")
+    parser.add_argument(
+        "--fail-fast", action="store_true", help="stop everything at the first failure"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the stacks up for debugging")
     parser.add_argument(
         "--build", action="store_true", help="rebuild images even when their tag exists"
     )
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N deterministic shards")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder (default .stackmatrix)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="output folder (default .stackmatrix)",
+    )
     parser.set_defaults(handler=_run)
 
 
@@ -142,7 +152,13 @@ def register_gc(subparsers: Subparsers) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every stackmatrix object on this engine")
     which.add_argument("--run", metavar="ID", help="the objects of one run")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output folder (default .stackmatrix)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="output folder (default .stackmatrix)",
+    )
     parser.set_defaults(handler=_gc)
 
 
@@ -151,7 +167,8 @@ def _merge(args: argparse.Namespace) -> int:
     counts = summary.counts
     print(
         f"{args.output}: {summary.inputs} inputs, {counts.total} testcases "
-        f"({counts.passed} passed, {counts.failed} failed, {counts.errors} errors, {counts.skipped} skipped)"
+        f"({counts.passed} passed, {counts.failed} failed, {counts.errors} errors, "
+        f"{counts.skipped} skipped)"
     )
     for problem in summary.broken:
         print(f"  broken input {problem.path}: {problem.problem}", file=sys.stderr)
@@ -160,7 +177,9 @@ def _merge(args: argparse.Namespace) -> int:
 
 def register_merge(subparsers: Subparsers) -> None:
     """``stackmatrix merge``."""
-    parser = subparsers.add_parser("merge", help="merge JUnit files and run directories, keeping variants")
+    parser = subparsers.add_parser(
+        "merge", help="merge JUnit files and run directories, keeping variants"
+    )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="JUNIT_OR_RUN_DIR")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="FILE")
     parser.set_defaults(handler=_merge)
@@ -182,7 +201,12 @@ def register_report(subparsers: Subparsers) -> None:
     """``stackmatrix report``."""
     parser = subparsers.add_parser("report", help="(re)build summary.md, report.html and junit.xml")
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="where to write (default: the run dir, or ./stackmatrix-report for several)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="where to write (default: the run dir, or ./stackmatrix-report for several)",
+    )
     parser.set_defaults(handler=_report)
 
 
@@ -197,7 +221,9 @@ def register_gha_matrix(subparsers: Subparsers) -> None:
         "gha-matrix", help="print the JSON for a GitHub Actions strategy.matrix (fromJSON)"
     )
     add_spec_arguments(parser)
-    parser.add_argument("--shards", type=_positive, metavar="N", help="at most N jobs, each a shard")
+    parser.add_argument(
+        "--shards", type=_positive, metavar="N", help="at most N jobs, each a shard"
+    )
     parser.set_defaults(handler=_gha_matrix)
 
 

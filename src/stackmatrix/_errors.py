@@ -40,7 +40,7 @@ class ReportError(StackmatrixError):
     exit_code = 3
 
 
-class Interrupted(StackmatrixError):  # noqa: N818 - reads as what happened
+class Interrupted(StackmatrixError):
     """The run was interrupted by SIGINT or SIGTERM."""
 
     exit_code = 130

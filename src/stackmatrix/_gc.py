@@ -49,7 +49,7 @@ def find_leftovers(out_dir: Path) -> list[Leftover]:
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     try:
         for container in client.container.list(all=True, filters={"label": RUN_LABEL}):
-            counts[container.config.labels[RUN_LABEL]][0] += 1
+            counts[(container.config.labels or {})[RUN_LABEL]][0] += 1
         for network in client.network.list(filters={"label": RUN_LABEL}):
             counts[network.labels[RUN_LABEL]][1] += 1
         for volume in client.volume.list(filters={"label": RUN_LABEL}):

@@ -18,11 +18,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from python_on_whales import Container, DockerClient
+from python_on_whales import Container, DockerClient, Network, Volume
 from python_on_whales.exceptions import DockerException
 
 from stackmatrix import _probes
 from stackmatrix._errors import EngineError
+from stackmatrix._spec import Probe
 
 LOG = logging.getLogger("stackmatrix")
 POLL_INTERVAL = 0.1
@@ -226,7 +227,7 @@ class Stack:
         return None
 
     def wait_until_ready(
-        self, probes: Mapping[str, tuple[_probes.Probe, ...]], timeout: float
+        self, probes: Mapping[str, tuple[Probe, ...]], timeout: float
     ) -> None:
         """Poll the ``ready`` probes until each answers, or fail naming the one that did not."""
         deadline = time.monotonic() + timeout
@@ -364,11 +365,11 @@ def remove_by_label(label: str) -> int:
         if containers:
             client.container.remove(containers, force=True, volumes=True)
             removed += len(containers)
-        networks = client.network.list(filters={"label": label})
+        networks: list[Network | str] = list(client.network.list(filters={"label": label}))
         if networks:
             client.network.remove(networks)
             removed += len(networks)
-        volumes = client.volume.list(filters={"label": label})
+        volumes: list[Volume | str] = list(client.volume.list(filters={"label": label}))
         if volumes:
             client.volume.remove(volumes)
             removed += len(volumes)

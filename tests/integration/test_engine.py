@@ -1,4 +1,4 @@
-"""The foundation works: a real two-service stack comes up healthy, answers on loopback, goes away."""
+"""The foundation: a real two-service stack comes up healthy, answers on loopback, goes away."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def _write_stack(tmp_path: Path, run_label: str) -> Path:
 
 def _published_port(client: DockerClient, service: str, port: int) -> tuple[str, int]:
     (container,) = client.compose.ps(services=[service])
-    bindings = container.network_settings.ports[f"{port}/tcp"]
+    bindings = (container.network_settings.ports or {})[f"{port}/tcp"]
     assert bindings, f"{service}:{port} is not published"
     return bindings[0]["HostIp"], int(bindings[0]["HostPort"])
 
@@ -64,7 +64,9 @@ def test_two_service_stack_is_healthy_reachable_and_removed(
 ) -> None:
     client = compose_up(_write_stack(tmp_path, session_run_id), "engine")
 
-    states = {c.config.labels["com.docker.compose.service"]: c.state for c in client.compose.ps()}
+    states = {
+        (c.config.labels or {})["com.docker.compose.service"]: c.state for c in client.compose.ps()
+    }
     assert states["echo"].health is not None
     assert states["echo"].health.status == "healthy"
     assert states["client"].running

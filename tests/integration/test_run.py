@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -17,9 +19,8 @@ from .conftest import labelled_objects
 pytestmark = pytest.mark.usefixtures("docker_engine")
 
 
-def _by_id(journal: dict[str, object]) -> dict[str, dict[str, object]]:
-    variants = journal["variants"]
-    assert isinstance(variants, list)
+def _by_id(journal: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    variants: list[dict[str, Any]] = journal["variants"]
     return {v["id"]: v for v in variants}
 
 
@@ -48,7 +49,7 @@ def test_four_variants_two_at_a_time_pass_and_overlap(tmp_path: Path) -> None:
         assert (run_dir / vid / "compose.yaml").is_file()
     # Two at a time, and really side by side: some pair of stacks was up at the same moment.
     spans = sorted((v["started_at"], v["finished_at"]) for v in variants.values())
-    overlaps = sum(1 for (a0, a1), (b0, _) in zip(spans, spans[1:], strict=False) if b0 < a1)
+    overlaps = sum(1 for (_, a1), (b0, _) in itertools.pairwise(spans) if b0 < a1)
     assert overlaps >= 1
     assert len({v["project"] for v in variants.values()}) == 4
     assert (run_dir / "junit.xml").is_file()
@@ -58,7 +59,9 @@ def test_a_service_that_never_gets_healthy_is_an_error_with_diagnosis(tmp_path: 
     sick = {
         "image": "debian:bookworm-slim",
         "init": True,
-        "command": ["sh", "-c", "echo 'sick service starting'; echo 'cannot find my config' >&2; sleep 600"],
+        "command": [
+            "sh", "-c", "echo 'sick service starting'; echo 'cannot find my config' >&2; sleep 600"
+        ],
         "healthcheck": {
             "test": ["CMD", "sh", "-c", "echo 'config missing'; exit 1"],
             "interval": "1s",

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from stackmatrix._expand import Variant
 
 from stackmatrix._errors import UsageError
+from stackmatrix._expand import Variant
 from stackmatrix._proc import MASK, format_command, redact_env, redact_text, run_logged
 from stackmatrix._results import RunJournal, Status, TestCounts, VariantResult
 from stackmatrix._runner import exit_code_of, select_only, select_shard

@@ -8,12 +8,13 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 mode = os.environ.get("CHECK_MODE", "pass")
 if mode in {"hang", "fork-hang"}:
     if mode == "fork-hang":
-        with open(os.environ["CHILD_PID_FILE"], "w") as handle:
+        with Path(os.environ["CHILD_PID_FILE"]).open("w") as handle:
             child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
             handle.write(str(child.pid))
     print("hanging", flush=True)
@@ -29,11 +30,12 @@ print(f"variant {os.environ['STACKMATRIX_VARIANT']}: echo replied {reply!r}")
 ok = reply == expected and mode != "fail"
 failure = "" if ok else f"<failure message={quoteattr(f'expected {expected!r}, got {reply!r}')}/>"
 if mode != "nojunit":
-    with open(os.environ["STACKMATRIX_JUNIT"], "w", encoding="utf-8") as report:
+    with Path(os.environ["STACKMATRIX_JUNIT"]).open("w", encoding="utf-8") as report:
         report.write(
             '<?xml version="1.0" encoding="utf-8"?>\n'
             f'<testsuite name="echo" tests="2" failures="{0 if ok else 1}">'
-            f'<testcase classname="echo_check" name="test_reply" time="{time.monotonic() - started:.3f}">'
+            f'<testcase classname="echo_check" name="test_reply" '
+            f'time="{time.monotonic() - started:.3f}">'
             f"{failure}</testcase>"
             '<testcase classname="echo_check" name="test_env"/>'
             "</testsuite>\n"
