@@ -226,9 +226,7 @@ class Stack:
                 return state, False
         return None
 
-    def wait_until_ready(
-        self, probes: Mapping[str, tuple[Probe, ...]], timeout: float
-    ) -> None:
+    def wait_until_ready(self, probes: Mapping[str, tuple[Probe, ...]], timeout: float) -> None:
         """Poll the ``ready`` probes until each answers, or fail naming the one that did not."""
         deadline = time.monotonic() + timeout
         for service, service_probes in probes.items():
