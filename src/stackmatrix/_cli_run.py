@@ -71,6 +71,7 @@ def _run(args: argparse.Namespace) -> int:
         fail_fast=args.fail_fast or spec.run.fail_fast,
         keep=args.keep,
         rebuild=args.build,
+        retries=args.retries,
         profile=args.profile,
         shard=args.shard,
     )
@@ -115,6 +116,13 @@ def register_run(subparsers: Subparsers) -> None:
     parser.add_argument("--keep", action="store_true", help="leave the stacks up for debugging")
     parser.add_argument(
         "--build", action="store_true", help="rebuild images even when their tag exists"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rerun a variant whose tests failed up to N times (a later pass marks it flaky)",
     )
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N deterministic shards")
     parser.add_argument(
@@ -190,7 +198,7 @@ def _report(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"not a run directory (no run.json): {', '.join(map(str, missing))}")
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("stackmatrix-report"))
-    paths = build_reports(args.run_dirs, out)
+    paths = build_reports(args.run_dirs, out, baseline=args.baseline)
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -206,6 +214,12 @@ def register_report(subparsers: Subparsers) -> None:
         type=Path,
         metavar="DIR",
         help="where to write (default: the run dir, or ./stackmatrix-report for several)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="PREVIOUS",
+        help="a previous run dir, report dir or run.json: classify regressions, fixes, flakes",
     )
     parser.set_defaults(handler=_report)
 

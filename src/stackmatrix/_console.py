@@ -112,6 +112,10 @@ class Console:
             f"{counts.skipped} skipped  in {_fmt_seconds(result.duration)}"
         )
         lines = []
+        if result.attempt_statuses:
+            earlier = ", ".join(result.attempt_statuses)
+            flaky = " - flaky" if result.flaky else ""
+            lines.append(f"  attempts: {result.attempts} (earlier: {earlier}){flaky}")
         if result.reason:
             lines.append(f"  reason: {result.reason}")
         if result.detail:

@@ -72,6 +72,19 @@ class VariantResult:
     tests_log: str | None = None
     stats: str | None = None
     logs: Mapping[str, str] = field(default_factory=dict)  # service -> log file
+    # Earlier attempts under `run --retries`: their statuses and kept JUnit files, oldest first.
+    attempt_statuses: tuple[str, ...] = ()
+    attempt_junits: tuple[str, ...] = ()
+
+    @property
+    def attempts(self) -> int:
+        """How many times the variant ran."""
+        return len(self.attempt_statuses) + 1
+
+    @property
+    def flaky(self) -> bool:
+        """Passed on a retry after failing: flaky, measured rather than guessed."""
+        return self.status is Status.PASSED and bool(self.attempt_statuses)
 
     @property
     def duration(self) -> float | None:
@@ -84,6 +97,8 @@ class VariantResult:
         """A JSON-ready dict."""
         data = dataclasses.asdict(self)
         data["status"] = self.status.value
+        data["attempts"] = self.attempts
+        data["flaky"] = self.flaky
         return data
 
     @classmethod
@@ -93,6 +108,8 @@ class VariantResult:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["status"] = Status(data["status"])
         kwargs["tests"] = TestCounts(**data.get("tests", {}))
+        kwargs["attempt_statuses"] = tuple(data.get("attempt_statuses", ()))
+        kwargs["attempt_junits"] = tuple(data.get("attempt_junits", ()))
         return cls(**kwargs)
 
 

@@ -122,9 +122,37 @@ class RunRequest:
     fail_fast: bool = False
     keep: bool = False
     rebuild: bool = False
+    retries: int = 0
     run_id: str = field(default_factory=new_run_id)
     profile: str | None = None
     shard: str | None = None
+
+
+def _retryable(result: VariantResult) -> bool:
+    """The tests ran and failed (not the stack): worth running again to measure flakiness."""
+    return result.exit_code is not None and result.status in (
+        Status.FAILED,
+        Status.EXPERIMENTAL_FAILED,
+    )
+
+
+def run_with_retries(job: VariantJob, retries: int) -> VariantResult:
+    """Run a variant; while its tests fail and retries are left, keep the attempt and rerun."""
+    statuses: list[str] = []
+    junits: list[str] = []
+    while True:
+        result = run_variant(job)
+        if len(statuses) >= retries or not _retryable(result) or job.cancel.is_set():
+            return replace(result, attempt_statuses=tuple(statuses), attempt_junits=tuple(junits))
+        attempt = len(statuses) + 1
+        kept = job.directory / f"junit.attempt-{attempt}.xml"
+        (job.directory / "junit.xml").replace(kept)
+        tests_log = job.directory / "tests.log"
+        if tests_log.exists():
+            tests_log.replace(job.directory / f"tests.attempt-{attempt}.log")
+        statuses.append(result.status.value)
+        junits.append(str(kept.relative_to(job.run_dir)))
+        job.on_phase(job.variant.id, f"retry {attempt}")
 
 
 def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> VariantResult:
@@ -214,7 +242,8 @@ def run_matrix(
             while pending or running:
                 while pending and len(running) < request.jobs and not cancel.is_set():
                     variant = pending.popleft()
-                    running[pool.submit(run_variant, job(variant))] = variant
+                    future = pool.submit(run_with_retries, job(variant), request.retries)
+                    running[future] = variant
                 if not running:
                     break
                 done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)

@@ -243,3 +243,22 @@ def test_keep_leaves_the_stack_up_and_says_how_to_remove_it(tmp_path: Path) -> N
         gc = project.run("gc", "--run", journal["run_id"])
     assert gc.returncode == 0, gc.stdout + gc.stderr
     assert labelled_objects(journal["run_id"]) == set()
+
+
+def test_retries_measure_flakiness_instead_of_guessing(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        axes={"flavor": ["a"]},
+        check_mode="flaky",
+        tests_env={"FLAKY_MARKER": str(tmp_path / "ran-once")},
+    )
+    done = project.run("run", "--retries", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (variant,) = project.journal()["variants"]
+    assert variant["status"] == "passed"
+    assert variant["attempts"] == 2
+    assert variant["flaky"] is True
+    assert variant["attempt_statuses"] == ["failed"]
+    kept = project.run_dir() / variant["attempt_junits"][0]
+    assert "failure" in kept.read_text()
+    assert "flaky" in done.stderr

@@ -1,6 +1,6 @@
 """A tiny test suite run by stackmatrix against the echo stack; writes its own JUnit report.
 
-CHECK_MODE: pass (default), fail, hang, nojunit, fork-hang.
+CHECK_MODE: pass (default), fail, hang, nojunit, fork-hang, flaky (fails the first time only).
 """
 
 import os
@@ -27,7 +27,12 @@ with socket.create_connection((host, int(port)), timeout=5) as conn:
     reply = conn.recv(200).decode().strip()
 expected = f"{os.environ['EXPECT']}:hi"
 print(f"variant {os.environ['STACKMATRIX_VARIANT']}: echo replied {reply!r}")
-ok = reply == expected and mode != "fail"
+first_time = False
+if mode == "flaky":
+    marker = Path(os.environ["FLAKY_MARKER"])
+    first_time = not marker.exists()
+    marker.touch()
+ok = reply == expected and mode != "fail" and not first_time
 failure = "" if ok else f"<failure message={quoteattr(f'expected {expected!r}, got {reply!r}')}/>"
 if mode != "nojunit":
     with Path(os.environ["STACKMATRIX_JUNIT"]).open("w", encoding="utf-8") as report:
