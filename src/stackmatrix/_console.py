@@ -25,6 +25,14 @@ MARK = {
     Status.CANCELLED: "cancelled",
     Status.INTERRUPTED: "interrupted",
 }
+COLOUR = {
+    Status.PASSED: "32",
+    Status.FAILED: "31;1",
+    Status.ERROR: "31;1",
+    Status.EXPERIMENTAL_FAILED: "33",
+    Status.CANCELLED: "2",
+    Status.INTERRUPTED: "33",
+}
 DETAIL_LINES = 40
 
 
@@ -44,6 +52,7 @@ class Console:
         self.live = (
             (is_tty and not self.github and os.environ.get("CI") is None) if live is None else live
         )
+        self.colour = self.live and "NO_COLOR" not in os.environ
         self._lock = threading.RLock()
         self._order: list[str] = []
         self._phase: dict[str, str] = {}
@@ -106,8 +115,11 @@ class Console:
 
     def _block(self, result: VariantResult) -> str:
         counts = result.tests
+        mark = f"{MARK[result.status]:<8}"
+        if self.colour:
+            mark = f"\x1b[{COLOUR[result.status]}m{mark}\x1b[0m"
         head = (
-            f"{MARK[result.status]:<8} {result.id}  "
+            f"{mark} {result.id}  "
             f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors, "
             f"{counts.skipped} skipped  in {_fmt_seconds(result.duration)}"
         )

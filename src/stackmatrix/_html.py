@@ -9,10 +9,12 @@ from html import escape
 from pathlib import Path
 
 from stackmatrix import __version__
+from stackmatrix._baseline import Comparison
 from stackmatrix._junit import CaseResult, Outcome, format_value
 from stackmatrix._report_model import Cell, RunReport, Stats, VariantReport
 from stackmatrix._summary import (
     MAX_GRID_ROWS,
+    attempts_note,
     case_message,
     cell_symbol,
     first_line,
@@ -22,6 +24,14 @@ from stackmatrix._summary import (
     status_label,
     variant_failed_as_a_whole,
     variant_reason,
+)
+from stackmatrix._summary_changes import (
+    LISTED,
+    ChangeLine,
+    change_lines,
+    change_title,
+    others,
+    tally,
 )
 
 MAX_DETAIL_CHARS = 20_000
@@ -48,6 +58,11 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .error { color: var(--err); background: var(--err-bg); }
 .skipped, .experimental-failed { color: var(--skip); background: var(--skip-bg); }
 .cancelled, .interrupted, .notrun { color: var(--none); background: var(--none-bg); }
+.regression { color: var(--fail); background: var(--fail-bg); }
+.fixed { color: var(--pass); background: var(--pass-bg); }
+.flaky { color: var(--skip); background: var(--skip-bg); }
+.still-failing { color: var(--err); background: var(--err-bg); }
+.new { color: var(--none); background: var(--none-bg); }
 .axis { display: inline-block; font-size: 12px; background: var(--none-bg);
   border: 1px solid var(--line); border-radius: 4px; padding: 0 4px; margin: 1px; }
 .reason { color: var(--fail); font-size: 13px; }
@@ -104,6 +119,9 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
         )
         if v.junit_problem and v.result.junit:
             reason += f'<div class="reason">JUnit report: {escape(v.junit_problem)}</div>'
+        if v.result.attempts > 1:
+            flaky = '<span class="badge flaky">flaky</span> ' if v.result.flaky else ""
+            reason += f'<div class="note">{flaky}{escape(attempts_note(v))}</div>'
         rows.append(
             f'<tr id="variant-{escape(v.id)}"><td><b>{escape(v.id)}</b><br>{axes}</td>'
             f'<td><span class="badge {status.value}">{escape(status_label(status))}</span>'
@@ -153,6 +171,75 @@ def _grid(report: RunReport) -> str:
     return (
         f'<table class="grid"><thead><tr><th>Test</th>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table>{more}"
+    )
+
+
+def _change_rows(lines: list[ChangeLine]) -> str:
+    rows = []
+    for line in lines[:MAX_GRID_ROWS]:
+        test = (
+            f'<td class="case">{escape(line.test)}</td>'
+            if line.test is not None
+            else '<td class="note">whole variant</td>'
+        )
+        rows.append(
+            f'<tr><td><span class="badge {line.change.value}">{escape(line.change.value)}'
+            f'</span></td><td><a href="#variant-{escape(line.variant)}">{escape(line.variant)}'
+            f"</a></td>{test}<td>{escape(line.transition)}</td>"
+            f"<td>{escape(first_line(line.detail))}</td></tr>"
+        )
+    more = (
+        f'<tr><td colspan="5" class="note">{len(lines) - MAX_GRID_ROWS} more in results.json'
+        "</td></tr>"
+        if len(lines) > MAX_GRID_ROWS
+        else ""
+    )
+    return "".join(rows) + more
+
+
+_CHANGES_HEAD = (
+    '<table class="changes"><thead><tr><th>Change</th><th>Variant</th><th>Test</th>'
+    "<th>Before → now</th><th>Detail</th></tr></thead><tbody>"
+)
+
+
+def _comparison(comparison: Comparison) -> str:
+    groups = [change_lines(comparison, change, emoji=False) for change in LISTED]
+    rows = "".join(
+        f'<tr><th colspan="5">{escape(change_title(change))} ({len(lines)})</th></tr>'
+        + _change_rows(lines)
+        for change, lines in zip(LISTED, groups, strict=True)
+        if lines
+    )
+    table = f"{_CHANGES_HEAD}{rows}</tbody></table>" if rows else ""
+    rest = others(comparison)
+    note = f'<p class="note">{escape(rest[0].upper() + rest[1:])}.</p>' if rest else ""
+    return (
+        f'<section id="comparison"><h2>Compared with <code>{escape(comparison.baseline)}</code>'
+        f'</h2><p class="headline">{escape(tally(comparison))}</p>{table}{note}</section>'
+    )
+
+
+def _flaky(report: RunReport) -> str:
+    rows = []
+    for v in report.variants:
+        if v.result.flaky:
+            rows.append(
+                f'<tr><td><b>{escape(v.id)}</b></td><td class="note">whole variant</td>'
+                f"<td>{escape(attempts_note(v))}</td></tr>"
+            )
+        rows.extend(
+            f'<tr><td><b>{escape(v.id)}</b></td><td class="case">{escape(test)}</td>'
+            "<td>failed in an earlier attempt, passed on retry</td></tr>"
+            for test in v.flaky_tests
+        )
+    if not rows:
+        return ""
+    return (
+        '<section id="flaky"><h2>Flaky: passed on a retry</h2><table class="changes"><thead>'
+        "<tr><th>Variant</th><th>Test</th><th>Detail</th></tr></thead><tbody>"
+        + "".join(rows[:MAX_GRID_ROWS])
+        + "</tbody></table></section>"
     )
 
 
@@ -241,8 +328,9 @@ def _resources(report: RunReport) -> str:
     return "".join(parts)
 
 
-def render_html(report: RunReport, out_dir: Path) -> str:
-    """The whole page; links to variant files are relative to *out_dir*."""
+def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | None = None) -> str:
+    """The whole page; links to variant files are relative to *out_dir*. The comparison with a
+    baseline comes first when there is one; else the flaky variants and tests, if any."""
     started = (
         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.started_at))
         if report.started_at
@@ -267,6 +355,7 @@ def render_html(report: RunReport, out_dir: Path) -> str:
         f"{escape(headline(report))}</p>"
         f'<p class="meta">run {escape(", ".join(report.run_ids))} · started {started}'
         f" · took {duration}</p>{warnings}</header>"
+        f"{_comparison(comparison) if comparison is not None else _flaky(report)}"
         f'<section id="variants"><h2>Variants</h2>{_variant_rows(report, out_dir)}</section>'
         f'<section id="grid"><h2>Tests that did not pass on every variant</h2>{_grid(report)}'
         "</section>"

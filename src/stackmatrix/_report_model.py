@@ -120,6 +120,8 @@ class VariantReport:
     junit_problem: str = ""  # why the variant's JUnit file could not be read
     stats: Stats | None = None
     stats_problem: str = ""
+    # Testcases of the earlier attempts under `run --retries`, oldest first.
+    attempt_cases: tuple[tuple[CaseResult, ...], ...] = ()
 
     @property
     def id(self) -> str:
@@ -153,6 +155,20 @@ class VariantReport:
     def problems(self) -> list[CaseResult]:
         """Testcases that failed or errored."""
         return [c for c in self.cases if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
+
+    @property
+    def flaky_tests(self) -> tuple[str, ...]:
+        """Tests that failed or errored in an earlier attempt and passed in the last one."""
+        failed_before = {
+            case.test_id
+            for attempt in self.attempt_cases
+            for case in attempt
+            if case.outcome in (Outcome.FAILED, Outcome.ERROR)
+        }
+        final: dict[str, bool] = {}
+        for case in self.cases:
+            final[case.test_id] = final.get(case.test_id, True) and case.outcome is Outcome.PASSED
+        return tuple(t for t, passed in final.items() if passed and t in failed_before)
 
 
 @dataclass(frozen=True)
@@ -220,14 +236,39 @@ def _variant_report(result: VariantResult, run_dir: Path, run_id: str) -> Varian
     stats, stats_problem = (
         read_stats(run_dir / result.stats) if result.stats else (None, "no resource samples")
     )
+    # An unreadable earlier attempt only loses flakiness detail; the variant's flag remains.
+    attempts = tuple(
+        tuple(c for c in iter_cases(parse_junit(run_dir / rel)) if not is_synthetic(c))
+        for rel in result.attempt_junits
+    )
     return VariantReport(
-        result, run_dir, run_id, tuple(cases), tuple(synthetic), problem, stats, stats_problem
+        result,
+        run_dir,
+        run_id,
+        tuple(cases),
+        tuple(synthetic),
+        problem,
+        stats,
+        stats_problem,
+        attempts,
     )
 
 
 def is_synthetic(case: CaseResult) -> bool:
     """Whether a testcase is the stand-in :func:`write_error_junit` writes for a variant."""
     return case.classname == ERROR_CLASSNAME and case.name.startswith("variant ")
+
+
+def report_of_journal(journal: RunJournal, run_dir: Path) -> RunReport:
+    """The report of one journal whose relative paths start at *run_dir*."""
+    return RunReport(
+        name=journal.name,
+        run_ids=(journal.run_id,),
+        run_dirs=(run_dir,),
+        variants=tuple(_variant_report(r, run_dir, journal.run_id) for r in journal.variants),
+        started_at=journal.started_at,
+        finished_at=journal.finished_at,
+    )
 
 
 def load_runs(run_dirs: Sequence[Path]) -> RunReport:

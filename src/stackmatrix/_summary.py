@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import assert_never
 
@@ -150,6 +151,9 @@ def render_text(report: RunReport) -> str:
             ]
         )
     lines = [headline(report), "", *_table(rows, right={2, 3, 4, 5, 6, 7})]
+    flaky = flaky_lines(report, markdown=False)
+    if flaky:
+        lines += ["", "Flaky (passed on a retry):", *flaky]
     failures = _failure_lines(report, markdown=False)
     if failures:
         lines += ["", "Failures:", *failures]
@@ -167,6 +171,35 @@ def _failure_lines(report: RunReport, *, markdown: bool) -> list[str]:
         lines.extend(
             _failure_line(v, case.test_id, case_message(case), markdown=markdown)
             for case in v.problems
+        )
+    if len(lines) > MAX_FAILURES_LISTED:
+        cut = len(lines) - MAX_FAILURES_LISTED
+        lines = [*lines[:MAX_FAILURES_LISTED], f"... and {cut} more"]
+    return lines
+
+
+def attempts_note(v: VariantReport) -> str:
+    """``passed on attempt 2 of 2`` for a variant that ran more than once; else empty."""
+    result = v.result
+    if result.attempts == 1:
+        return ""
+    if result.flaky:
+        return f"passed on attempt {result.attempts} of {result.attempts}"
+    return f"{result.attempts} attempts"
+
+
+def flaky_lines(report: RunReport, *, markdown: bool) -> list[str]:
+    """Variants that passed on a retry, and tests that failed in an earlier attempt and passed
+    in the last (of any variant)."""
+    lines = []
+    for v in report.variants:
+        if v.result.flaky:
+            lines.append(_failure_line(v, "(variant)", attempts_note(v), markdown=markdown))
+        lines.extend(
+            _failure_line(
+                v, test, "failed in an earlier attempt, passed on retry", markdown=markdown
+            )
+            for test in v.flaky_tests
         )
     if len(lines) > MAX_FAILURES_LISTED:
         cut = len(lines) - MAX_FAILURES_LISTED
@@ -213,11 +246,14 @@ def md_code(text: str) -> str:
     return "`" + text.replace("|", "\\|") + "`"
 
 
-def render_markdown(report: RunReport) -> str:
-    """summary.md: variant table, the test x variant grid of tests that did not pass
-    everywhere, and the failure messages."""
+def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
+    """summary.md: *lead* (the comparison with a baseline) first, then the variant table, the
+    flaky variants and tests, the test x variant grid of tests that did not pass everywhere,
+    and the failure messages."""
     icon = "✅" if report.ok else "❌"
     lines = [f"## {icon} stackmatrix {md_escape(report.name)}: {variant_tally(report)}", ""]
+    if lead:
+        lines += [*lead, "", "### Variants", ""]
     lines += [
         "| Variant | Status | Passed | Failed | Errors | Skipped | Duration | Peak memory |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -225,11 +261,15 @@ def render_markdown(report: RunReport) -> str:
     for v in report.variants:
         c = v.counts
         status = v.result.status
+        note = f" ({attempts_note(v)})" if v.result.attempts > 1 else ""
         lines.append(
-            f"| {md_code(v.id)} | {status_icon(status)} {status_label(status)} | {c.passed}"
+            f"| {md_code(v.id)} | {status_icon(status)} {status_label(status)}{note} | {c.passed}"
             f" | {c.failed} | {c.errors} | {c.skipped} | {format_duration(v.result.duration)}"
             f" | {format_bytes(v.peak_memory_bytes)} |"
         )
+    flaky = flaky_lines(report, markdown=True)
+    if flaky and not lead:
+        lines += ["", "### 🟡 Flaky: passed on a retry", "", *flaky]
     rows = report.grid()
     if rows:
         ran = [v for v in report.variants if v.ran_tests]

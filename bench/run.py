@@ -1,0 +1,431 @@
+"""Run every benchmark of stackmatrix in one go; write bench/results.json, README.md, plot.png.
+
+    python bench/run.py [--rounds 4] [--serial-rounds 3] [--jobs 3] [--quick] [--source head]
+
+Figures that compare two things are ratios of medians taken in this same run, with the two
+sides interleaved round by round, so a busy machine slows both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import bench_overhead as ovh
+import bench_publish
+
+BENCH = Path(__file__).parent
+ROOT = BENCH.parent
+GOALS = {"overhead_ratio": 1.10, "readiness_latency_s": 0.25}
+
+
+def log(message: str) -> None:
+    """Progress on stderr, with the time since start."""
+    print(f"[{time.perf_counter() - STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+STARTED = time.perf_counter()
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """Median of the known values, rounded; None when there are none."""
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 3) if known else None
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b rounded, or None."""
+    return round(a / b, 3) if a is not None and b else None
+
+
+def git(*args: str) -> str:
+    """Output of a read-only git command in the repository."""
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+
+
+def machine_facts() -> dict[str, Any]:
+    """The commit measured and what it ran on."""
+    meminfo = Path("/proc/meminfo").read_text(encoding="utf-8").splitlines()
+    total_kb = int(next(line.split()[1] for line in meminfo if line.startswith("MemTotal")))
+    docker = json.loads(
+        subprocess.run(
+            ["docker", "version", "--format", "{{json .}}"],
+            capture_output=True, text=True, check=False,
+        ).stdout or "{}"
+    )  # fmt: skip
+    compose = subprocess.run(
+        ["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "commit_subject": git("log", "-1", "--format=%s"),
+        "worktree_changes_in_src": git("status", "--porcelain", "--", "src").splitlines(),
+        "nproc": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "memory_gib": round(total_kb / 2**20, 1),
+        "kernel": platform.release(),
+        "docker_server": (docker.get("Server") or {}).get("Version"),
+        "docker_client": (docker.get("Client") or {}).get("Version"),
+        "docker_compose": compose,
+        "python": platform.python_version(),
+    }
+
+
+@contextlib.contextmanager
+def code_under_test(source: str, scratch: Path) -> Iterator[dict[str, str]]:
+    """The environment that makes ``python -m stackmatrix`` run the chosen source tree.
+
+    ``worktree``: the checkout as it is; ``head``: the committed tree (``git archive HEAD``),
+    so edits in progress elsewhere in the tree are not measured; a path: a copy of ``src``.
+    """
+    env = {**os.environ, "NO_COLOR": "1"}
+    env.pop("GITHUB_ACTIONS", None)
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    if source == "head":
+        target = scratch / "head"
+        target.mkdir()
+        archive = subprocess.run(
+            ["git", "archive", "HEAD", "src"], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+        env["PYTHONPATH"] = str(target / "src")
+    elif source != "worktree":
+        env["PYTHONPATH"] = str(Path(source).resolve())
+    yield env
+
+
+class Bench:
+    """The repetitions of the engine benchmarks and the run ids they used."""
+
+    def __init__(self, scratch: Path, env: Mapping[str, str], jobs: int) -> None:
+        self.scratch = scratch
+        self.env = env
+        self.jobs = jobs
+        self.count = 0
+        self.run_ids: list[str] = []
+
+    def _out(self, kind: str) -> Path:
+        self.count += 1
+        return self.scratch / f"{self.count:02d}-{kind}"
+
+    def script(self) -> dict[str, Any]:
+        label = f"bench-{time.strftime('%H%M%S')}-{os.getpid()}-{self.count}"
+        self.run_ids.append(label)
+        result = ovh.run_script(self._out("script"), label, self.jobs, self.env)
+        self._check("script", result)
+        return result
+
+    def stackmatrix(self, matrix: Path, jobs: int, *, experimental: bool = False) -> dict[str, Any]:
+        result = ovh.run_stackmatrix(matrix, self._out(f"{matrix.stem}-j{jobs}"), jobs, self.env)
+        if result["run_id"]:
+            self.run_ids.append(result["run_id"])
+        self._check(f"stackmatrix {matrix.name} --jobs {jobs}", result, experimental)
+        return result
+
+    def _check(self, what: str, result: dict[str, Any], experimental: bool = False) -> None:
+        result["valid"] = ovh.ok(result, allow_experimental=experimental)
+        log(f"{what}: {result['wall_s']:.2f} s" + ("" if result["valid"] else "  (NOT VALID)"))
+        if not result["valid"]:
+            log(result.get("stderr_tail") or json.dumps(result["variants"])[:2000])
+
+
+def overhead_rounds(bench: Bench, rounds: int, serial_rounds: int) -> dict[str, Any]:
+    """Interleaved repetitions: script --jobs K, stackmatrix --jobs K, stackmatrix --jobs 1."""
+    log("warm-up (not counted): script and stackmatrix once each")
+    bench.script()
+    bench.stackmatrix(ovh.MATRIX, bench.jobs)
+    runs: dict[str, list[dict[str, Any]]] = {"script": [], "stackmatrix": [], "serial": []}
+    for index in range(rounds):
+        order: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("script", bench.script),
+            ("stackmatrix", lambda: bench.stackmatrix(ovh.MATRIX, bench.jobs)),
+        ]
+        if index % 2:
+            order.reverse()
+        if index < serial_rounds:
+            order.append(("serial", lambda: bench.stackmatrix(ovh.MATRIX, 1)))
+        for name, action in order:
+            runs[name].append(action())
+    return runs
+
+
+def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> dict[str, Any]:
+    """Medians, ratios and the phase breakdown from the valid repetitions."""
+    valid = {name: [r for r in rs if r["valid"]] for name, rs in runs.items()}
+    walls = {name: [r["wall_s"] for r in rs] for name, rs in valid.items()}
+    paired = [
+        s["wall_s"] / c["wall_s"]
+        for s, c in zip(runs["stackmatrix"], runs["script"], strict=False)
+        if s["valid"] and c["valid"]
+    ]
+    sm_variants = [v for r in valid["stackmatrix"] for v in r["variants"]]
+    sc_variants = [v for r in valid["script"] for v in r["variants"]]
+    phases = {p: median([v["phases"].get(p) for v in sm_variants]) for p in ovh.PHASES}
+    per_variant = {}
+    for vid in sorted({v["id"] for v in sm_variants}):
+        mine = [v for v in sm_variants if v["id"] == vid]
+        theirs = [v for v in sc_variants if v["id"] == vid]
+        per_variant[vid] = {
+            "stackmatrix": {p: median([v["phases"].get(p) for v in mine]) for p in ovh.PHASES}
+            | {
+                "unaccounted": median([v["unaccounted_s"] for v in mine]),
+                "checks": median([v["checks_s"] for v in mine]),
+                "wall": median([v["wall_s"] for v in mine]),
+            },
+            "script": {
+                p: median([v["phases"].get(p) for v in theirs])
+                for p in ("up", "tests", "logs", "down")
+            }
+            | {
+                "checks": median([v["checks_s"] for v in theirs]),
+                "wall": median([v["wall_s"] for v in theirs]),
+            },
+        }
+
+    def sm(key: str) -> float | None:
+        return median([v[key] for v in sm_variants])
+
+    def tool_only(v: Mapping[str, Any]) -> float:
+        p = v["phases"]
+        checks = v["checks_s"] or 0.0
+        return (
+            p.get("render", 0) + p.get("build", 0) + p.get("collect", 0)
+            + v["unaccounted_s"] + (p.get("tests", 0) - checks)
+        )  # fmt: skip
+
+    script_phase = {
+        p: median([v["phases"].get(p) for v in sc_variants]) for p in ("up", "tests", "logs", "down")
+    }
+    sm_up_ready = median([v["phases"]["up"] + v["phases"]["ready"] for v in sm_variants])
+    comparison = [
+        ("bring-up and readiness", sm_up_ready, script_phase["up"], "up + ready", "up -d --wait"),
+        ("tests", phases["tests"], script_phase["tests"], "tests (+ stats sampler)",
+         "port lookups + checks"),
+        ("logs", phases["collect"], script_phase["logs"], "collect (logs + stats.json)", "logs"),
+        ("teardown", phases["down"], script_phase["down"], "down", "down -v"),
+        ("checks process alone", sm("checks_s"), median([v["checks_s"] for v in sc_variants]),
+         "checks.py", "checks.py"),
+    ]  # fmt: skip
+    script_wall, sm_wall, serial_wall = (median(walls[n]) for n in ("script", "stackmatrix", "serial"))
+    return {
+        "variants": len(ovh.SCRIPT_VARIANTS),
+        "services_per_variant": 2,
+        "jobs": jobs,
+        "repetitions": {name: len(rs) for name, rs in valid.items()},
+        "invalid_repetitions": {name: len(runs[name]) - len(rs) for name, rs in valid.items()},
+        "wall_s": walls,
+        "script_median_s": script_wall,
+        "stackmatrix_median_s": sm_wall,
+        "serial_median_s": serial_wall,
+        "overhead_ratio": ratio(sm_wall, script_wall),
+        "overhead_ratio_paired_median": median(paired),
+        "overhead_ratio_paired": [round(r, 3) for r in paired],
+        "speedup": ratio(serial_wall, sm_wall),
+        "startup_s": median([r["startup_s"] for r in valid["stackmatrix"]]),
+        "reports_s": median([r["reports_s"] for r in valid["stackmatrix"]]),
+        "variant_wall_s": {"stackmatrix": sm("wall_s"), "script": median(
+            [v["wall_s"] for v in sc_variants])},  # fmt: skip
+        "phases_median_s": phases,
+        "unaccounted_median_s": sm("unaccounted_s"),
+        "tool_only_per_variant_s": median([tool_only(v) for v in sm_variants]),
+        "stats_samples_per_variant": median([v["stats_samples"] for v in sm_variants]),
+        "script_phases_median_s": script_phase,
+        "side_by_side": [
+            {"step": step, "stackmatrix_s": a, "script_s": b, "difference_s": (
+                round(a - b, 3) if a is not None and b is not None else None),
+             "stackmatrix_is": sa, "script_is": sb}
+            for step, a, b, sa, sb in comparison
+        ],  # fmt: skip
+        "per_variant": per_variant,
+        "readiness_with_healthchecks_s": {
+            "stackmatrix": _latency([v for v in sm_variants]),
+            "script": _latency(sc_variants),
+        },
+        "runs": runs,
+    }
+
+
+def _latency(variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    values = [
+        v["tests_started_at"] - v["listening_at"]
+        for v in variants
+        if v.get("tests_started_at") and v.get("listening_at")
+    ]
+    return {
+        "median": median(values),
+        "min": round(min(values), 3) if values else None,
+        "max": round(max(values), 3) if values else None,
+        "samples": len(values),
+    }
+
+
+def readiness_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
+    """The readiness matrix *rounds* times; latency per way of waiting."""
+    runs = [bench.stackmatrix(ovh.READINESS, 2, experimental=True) for _ in range(rounds)]
+    by_wait: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for v in run["variants"]:
+            by_wait.setdefault(v["id"].removeprefix("wait-"), []).append(v)
+    return {
+        "rounds": rounds,
+        "server_listen_delay_s": 1.5,
+        "latency_s": {wait: _latency(vs) for wait, vs in by_wait.items()},
+        "statuses": {wait: [v["status"] for v in vs] for wait, vs in by_wait.items()},
+        "ready_phase_s": {wait: median([v["phases"].get("ready") for v in vs])
+                          for wait, vs in by_wait.items()},  # fmt: skip
+        "runs": runs,
+    }
+
+
+def merge_benchmark(ours_repeat: int, theirs_repeat: int, files: int, cases: int) -> dict[str, Any]:
+    """stackmatrix's JUnit merge vs ``junitparser merge`` on the same generated reports."""
+    import bench_merge  # noqa: PLC0415 - imports junitparser, only needed here
+    from junitparser import JUnitXml  # noqa: PLC0415
+
+    from stackmatrix._junit import JunitInput, merge_junit, read_counts  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="stackmatrix-bench-merge-") as tmp:
+        folder = Path(tmp)
+        paths = bench_merge.write_inputs(folder, files, cases)
+        inputs = [
+            JunitInput(p, f"v{i:03d}", {"db": str(i % 3), "cache": "on"})
+            for i, p in enumerate(paths)
+        ]
+        ours_out, theirs_out = folder / "ours.xml", folder / "junitparser.xml"
+
+        def theirs() -> None:
+            with contextlib.redirect_stdout(io.StringIO()):
+                bench_merge.junitparser_merge([str(p) for p in paths], str(theirs_out))
+
+        ours_runs = _times(lambda: merge_junit(inputs, ours_out), ours_repeat)
+        log(f"merge: stackmatrix {statistics.median(ours_runs):.2f} s")
+        theirs_runs = _times(theirs, theirs_repeat)
+        log(f"merge: junitparser {statistics.median(theirs_runs):.2f} s")
+        return {
+            "files": files,
+            "testcases_per_file": cases,
+            "input_mib": round(sum(p.stat().st_size for p in paths) / 2**20, 1),
+            "stackmatrix_s": median(ours_runs),
+            "stackmatrix_runs_s": [round(t, 3) for t in ours_runs],
+            "junitparser_s": median(theirs_runs),
+            "junitparser_runs_s": [round(t, 3) for t in theirs_runs],
+            "ratio": ratio(median(ours_runs), median(theirs_runs)),
+            "stackmatrix_testcases_out": read_counts(ours_out).total,
+            "junitparser_testcases_out": int(JUnitXml.fromfile(str(theirs_out)).tests),
+        }
+
+
+def _times(action: Callable[[], object], repeat: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - began)
+    return times
+
+
+def expand_benchmark(env: Mapping[str, str], repeat: int) -> dict[str, Any]:
+    """bench/bench_expand.py: 10,000 combinations, load + expand (+ list output)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_expand.py"), "--repeat", str(repeat)],
+        env=dict(env), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def main() -> int:
+    """Run the benchmarks, write the results; exit 1 when a run was invalid or left objects."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=3, help="K: stacks at a time (default 3)")
+    parser.add_argument("--rounds", type=int, default=4, help="script vs stackmatrix pairs")
+    parser.add_argument("--serial-rounds", type=int, default=3, help="stackmatrix --jobs 1 runs")
+    parser.add_argument("--readiness-rounds", type=int, default=3)
+    parser.add_argument("--merge-repeat", type=int, default=3, help="stackmatrix merge runs")
+    parser.add_argument("--junitparser-repeat", type=int, default=1,
+                        help="junitparser merge runs (one takes minutes)")  # fmt: skip
+    parser.add_argument("--expand-repeat", type=int, default=5)
+    parser.add_argument("--source", default="worktree",
+                        help="code to measure: worktree (default), head, or a src folder")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="one round of each, small merge: a smoke test, not for publishing")  # fmt: skip
+    parser.add_argument("--output", type=Path, default=BENCH / "results.json")
+    parser.add_argument("--keep-runs", action="store_true", help="keep the run folders")
+    args = parser.parse_args()
+    merge_size = (200, 500)
+    if args.quick:
+        args.rounds = args.serial_rounds = args.readiness_rounds = 1
+        args.merge_repeat = args.junitparser_repeat = 1
+        args.expand_repeat = 1
+        merge_size = (20, 500)
+    began = time.time()
+    results: dict[str, Any] = {"machine": machine_facts(), "source": args.source}
+    results["noise_before"] = ovh.engine_noise()
+    log(f"measuring {results['machine']['commit'][:12]} ({args.source}); noise "
+        f"{results['noise_before']}")  # fmt: skip
+    scratch = Path(tempfile.mkdtemp(prefix="stackmatrix-bench-"))
+    bench: Bench | None = None
+    try:
+        with code_under_test(args.source, scratch) as env:
+            bench = Bench(scratch, env, args.jobs)
+            runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
+            results["overhead"] = summarize_overhead(runs, args.jobs)
+            results["readiness"] = readiness_rounds(bench, args.readiness_rounds)
+            results["noise_after"] = ovh.engine_noise()
+            results["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
+            results["expand"] = expand_benchmark(env, args.expand_repeat)
+            log(f"expand: {results['expand']['load_expand_s']} s")
+        if args.source != "worktree":
+            sys.path.insert(0, env["PYTHONPATH"])
+        results["merge"] = merge_benchmark(
+            args.merge_repeat, args.junitparser_repeat, *merge_size
+        )
+    finally:
+        if bench is not None:
+            ovh.remove_labelled(bench.run_ids)
+        if args.keep_runs:
+            log(f"run folders kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    results["quick"] = args.quick
+    results["took_s"] = round(time.time() - began, 1)
+    results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(began))
+    results["goals"] = GOALS
+    args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    if args.output.resolve() == (BENCH / "results.json").resolve():
+        bench_publish.publish(results, BENCH)
+    log(f"wrote {args.output}; took {results['took_s']} s")
+    overhead = results["overhead"]
+    print(json.dumps({k: overhead[k] for k in ("overhead_ratio", "speedup")}
+                     | {"readiness": results["readiness"]["latency_s"],
+                        "merge_ratio": results["merge"]["ratio"],
+                        "leftovers": results["leftovers"]}, indent=2))  # fmt: skip
+    invalid = any(overhead["invalid_repetitions"].values())
+    return 1 if invalid or any(results["leftovers"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
