@@ -77,6 +77,7 @@ def results_document(
                 "attempts": v.attempts,
                 "experimental": v.experimental,
                 "ran_tests": v.ran_tests,
+                "reason": v.reason,
                 "change": vc.change.value if vc else None,
                 "before": vc.before.value if vc and vc.before else None,
                 "history": _history(vc.history if vc else v.history),
@@ -175,6 +176,7 @@ def snapshot_from_results(data: Any, source: str) -> Snapshot:
                 attempts=int(entry.get("attempts", 1) or 1),
                 ran_tests=bool(entry.get("ran_tests", False)),
                 experimental=bool(entry.get("experimental", False)),
+                reason=str(entry.get("reason", "")),
                 history=_marks(entry, where),
             )
         )
@@ -321,6 +323,14 @@ def _from_json_file(path: Path) -> Snapshot:
     raise _Invalid(f"neither a run journal ({JOURNAL_NAME}) nor a {RESULTS_NAME}")
 
 
+def _from_results_file(path: Path) -> Snapshot:
+    return snapshot_from_results(_read_json(path), str(path))
+
+
+def _from_journal_file(path: Path) -> Snapshot:
+    return _from_journal(path, _read_json(path))
+
+
 def _from_file(path: Path) -> Snapshot:
     if path.suffix.lower() == ".xml":
         return snapshot_from_merged_junit(path)
@@ -328,8 +338,8 @@ def _from_file(path: Path) -> Snapshot:
 
 
 _IN_A_DIRECTORY: tuple[tuple[str, Callable[[Path], Snapshot]], ...] = (
-    (RESULTS_NAME, _from_json_file),
-    (JOURNAL_NAME, _from_json_file),
+    (RESULTS_NAME, _from_results_file),
+    (JOURNAL_NAME, _from_journal_file),
     (MERGED_JUNIT_NAME, snapshot_from_merged_junit),
 )
 

@@ -63,6 +63,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .flaky { color: var(--skip); background: var(--skip-bg); }
 .still-failing { color: var(--err); background: var(--err-bg); }
 .new { color: var(--none); background: var(--none-bg); }
+.changes td.variant { white-space: nowrap; }
 .axis { display: inline-block; font-size: 12px; background: var(--none-bg);
   border: 1px solid var(--line); border-radius: 4px; padding: 0 4px; margin: 1px; }
 .reason { color: var(--fail); font-size: 13px; }
@@ -184,7 +185,8 @@ def _change_rows(lines: list[ChangeLine]) -> str:
         )
         rows.append(
             f'<tr><td><span class="badge {line.change.value}">{escape(line.change.value)}'
-            f'</span></td><td><a href="#variant-{escape(line.variant)}">{escape(line.variant)}'
+            f'</span></td><td class="variant"><a href="#variant-{escape(line.variant)}">'
+            f"{escape(line.variant)}"
             f"</a></td>{test}<td>{escape(line.transition)}</td>"
             f"<td>{escape(first_line(line.detail))}</td></tr>"
         )
@@ -214,9 +216,13 @@ def _comparison(comparison: Comparison) -> str:
     table = f"{_CHANGES_HEAD}{rows}</tbody></table>" if rows else ""
     rest = others(comparison)
     note = f'<p class="note">{escape(rest[0].upper() + rest[1:])}.</p>' if rest else ""
+    badges = " ".join(
+        f'<span class="badge {change.value}">{escape(words)}</span>'
+        for change, words in tally_words(comparison)
+    )
     return (
         f'<section id="comparison"><h2>Compared with <code>{escape(comparison.baseline)}</code>'
-        f'</h2><p class="headline">{escape(tally(comparison))}</p>{table}{note}</section>'
+        f'</h2><p class="headline">{badges}</p>{table}{note}</section>'
     )
 
 
@@ -225,7 +231,7 @@ def _flaky(report: RunReport) -> str:
     for v in report.variants:
         if v.result.flaky:
             rows.append(
-                f'<tr><td><b>{escape(v.id)}</b></td><td class="note">whole variant</td>'
+    XX
                 f"<td>{escape(attempts_note(v))}</td></tr>"
             )
         rows.extend(

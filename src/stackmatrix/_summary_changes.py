@@ -155,16 +155,20 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
+def tally_words(comparison: Comparison) -> list[tuple[Change, str]]:
+    """``2 regressions``, ``1 fixed``, ``0 flaky``, ``3 still failing``, with their classes."""
+    counts = {c: len(change_lines(comparison, c, emoji=False)) for c in LISTED[:4]}
+    return [
+        (Change.REGRESSION, _plural(counts[Change.REGRESSION], "regression", "regressions")),
+        (Change.FIXED, f"{counts[Change.FIXED]} fixed"),
+        (Change.FLAKY, f"{counts[Change.FLAKY]} flaky"),
+        (Change.STILL_FAILING, f"{counts[Change.STILL_FAILING]} still failing"),
+    ]
+
+
 def tally(comparison: Comparison) -> str:
     """``🔴 2 regressions · 🟢 1 fixed · 🟡 0 flaky · 🟠 3 still failing``."""
-    counts = {c: len(change_lines(comparison, c, emoji=False)) for c in LISTED[:4]}
-    words = {
-        Change.REGRESSION: _plural(counts[Change.REGRESSION], "regression", "regressions"),
-        Change.FIXED: f"{counts[Change.FIXED]} fixed",
-        Change.FLAKY: f"{counts[Change.FLAKY]} flaky",
-        Change.STILL_FAILING: f"{counts[Change.STILL_FAILING]} still failing",
-    }
-    return " · ".join(f"{change_icon(c)} {w}" for c, w in words.items())
+    return " · ".join(f"{change_icon(c)} {w}" for c, w in tally_words(comparison))
 
 
 def others(comparison: Comparison) -> str:

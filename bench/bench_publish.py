@@ -1,0 +1,320 @@
+"""Turn bench/results.json into bench/README.md and bench/plot.png.
+
+    python bench/bench_publish.py      # rewrite both from the committed results.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+PHASES = ("render", "build", "up", "ready", "tests", "collect", "down")
+WAITS = {
+    "redis": "`redis` probe (PING → +PONG)",
+    "log": "`log` probe (regex on the service log)",
+    "tcp": "`tcp` probe (connect only)",
+    "health": "healthcheck only (500 ms interval), no probe",
+}
+
+
+def _s(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(value: float | None, goal: float) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if value <= goal else "**not met**"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def readme(results: Mapping[str, Any]) -> str:
+    """The Markdown page: headline figures with goals, then the details."""
+    m, o, r = results["machine"], results["overhead"], results["readiness"]
+    merge, expand, goals = results["merge"], results["expand"], results["goals"]
+    k, n = o["jobs"], o["variants"]
+    redis = r["latency_s"].get("redis", {})
+    reps = o["repetitions"]
+    headline = _table(
+        ["figure", "value", "goal", ""],
+        [
+            [
+                f"overhead: stackmatrix / script wall time, {n} variants, `--jobs {k}`",
+                f"**{_s(o['overhead_ratio'], 3)}** ({_s(o['stackmatrix_median_s'])} s / "
+                f"{_s(o['script_median_s'])} s; paired rounds: "
+                f"{', '.join(_s(x, 3) for x in o['overhead_ratio_paired'])})",
+                f"≤ {goals['overhead_ratio']:.2f}",
+                _verdict(o["overhead_ratio"], goals["overhead_ratio"]),
+            ],
+            [
+                f"parallel speed-up: `--jobs 1` / `--jobs {k}`",
+                f"**{_s(o['speedup'])}×** ({_s(o['serial_median_s'])} s / "
+                f"{_s(o['stackmatrix_median_s'])} s)",
+                f"ideal {k}× on {m['nproc']} cores",
+                "",
+            ],
+            [
+                "readiness latency, `redis` probe (service listens → tests start)",
+                f"**{_s(redis.get('median'), 3)} s** (min {_s(redis.get('min'), 3)}, "
+                f"max {_s(redis.get('max'), 3)}, {redis.get('samples', 0)} samples)",
+                f"< {goals['readiness_latency_s']:.2f} s",
+                _verdict(redis.get("median"), goals["readiness_latency_s"]),
+            ],
+            [
+                f"merge {merge['files']} files × {merge['testcases_per_file']} testcases: "
+                "stackmatrix / `junitparser merge`",
+                f"**{_s(merge['ratio'], 3)}** ({_s(merge['stackmatrix_s'])} s / "
+                f"{_s(merge['junitparser_s'])} s)",
+                "< 1",
+                _verdict(merge["ratio"], 1.0),
+            ],
+            [
+                f"expand {expand['combinations']:,} combinations "
+                f"({expand['variants']:,} variants after exclude/include)",
+                f"**{_s(expand['load_expand_s'], 3)} s** load + expand; "
+                f"{_s(expand['list_json_s'], 3)} s with `list --json` output",
+                "",
+                "",
+            ],
+        ],
+    )
+    sbs = _table(
+        ["step (median per variant)", "stackmatrix", "script", "difference"],
+        [
+            [
+                f"{row['step']} — {row['stackmatrix_is']} vs {row['script_is']}",
+                _s(row["stackmatrix_s"]),
+                _s(row["script_s"]),
+                _s(row["difference_s"]),
+            ]
+            for row in o["side_by_side"]
+        ]
+        + [
+            ["whole variant", _s(o["variant_wall_s"]["stackmatrix"]),
+             _s(o["variant_wall_s"]["script"]),
+             _s(_diff(o["variant_wall_s"]["stackmatrix"], o["variant_wall_s"]["script"]))],
+        ],  # fmt: skip
+    )
+    per_variant = _table(
+        ["variant", *PHASES, "gaps", "sum", "script: up --wait", "tests", "logs", "down", "sum"],
+        [
+            [
+                f"`{vid}`",
+                *(_s(row["stackmatrix"][p]) for p in PHASES),
+                _s(row["stackmatrix"]["unaccounted"]),
+                _s(row["stackmatrix"]["wall"]),
+                *(_s(row["script"][p]) for p in ("up", "tests", "logs", "down")),
+                _s(row["script"]["wall"]),
+            ]
+            for vid, row in o["per_variant"].items()
+        ],
+    )
+    readiness = _table(
+        ["how the tests wait", "latency median", "min", "max", "samples", "variant status"],
+        [
+            [
+                WAITS.get(wait, wait),
+                _s(lat["median"], 3),
+                _s(lat["min"], 3),
+                _s(lat["max"], 3),
+                str(lat["samples"]),
+                ", ".join(sorted(set(r["statuses"][wait]))),
+            ]
+            for wait, lat in r["latency_s"].items()
+        ]
+        + [
+            [
+                f"overhead matrix (healthchecks, then `redis` probe): {who}",
+                _s(lat["median"], 3), _s(lat["min"], 3), _s(lat["max"], 3),
+                str(lat["samples"]), "",
+            ]
+            for who, lat in o["readiness_with_healthchecks_s"].items()
+        ],  # fmt: skip
+    )
+    noise = (
+        f"before: {results['noise_before']['running_containers']} running containers, load "
+        f"{results['noise_before']['loadavg_1m']}; after: "
+        f"{results['noise_after']['running_containers']} running containers, load "
+        f"{results['noise_after']['loadavg_1m']}"
+    )
+    dirty = m["worktree_changes_in_src"]
+    source = {
+        "worktree": "the working tree"
+        + (f" (uncommitted changes in src/: {len(dirty)} files)" if dirty else " (clean)"),
+        "head": "the committed tree of this commit (`git archive HEAD src`)",
+    }.get(results["source"], f"a copy of src/ at {results['source']}")
+    leftovers = results["leftovers"]
+    quick = (
+        "\n> **Smoke-test run (`--quick`): one repetition each, small merge. "
+        "Not a publishable result.**\n"
+        if results.get("quick")
+        else ""
+    )
+    return f"""# Benchmarks
+
+Measured on commit `{m["commit"][:12]}` ({m["commit_subject"]}), code under test: {source},
+at {results["measured_at"]}. Machine: {m["nproc"]} cores ({m["cpu_model"]}), {m["memory_gib"]} GiB,
+kernel {m["kernel"]}, Docker Engine {m["docker_server"]} (CLI {m["docker_client"]}), Compose
+{m["docker_compose"]}, Python {m["python"]}. The whole run took {results["took_s"]:.0f} s.
+{quick}
+Reproduce with `scripts/nox -s bench` (or `.venv/bin/python bench/run.py`); `--quick` is a
+one-minute smoke test, `--source head` measures the committed tree only,
+`python bench/bench_publish.py` rewrites this page from `results.json`.
+
+## Headline
+
+{headline}
+
+Every ratio is of two medians taken in the same run; the two sides alternate round by round
+({reps["script"]} script runs, {reps["stackmatrix"]} stackmatrix `--jobs {k}` runs,
+{reps["serial"]} `--jobs 1` runs, after one uncounted warm-up of each). Other people's
+containers share this engine ({noise}), which adds noise: hence medians, and the paired
+per-round ratios beside them. `junitparser merge` ran {len(merge["junitparser_runs_s"])} time(s)
+only, since one run takes minutes; stackmatrix's merge is the median of
+{len(merge["stackmatrix_runs_s"])}. Both wrote {merge["stackmatrix_testcases_out"]:,} and
+{merge["junitparser_testcases_out"]:,} testcases ({merge["input_mib"]} MiB of input).
+
+![wall times, phases and readiness latency](plot.png)
+
+## The overhead matrix
+
+`bench/overhead/matrix.yaml`: {n} variants (flavor a/b/c × size s/m), each a stack of two
+`debian:bookworm-slim` containers with `init: true` running a perl-base TCP server
+(`server.pl`) with a 500 ms healthcheck; a `redis` probe on one of them; a dozen checks
+(`checks.py`, ~1.3 s) on the host. `bench/overhead/script.sh` does the same by hand with
+`compose.yaml`: `docker compose up -d --wait`, two `port` lookups, the checks, `logs`,
+`down -v --remove-orphans`, {k} variants at a time through `xargs -P {k}`. stackmatrix also
+samples `docker stats` during the tests ({_s(o["stats_samples_per_variant"], 0)} samples per
+variant, median), saves logs per service, and writes run.json, junit.xml, summary.md and
+report.html; the script writes one log file and the checks' JUnit file.
+
+Where stackmatrix's time goes: per run, {_s(o["startup_s"])} s before the first variant starts
+(interpreter, imports, spec, engine check) and {_s(o["reports_s"])} s after the last one ends
+(merged JUnit, summary, HTML report). Per variant, the tool's own work — render, build check,
+collect, gaps between phases, and the part of the tests phase that is not the checks process —
+is {_s(o["tool_only_per_variant_s"])} s (median).
+
+{sbs}
+
+Phase medians per variant (seconds; stackmatrix from run.json, `gaps` = variant time not in
+any phase; script from its own timestamps):
+
+{per_variant}
+
+## Readiness latency
+
+`bench/overhead/readiness.yaml`: one service per variant that starts listening 1.5 s after
+its container starts and logs that moment (`listening at <epoch>`, from `gettimeofday`); the
+latency is the `tests` entry of `phase_starts` in run.json minus that moment, {r["rounds"]}
+rounds, `--jobs 2`. A negative latency means the tests started before the service listened.
+
+{readiness}
+
+## Clean-up
+
+Every container, network and volume of these runs carried `io.stackmatrix.run`; after the
+run {leftovers["containers"]} containers, {leftovers["networks"]} networks and
+{leftovers["volumes"]} volumes with the benchmark's run labels were left on the engine.
+Raw repetitions, per-variant phases and all timings are in `results.json`.
+"""
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return round(a - b, 3) if a is not None and b is not None else None
+
+
+def plot(results: Mapping[str, Any], path: Path) -> None:
+    """Three panels: wall time per repetition, phases per variant, readiness latency."""
+    import matplotlib as mpl  # noqa: PLC0415 - slow import, only needed here
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    o, r = results["overhead"], results["readiness"]
+    with mpl.rc_context({"font.size": 9}):
+        figure = Figure(figsize=(13, 4.2), layout="constrained")
+        walls, phases, ready = figure.subplots(1, 3, width_ratios=[1, 1.5, 1])
+        k = o["jobs"]
+        groups = [
+            ("script", f"script\n--jobs {k}"),
+            ("stackmatrix", f"stackmatrix\n--jobs {k}"),
+            ("serial", "stackmatrix\n--jobs 1"),
+        ]
+        for x, (key, _label) in enumerate(groups):
+            values = o["wall_s"][key]
+            if values:
+                walls.bar(x, sorted(values)[len(values) // 2], color="#9ecae1", width=0.6)
+                walls.plot([x] * len(values), values, "o", color="#08519c", markersize=4)
+        walls.set_xticks(range(len(groups)), [label for _, label in groups])
+        walls.set_ylabel("wall time of the whole matrix, s")
+        walls.set_title(
+            f"{o['variants']} variants: median bars, one dot per run\n"
+            f"overhead {o['overhead_ratio']}, speed-up {o['speedup']}×",
+            loc="left",
+        )
+        _phase_panel(phases, o)
+        _readiness_panel(ready, r, results["goals"]["readiness_latency_s"])
+        figure.savefig(path, dpi=110, metadata={"Software": None})
+
+
+def _phase_panel(axes: Any, o: Mapping[str, Any]) -> None:
+    colors = {
+        "render": "#636363", "build": "#969696", "up": "#3182bd", "ready": "#6baed6",
+        "tests": "#31a354", "collect": "#fd8d3c", "down": "#de2d26", "gaps": "#bdbdbd",
+    }  # fmt: skip
+    script_map = {"up": "up", "tests": "tests", "logs": "collect", "down": "down"}
+    rows: list[tuple[str, dict[str, float]]] = []
+    for vid, row in o["per_variant"].items():
+        sm = {p: row["stackmatrix"][p] or 0.0 for p in PHASES}
+        sm["gaps"] = max(0.0, row["stackmatrix"]["unaccounted"] or 0.0)
+        rows.append((f"{vid} stackmatrix", sm))
+        rows.append(
+            (f"{vid} script", {script_map[p]: row["script"][p] or 0.0 for p in script_map})
+        )
+    for y, (_label, parts) in enumerate(reversed(rows)):
+        left = 0.0
+        for phase in (*PHASES, "gaps"):
+            width = parts.get(phase, 0.0)
+            axes.barh(y, width, left=left, color=colors[phase], height=0.7)
+            left += width
+    axes.set_yticks(range(len(rows)), [label for label, _ in reversed(rows)], fontsize=7)
+    axes.set_xlabel("seconds (median per variant)")
+    axes.set_title("phases per variant (script: up --wait, tests, logs, down)", loc="left")
+    handles = [axes.bar(0, 0, color=c, label=p) for p, c in colors.items()]
+    axes.legend(handles=handles, fontsize=7, ncols=4, loc="lower right")
+
+
+def _readiness_panel(axes: Any, r: Mapping[str, Any], goal: float) -> None:
+    waits = list(r["latency_s"])
+    for x, wait in enumerate(waits):
+        values = [
+            v["tests_started_at"] - v["listening_at"]
+            for run in r["runs"]
+            for v in run["variants"]
+            if v["id"] == f"wait-{wait}" and v["tests_started_at"] and v["listening_at"]
+        ]
+        axes.plot([x] * len(values), values, "o", color="#08519c", markersize=4)
+    axes.axhline(goal, color="#de2d26", linestyle="--", linewidth=1, label=f"goal {goal} s")
+    axes.axhline(0, color="black", linewidth=0.6)
+    axes.set_xticks(range(len(waits)), waits)
+    axes.set_ylabel("tests start − service listens, s")
+    axes.set_title("readiness latency by way of waiting", loc="left")
+    axes.legend(fontsize=7)
+
+
+def publish(results: Mapping[str, Any], folder: Path) -> None:
+    """Write README.md and plot.png into *folder*."""
+    (folder / "README.md").write_text(readme(results), encoding="utf-8")
+    plot(results, folder / "plot.png")
+
+
+if __name__ == "__main__":
+    here = Path(__file__).parent
+    publish(json.loads((here / "results.json").read_text(encoding="utf-8")), here)
+    sys.exit(0)
