@@ -11,9 +11,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 LOG = logging.getLogger("stackmatrix")
 MASK = "••••••"
@@ -116,6 +117,20 @@ def run_logged(
         elif cancelled:
             log.write(b"\nstackmatrix: killed: the run was cancelled\n")
     return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled)
+
+
+@contextlib.contextmanager
+def signal_handlers(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Route SIGINT and SIGTERM to *handler* while the block runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

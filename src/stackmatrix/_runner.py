@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ from stackmatrix._console import Console
 from stackmatrix._errors import UsageError
 from stackmatrix._expand import Variant
 from stackmatrix._junit import write_error_junit
+from stackmatrix._proc import signal_handlers
 from stackmatrix._results import RunJournal, Status, VariantResult
 from stackmatrix._spec import Spec
 from stackmatrix._variant import VariantJob, run_variant
@@ -98,17 +99,8 @@ class _Signals:
         else:
             self.console.note(f"{name} again: still tearing down, stacks are never left behind")
 
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def installed(self) -> contextlib.AbstractContextManager[None]:
+        return signal_handlers(self.handle)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from stackmatrix import __version__
 from stackmatrix._errors import StackmatrixError, UsageError
 from stackmatrix._expand import ID_PATTERN, Variant, expand
 from stackmatrix._junit import write_error_junit
+from stackmatrix._proc import signal_handlers
 from stackmatrix._reports import build_reports, github_annotations, summary_text
 from stackmatrix._results import RunJournal, Status, VariantResult, write_json_atomic
 from stackmatrix._runner import exit_code_of, new_run_id, prepare_run_dir, spec_digest
@@ -335,17 +336,8 @@ class _Forwarder:
             with contextlib.suppress(ProcessLookupError):
                 self.worker.send_signal(signal.SIGTERM)
 
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self.handle) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+    def installed(self) -> contextlib.AbstractContextManager[None]:
+        return signal_handlers(self.handle)
 
 
 def _run_worker(
