@@ -298,9 +298,11 @@ def _read_json(path: Path) -> Any:
 
 
 def _from_journal(path: Path, data: Any) -> Snapshot:
+    if not isinstance(data, Mapping):
+        raise _Invalid("not a run journal: not a JSON object")
     try:
         journal = RunJournal.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _Invalid(f"not a readable run journal: {exc!r}") from exc
     report = report_of_journal(journal, path.parent)
     snapshot = snapshot_of(report, str(path))
@@ -344,6 +346,16 @@ _IN_A_DIRECTORY: tuple[tuple[str, Callable[[Path], Snapshot]], ...] = (
 )
 
 
+def _read(reader: Callable[[Path], Snapshot], path: Path) -> Snapshot:
+    """Run *reader*; any sign of a malformed file becomes an _Invalid with its message."""
+    try:
+        return reader(path)
+    except _Invalid:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise _Invalid(f"malformed: {exc!r}") from exc
+
+
 def load_baseline(path: Path) -> Snapshot:
     """The snapshot of a previous run: a run or report directory (its ``results.json``, else
     ``run.json``, else merged ``junit.xml``), or one of those files. Raises ReportError naming
@@ -353,13 +365,13 @@ def load_baseline(path: Path) -> Snapshot:
         if not path.exists():
             raise ReportError(f"{where}: no such file or directory")
         if not path.is_dir():
-            return _from_file(path)
+            return _read(_from_file, path)
         problems: list[str] = []
         for name, read in _IN_A_DIRECTORY:
             if not (path / name).is_file():
                 continue
             try:
-                snapshot = read(path / name)
+                snapshot = _read(read, path / name)
             except _Invalid as exc:
                 problems.append(f"{name}: {exc}")
                 continue

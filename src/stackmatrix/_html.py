@@ -31,7 +31,7 @@ from stackmatrix._summary_changes import (
     change_lines,
     change_title,
     others,
-    tally,
+    tally_words,
 )
 
 MAX_DETAIL_CHARS = 20_000
@@ -231,11 +231,12 @@ def _flaky(report: RunReport) -> str:
     for v in report.variants:
         if v.result.flaky:
             rows.append(
-    XX
-                f"<td>{escape(attempts_note(v))}</td></tr>"
+                f'<tr><td class="variant"><b>{escape(v.id)}</b></td>'
+                f'<td class="note">whole variant</td><td>{escape(attempts_note(v))}</td></tr>'
             )
         rows.extend(
-            f'<tr><td><b>{escape(v.id)}</b></td><td class="case">{escape(test)}</td>'
+            f'<tr><td class="variant"><b>{escape(v.id)}</b></td>'
+            f'<td class="case">{escape(test)}</td>'
             "<td>failed in an earlier attempt, passed on retry</td></tr>"
             for test in v.flaky_tests
         )

@@ -153,7 +153,7 @@ def test_a_run_compared_with_itself_has_no_regression_or_fix(
         tuple(_case("v", test, outcome) for test, outcome in outcomes),
     )
     comparison = compare(snapshot, snapshot)
-    found = {c.change for c in (*comparison.variants, *comparison.cases)}
+    found = {v.change for v in comparison.variants} | {c.change for c in comparison.cases}
     assert found <= {Change.UNCHANGED, Change.STILL_FAILING}
     assert not comparison.changed
 
@@ -307,7 +307,9 @@ def _section(markdown: str, heading: str) -> list[str]:
     return body
 
 
-def test_summary_shows_the_four_classes_first(previous: Path, current: Path, tmp_path: Path) -> None:
+def test_summary_shows_the_four_classes_first(
+    previous: Path, current: Path, tmp_path: Path
+) -> None:
     paths = build_reports([current], tmp_path / "report", baseline=previous)
     md = paths.summary.read_text(encoding="utf-8")
     lines = md.splitlines()
@@ -554,42 +556,39 @@ def test_tests_of_a_variant_that_could_not_run_keep_their_history(
 # Baselines that cannot be used
 
 
+BAD_STATUS = (
+    '{"kind": "stackmatrix-results", "format": 1, "variants": [{"id": "x", "status": "melted"}]}'
+)
+
+
 @pytest.mark.parametrize(
-    ("make", "problem"),
+    ("name", "content", "problem"),
     [
-        (lambda p: p / "nope", "no such file or directory"),
-        (lambda p: (p / "empty").mkdir() or p / "empty", "not a run or report directory"),
+        ("nope", None, "no such file or directory"),
+        ("empty", "", "not a run or report directory"),
+        ("results.json", "{oops", "not valid JSON"),
+        ("other.json", '{"a": 1}', "neither a run journal (run.json) nor a results.json"),
+        ("plain.xml", "<testsuite/>", "not a report merged by stackmatrix"),
+        ("r.json", BAD_STATUS, "variants[0]: 'melted' is not a valid Status"),
+        ("newer.json", '{"kind": "stackmatrix-results", "format": 99}', "format 99 is not"),
+        ("list.json", "[1]", "neither a run journal"),
+        ("journal.json", '{"run_id": "r", "variants": [1]}', "not a readable run journal"),
         (
-            lambda p: (p / "results.json").write_text("{oops", "utf-8") and p / "results.json",
-            "not valid JSON",
-        ),
-        (
-            lambda p: (p / "other.json").write_text('{"a": 1}', "utf-8") and p / "other.json",
-            "neither a run journal (run.json) nor a results.json",
-        ),
-        (
-            lambda p: (p / "plain.xml").write_text("<testsuite/>", "utf-8") and p / "plain.xml",
-            "not a report merged by stackmatrix",
-        ),
-        (
-            lambda p: (p / "r.json").write_text(
-                '{"kind": "stackmatrix-results", "format": 1, "variants": [{"id": "x",'
-                ' "status": "melted"}]}',
-                "utf-8",
-            )
-            and p / "r.json",
-            "variants[0]: 'melted' is not a valid Status",
+            "attempts.json",
+            '{"kind": "stackmatrix-results", "format": 1,'
+            ' "variants": [{"id": "x", "status": "passed", "attempts": "many"}]}',
+            "malformed: ValueError",
         ),
     ],
-    ids=["missing", "empty dir", "broken json", "other json", "plain junit", "bad status"],
 )
 def test_unusable_baseline_names_path_and_problem(
-    make: object, problem: str, tmp_path: Path
+    name: str, content: str | None, problem: str, tmp_path: Path
 ) -> None:
-    assert callable(make)
-    junk = tmp_path / "junk"
-    junk.mkdir()
-    path = make(junk)
+    path = tmp_path / name
+    if content == "":
+        path.mkdir()
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
     with pytest.raises(ReportError) as caught:
         load_baseline(path)
     assert str(caught.value).startswith(f"baseline {path}: ")

@@ -1,0 +1,1 @@
+"""Fixture files and helpers of the fault-injection, hostile-input and load tests."""
