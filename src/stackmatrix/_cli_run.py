@@ -26,6 +26,7 @@ from stackmatrix._runner import (
     select_shard,
 )
 from stackmatrix._stack import docker_client
+from stackmatrix._summary_changes import tally_words
 
 
 def ensure_engine() -> None:
@@ -200,6 +201,11 @@ def _report(args: argparse.Namespace) -> int:
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("stackmatrix-report"))
     paths = build_reports(args.run_dirs, out, baseline=args.baseline)
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
+    if paths.results is not None:
+        print(f"results.json {paths.results}")
+    if paths.comparison is not None:
+        words = ", ".join(w for _change, w in tally_words(paths.comparison))
+        print(f"compared with {paths.comparison.baseline}: {words}")
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
