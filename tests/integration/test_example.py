@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 VARIANTS = ("postgres-13_redis-off", "postgres-17_redis-on")
 
-pytestmark = pytest.mark.usefixtures("docker_engine")
+# On a fresh machine the first test also builds the PostgreSQL and Redis images.
+pytestmark = [pytest.mark.usefixtures("docker_engine"), pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
