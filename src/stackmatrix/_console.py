@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stackmatrix._expand import Variant
+from stackmatrix._reports import summary_text
 from stackmatrix._results import RunJournal, Status, VariantResult
 
 MARK = {
@@ -104,7 +105,7 @@ class Console:
             self._ticker.join()
         with self._lock:
             self._clear_board()
-            self._write("\n" + results_table(journal.variants) + "\n")
+            self._write("\n" + self._summary(journal, run_dir) + "\n")
             for name in ("summary.md", "report.html", "junit.xml"):
                 if (run_dir / name).exists():
                     self._write(f"{name:<12} {run_dir / name}\n")
@@ -112,6 +113,14 @@ class Console:
             self._write(f"exit code {journal.exit_code}\n")
 
     # -- rendering ------------------------------------------------------------------------
+
+    @staticmethod
+    def _summary(journal: RunJournal, run_dir: Path) -> str:
+        """The reports' plain-text summary (table and failures), else a bare table."""
+        try:
+            return summary_text([run_dir]).rstrip()
+        except Exception:
+            return results_table(journal.variants)
 
     def _block(self, result: VariantResult) -> str:
         counts = result.tests
