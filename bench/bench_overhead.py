@@ -6,6 +6,7 @@ repeats them, takes medians and ratios. Nothing here decides what is good or bad
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -120,13 +121,11 @@ def run_script(
     variants = []
     for name in SCRIPT_VARIANTS:
         folder = out / name
-        stamps = dict(
-            (phase, float(at))
-            for phase, at in (line.split() for line in _read(folder / "times").splitlines())
-        )
+        lines = (line.split() for line in _read(folder / "times").splitlines())
+        stamps = {phase: float(at) for phase, at in lines}
         order = ["up", "tests", "logs", "down", "end"]
         present = [p for p in order if p in stamps]
-        phases = {a: round(stamps[b] - stamps[a], 3) for a, b in zip(present, present[1:])}
+        phases = {a: round(stamps[b] - stamps[a], 3) for a, b in itertools.pairwise(present)}
         listened = listen_times(_read(folder / "logs" / "all.log"))
         variants.append(
             {

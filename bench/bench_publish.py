@@ -1,6 +1,6 @@
 """Turn bench/results.json into bench/README.md and bench/plot.png.
 
-    python bench/bench_publish.py      # rewrite both from the committed results.json
+python bench/bench_publish.py      # rewrite both from the committed results.json
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 PHASES = ("render", "build", "up", "ready", "tests", "collect", "down")
 WAITS = {
-    "redis": "`redis` probe (PING → +PONG)",
+    "redis": "`redis` probe (PING -> +PONG)",
     "log": "`log` probe (regex on the service log)",
     "tcp": "`tcp` probe (connect only)",
     "health": "healthcheck only (500 ms interval), no probe",
@@ -21,7 +21,7 @@ WAITS = {
 
 
 def _s(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def _verdict(value: float | None, goal: float) -> str:
@@ -56,20 +56,20 @@ def readme(results: Mapping[str, Any]) -> str:
             ],
             [
                 f"parallel speed-up: `--jobs 1` / `--jobs {k}`",
-                f"**{_s(o['speedup'])}×** ({_s(o['serial_median_s'])} s / "
+                f"**{_s(o['speedup'])}x** ({_s(o['serial_median_s'])} s / "
                 f"{_s(o['stackmatrix_median_s'])} s)",
-                f"ideal {k}× on {m['nproc']} cores",
+                f"ideal {k}x on {m['nproc']} cores",
                 "",
             ],
             [
-                "readiness latency, `redis` probe (service listens → tests start)",
+                "readiness latency, `redis` probe (service listens -> tests start)",
                 f"**{_s(redis.get('median'), 3)} s** (min {_s(redis.get('min'), 3)}, "
                 f"max {_s(redis.get('max'), 3)}, {redis.get('samples', 0)} samples)",
                 f"< {goals['readiness_latency_s']:.2f} s",
                 _verdict(redis.get("median"), goals["readiness_latency_s"]),
             ],
             [
-                f"merge {merge['files']} files × {merge['testcases_per_file']} testcases: "
+                f"merge {merge['files']} files x {merge['testcases_per_file']} testcases: "
                 "stackmatrix / `junitparser merge`",
                 f"**{_s(merge['ratio'], 3)}** ({_s(merge['stackmatrix_s'])} s / "
                 f"{_s(merge['junitparser_s'])} s)",
@@ -98,10 +98,13 @@ def readme(results: Mapping[str, Any]) -> str:
             for row in o["side_by_side"]
         ]
         + [
-            ["whole variant", _s(o["variant_wall_s"]["stackmatrix"]),
-             _s(o["variant_wall_s"]["script"]),
-             _s(_diff(o["variant_wall_s"]["stackmatrix"], o["variant_wall_s"]["script"]))],
-        ],  # fmt: skip
+            [
+                "whole variant",
+                _s(o["variant_wall_s"]["stackmatrix"]),
+                _s(o["variant_wall_s"]["script"]),
+                _s(_diff(o["variant_wall_s"]["stackmatrix"], o["variant_wall_s"]["script"])),
+            ],
+        ],
     )
     per_variant = _table(
         ["variant", *PHASES, "gaps", "sum", "script: up --wait", "tests", "logs", "down", "sum"],
@@ -133,11 +136,14 @@ def readme(results: Mapping[str, Any]) -> str:
         + [
             [
                 f"overhead matrix (healthchecks, then `redis` probe): {who}",
-                _s(lat["median"], 3), _s(lat["min"], 3), _s(lat["max"], 3),
-                str(lat["samples"]), "",
+                _s(lat["median"], 3),
+                _s(lat["min"], 3),
+                _s(lat["max"], 3),
+                str(lat["samples"]),
+                "",
             ]
             for who, lat in o["readiness_with_healthchecks_s"].items()
-        ],  # fmt: skip
+        ],
     )
     noise = (
         f"before: {results['noise_before']['running_containers']} running containers, load "
@@ -186,15 +192,15 @@ only, since one run takes minutes; stackmatrix's merge is the median of
 
 ## The overhead matrix
 
-`bench/overhead/matrix.yaml`: {n} variants (flavor a/b/c × size s/m), each a stack of two
+`bench/overhead/matrix.yaml`: {n} variants (flavor a/b/c x size s/m), each a stack of two
 `debian:bookworm-slim` containers with `init: true` running a perl-base TCP server
 (`server.pl`) with a 500 ms healthcheck; a `redis` probe on one of them; a dozen checks
 (`checks.py`, ~1.3 s) on the host. `bench/overhead/script.sh` does the same by hand with
 `compose.yaml`: `docker compose up -d --wait`, two `port` lookups, the checks, `logs`,
 `down -v --remove-orphans`, {k} variants at a time through `xargs -P {k}`. stackmatrix also
-samples `docker stats` during the tests ({_s(o["stats_samples_per_variant"], 0)} samples per
-variant, median), saves logs per service, and writes run.json, junit.xml, summary.md and
-report.html; the script writes one log file and the checks' JUnit file.
+samples `docker stats` during the tests ({_s(o["stats_samples_per_variant"], 0)} sample(s) per
+variant, median, at 1 s intervals), saves logs per service, and writes run.json, junit.xml,
+summary.md and report.html; the script writes one log file and the checks' JUnit file.
 
 Where stackmatrix's time goes: per run, {_s(o["startup_s"])} s before the first variant starts
 (interpreter, imports, spec, engine check) and {_s(o["reports_s"])} s after the last one ends
@@ -209,6 +215,8 @@ any phase; script from its own timestamps):
 
 {per_variant}
 
+{costs(o)}
+{candidate(results)}
 ## Readiness latency
 
 `bench/overhead/readiness.yaml`: one service per variant that starts listening 1.5 s after
@@ -227,8 +235,72 @@ Raw repetitions, per-variant phases and all timings are in `results.json`.
 """
 
 
+def costs(o: Mapping[str, Any]) -> str:
+    """The largest costs of the tool itself, as this run measured them."""
+    side = {row["step"]: row for row in o["side_by_side"]}
+    excess = o.get("tests_minus_checks_s", {})
+    rows = [
+        ["start-up before the first variant starts", "per run", _s(o["startup_s"]), "0",
+         "interpreter and imports, spec, engine check (`docker info`, `compose version`)"],
+        ["reports after the last variant ends", "per run", _s(o["reports_s"]), "0",
+         "junit.xml, summary.md, report.html (one resource plot per variant)"],
+        ["tests phase beyond the checks process", "per variant",
+         _s(excess.get("stackmatrix")), _s(excess.get("script")),
+         "stackmatrix: starting the stats sampler and waiting for its last `docker stats "
+         "--no-stream` (1-2 s each); script: two `docker compose port` lookups"],
+        ["collect vs `logs`", "per variant", _s(side["logs"]["stackmatrix_s"]),
+         _s(side["logs"]["script_s"]),
+         "one `docker compose logs SERVICE` per service, then stats.json; script: one call"],
+        ["up + ready vs `up -d --wait`", "per variant",
+         _s(side["bring-up and readiness"]["stackmatrix_s"]),
+         _s(side["bring-up and readiness"]["script_s"]),
+         "polls `compose ps` + one `inspect` per container every 0.1 s, then the probes"],
+    ]  # fmt: skip
+    table = _table(["cost (median)", "counted", "stackmatrix, s", "script, s", "what"], rows)
+    return f"### Where the tool's own time goes\n\n{table}\n"
+
+
+def candidate(results: Mapping[str, Any]) -> str:
+    """A changed copy of src/ timed in the same rounds, when the run had one."""
+    found = results["overhead"].get("candidate")
+    if not found:
+        return ""
+    measured, changed = found["measured"], found["candidate"]
+    keys = [("wall_s", "whole matrix, `--jobs K`"), ("startup_s", "start-up"),
+            ("reports_s", "reports"), ("up_s", "up (per variant)"),
+            ("ready_s", "ready (per variant)"),
+            ("tests_minus_checks_s", "tests phase beyond the checks (per variant)"),
+            ("collect_s", "collect (per variant)"), ("down_s", "down (per variant)")]  # fmt: skip
+    table = _table(
+        ["median, s", "measured tree", "changed copy", "difference"],
+        [
+            [label, _s(measured[key]), _s(changed[key]), _s(_diff(changed[key], measured[key]))]
+            for key, label in keys
+        ],
+    )
+    ready = results.get("readiness_candidate", {}).get("latency_s", {})
+    lines = ", ".join(f"{w}: {_s(lat['median'], 3)} s" for w, lat in ready.items())
+    paired = ", ".join(_s(x, 3) for x in found["overhead_ratio_paired"])
+    return f"""### A changed copy of src/, timed in the same rounds
+
+A copy of src/ with the changes proposed for the costs above (`--candidate`; not part of the
+measured commit) ran `--jobs K` in every round beside the measured tree: overhead ratio
+**{_s(found["overhead_ratio"], 3)}** against the script (paired: {paired}), and
+{_s(found["versus_measured"], 3)} times the measured tree's wall time.
+{f"Its readiness latency: {lines}." if lines else ""}
+
+{table}
+"""
+
+
 def _diff(a: float | None, b: float | None) -> float | None:
     return round(a - b, 3) if a is not None and b is not None else None
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def plot(results: Mapping[str, Any], path: Path) -> None:
@@ -246,20 +318,42 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
             ("stackmatrix", f"stackmatrix\n--jobs {k}"),
             ("serial", "stackmatrix\n--jobs 1"),
         ]
+        if o["runs"].get("candidate"):
+            groups.append(("candidate", f"changed copy\n--jobs {k}"))
         for x, (key, _label) in enumerate(groups):
-            values = o["wall_s"][key]
-            if values:
-                walls.bar(x, sorted(values)[len(values) // 2], color="#9ecae1", width=0.6)
-                walls.plot([x] * len(values), values, "o", color="#08519c", markersize=4)
+            runs = [run for run in o["runs"][key] if run["valid"]]
+            if not runs:
+                continue
+            walls.plot([x] * len(runs), [run["wall_s"] for run in runs], "o", color="#08519c",
+                       markersize=4, zorder=3)  # fmt: skip
+            middle = _median([run["wall_s"] for run in runs])
+            if key == "script":
+                walls.bar(x, middle, color="#9ecae1", width=0.6)
+                continue
+            startup = _median([run["startup_s"] or 0.0 for run in runs])
+            reports = _median([run["reports_s"] or 0.0 for run in runs])
+            segments = (
+                (startup, "#969696", "start-up"),
+                (middle - startup - reports, "#9ecae1", "variants"),
+                (reports, "#fd8d3c", "reports"),
+            )
+            bottom = 0.0
+            for height, color, label in segments:
+                walls.bar(x, height, bottom=bottom, color=color, width=0.6,
+                          label=label if x == 1 else None)  # fmt: skip
+                bottom += height
+        walls.legend(fontsize=7, loc="upper left")
         walls.set_xticks(range(len(groups)), [label for _, label in groups])
         walls.set_ylabel("wall time of the whole matrix, s")
         walls.set_title(
             f"{o['variants']} variants: median bars, one dot per run\n"
-            f"overhead {o['overhead_ratio']}, speed-up {o['speedup']}×",
+            f"overhead {o['overhead_ratio']}, speed-up {o['speedup']}x",
             loc="left",
         )
         _phase_panel(phases, o)
-        _readiness_panel(ready, r, results["goals"]["readiness_latency_s"])
+        _readiness_panel(
+            ready, r, results.get("readiness_candidate"), results["goals"]["readiness_latency_s"]
+        )
         figure.savefig(path, dpi=110, metadata={"Software": None})
 
 
@@ -274,9 +368,7 @@ def _phase_panel(axes: Any, o: Mapping[str, Any]) -> None:
         sm = {p: row["stackmatrix"][p] or 0.0 for p in PHASES}
         sm["gaps"] = max(0.0, row["stackmatrix"]["unaccounted"] or 0.0)
         rows.append((f"{vid} stackmatrix", sm))
-        rows.append(
-            (f"{vid} script", {script_map[p]: row["script"][p] or 0.0 for p in script_map})
-        )
+        rows.append((f"{vid} script", {script_map[p]: row["script"][p] or 0.0 for p in script_map}))
     for y, (_label, parts) in enumerate(reversed(rows)):
         left = 0.0
         for phase in (*PHASES, "gaps"):
@@ -287,23 +379,32 @@ def _phase_panel(axes: Any, o: Mapping[str, Any]) -> None:
     axes.set_xlabel("seconds (median per variant)")
     axes.set_title("phases per variant (script: up --wait, tests, logs, down)", loc="left")
     handles = [axes.bar(0, 0, color=c, label=p) for p, c in colors.items()]
-    axes.legend(handles=handles, fontsize=7, ncols=4, loc="lower right")
+    axes.legend(
+        handles=handles, fontsize=7, ncols=8, loc="upper center", bbox_to_anchor=(0.5, -0.12)
+    )
 
 
-def _readiness_panel(axes: Any, r: Mapping[str, Any], goal: float) -> None:
+def _readiness_panel(
+    axes: Any, r: Mapping[str, Any], changed: Mapping[str, Any] | None, goal: float
+) -> None:
     waits = list(r["latency_s"])
-    for x, wait in enumerate(waits):
-        values = [
-            v["tests_started_at"] - v["listening_at"]
-            for run in r["runs"]
-            for v in run["variants"]
-            if v["id"] == f"wait-{wait}" and v["tests_started_at"] and v["listening_at"]
-        ]
-        axes.plot([x] * len(values), values, "o", color="#08519c", markersize=4)
+    sets = [(r, "#08519c", "measured tree", -0.1)]
+    if changed:
+        sets.append((changed, "#fd8d3c", "changed copy", 0.1))
+    for found, color, label, shift in sets:
+        for x, wait in enumerate(waits):
+            values = [
+                v["tests_started_at"] - v["listening_at"]
+                for run in found["runs"]
+                for v in run["variants"]
+                if v["id"] == f"wait-{wait}" and v["tests_started_at"] and v["listening_at"]
+            ]
+            axes.plot([x + shift] * len(values), values, "o", color=color, markersize=4,
+                      label=label if x == 0 else None)  # fmt: skip
     axes.axhline(goal, color="#de2d26", linestyle="--", linewidth=1, label=f"goal {goal} s")
     axes.axhline(0, color="black", linewidth=0.6)
     axes.set_xticks(range(len(waits)), waits)
-    axes.set_ylabel("tests start − service listens, s")
+    axes.set_ylabel("tests start - service listens, s")
     axes.set_title("readiness latency by way of waiting", loc="left")
     axes.legend(fontsize=7)
 

@@ -120,9 +120,16 @@ def code_under_test(source: str, scratch: Path) -> Iterator[dict[str, str]]:
 class Bench:
     """The repetitions of the engine benchmarks and the run ids they used."""
 
-    def __init__(self, scratch: Path, env: Mapping[str, str], jobs: int) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        env: Mapping[str, str],
+        jobs: int,
+        candidate_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.scratch = scratch
         self.env = env
+        self.candidate_env = candidate_env
         self.jobs = jobs
         self.count = 0
         self.run_ids: list[str] = []
@@ -138,11 +145,15 @@ class Bench:
         self._check("script", result)
         return result
 
-    def stackmatrix(self, matrix: Path, jobs: int, *, experimental: bool = False) -> dict[str, Any]:
-        result = ovh.run_stackmatrix(matrix, self._out(f"{matrix.stem}-j{jobs}"), jobs, self.env)
+    def stackmatrix(
+        self, matrix: Path, jobs: int, *, experimental: bool = False, candidate: bool = False
+    ) -> dict[str, Any]:
+        env = self.candidate_env if candidate and self.candidate_env else self.env
+        what = f"{'candidate' if candidate else 'stackmatrix'} {matrix.name} --jobs {jobs}"
+        result = ovh.run_stackmatrix(matrix, self._out(f"{matrix.stem}-j{jobs}"), jobs, env)
         if result["run_id"]:
             self.run_ids.append(result["run_id"])
-        self._check(f"stackmatrix {matrix.name} --jobs {jobs}", result, experimental)
+        self._check(what, result, experimental)
         return result
 
     def _check(self, what: str, result: dict[str, Any], experimental: bool = False) -> None:
@@ -153,16 +164,23 @@ class Bench:
 
 
 def overhead_rounds(bench: Bench, rounds: int, serial_rounds: int) -> dict[str, Any]:
-    """Interleaved repetitions: script --jobs K, stackmatrix --jobs K, stackmatrix --jobs 1."""
+    """Interleaved repetitions: script --jobs K, stackmatrix --jobs K, stackmatrix --jobs 1
+    (and a candidate source tree --jobs K when one is given)."""
     log("warm-up (not counted): script and stackmatrix once each")
     bench.script()
     bench.stackmatrix(ovh.MATRIX, bench.jobs)
     runs: dict[str, list[dict[str, Any]]] = {"script": [], "stackmatrix": [], "serial": []}
+    if bench.candidate_env:
+        runs["candidate"] = []
     for index in range(rounds):
         order: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("script", bench.script),
             ("stackmatrix", lambda: bench.stackmatrix(ovh.MATRIX, bench.jobs)),
         ]
+        if bench.candidate_env:
+            order.append(
+                ("candidate", lambda: bench.stackmatrix(ovh.MATRIX, bench.jobs, candidate=True))
+            )
         if index % 2:
             order.reverse()
         if index < serial_rounds:
@@ -209,15 +227,17 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
         return median([v[key] for v in sm_variants])
 
     def tool_only(v: Mapping[str, Any]) -> float:
-        p = v["phases"]
-        checks = v["checks_s"] or 0.0
+        p: Mapping[str, float] = v["phases"]
+        checks: float = v["checks_s"] or 0.0
+        unaccounted: float = v["unaccounted_s"]
         return (
             p.get("render", 0) + p.get("build", 0) + p.get("collect", 0)
-            + v["unaccounted_s"] + (p.get("tests", 0) - checks)
+            + unaccounted + (p.get("tests", 0) - checks)
         )  # fmt: skip
 
     script_phase = {
-        p: median([v["phases"].get(p) for v in sc_variants]) for p in ("up", "tests", "logs", "down")
+        p: median([v["phases"].get(p) for v in sc_variants])
+        for p in ("up", "tests", "logs", "down")
     }
     sm_up_ready = median([v["phases"]["up"] + v["phases"]["ready"] for v in sm_variants])
     comparison = [
@@ -229,7 +249,9 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
         ("checks process alone", sm("checks_s"), median([v["checks_s"] for v in sc_variants]),
          "checks.py", "checks.py"),
     ]  # fmt: skip
-    script_wall, sm_wall, serial_wall = (median(walls[n]) for n in ("script", "stackmatrix", "serial"))
+    script_wall, sm_wall, serial_wall = (
+        median(walls[n]) for n in ("script", "stackmatrix", "serial")
+    )
     return {
         "variants": len(ovh.SCRIPT_VARIANTS),
         "services_per_variant": 2,
@@ -246,26 +268,82 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
         "speedup": ratio(serial_wall, sm_wall),
         "startup_s": median([r["startup_s"] for r in valid["stackmatrix"]]),
         "reports_s": median([r["reports_s"] for r in valid["stackmatrix"]]),
-        "variant_wall_s": {"stackmatrix": sm("wall_s"), "script": median(
-            [v["wall_s"] for v in sc_variants])},  # fmt: skip
+        "variant_wall_s": {
+            "stackmatrix": sm("wall_s"),
+            "script": median([v["wall_s"] for v in sc_variants]),
+        },
         "phases_median_s": phases,
         "unaccounted_median_s": sm("unaccounted_s"),
         "tool_only_per_variant_s": median([tool_only(v) for v in sm_variants]),
+        "tests_minus_checks_s": {
+            "stackmatrix": median([_excess(v) for v in sm_variants]),
+            "script": median([_excess(v) for v in sc_variants]),
+        },
         "stats_samples_per_variant": median([v["stats_samples"] for v in sm_variants]),
         "script_phases_median_s": script_phase,
         "side_by_side": [
-            {"step": step, "stackmatrix_s": a, "script_s": b, "difference_s": (
-                round(a - b, 3) if a is not None and b is not None else None),
-             "stackmatrix_is": sa, "script_is": sb}
+            {
+                "step": step,
+                "stackmatrix_s": a,
+                "script_s": b,
+                "difference_s": (round(a - b, 3) if a is not None and b is not None else None),
+                "stackmatrix_is": sa,
+                "script_is": sb,
+            }
             for step, a, b, sa, sb in comparison
-        ],  # fmt: skip
+        ],
         "per_variant": per_variant,
         "readiness_with_healthchecks_s": {
-            "stackmatrix": _latency([v for v in sm_variants]),
+            "stackmatrix": _latency(sm_variants),
             "script": _latency(sc_variants),
         },
+        "candidate": _candidate(runs, valid, script_wall, sm_wall) if "candidate" in runs else None,
         "runs": runs,
     }
+
+
+def _candidate(
+    runs: Mapping[str, list[dict[str, Any]]],
+    valid: Mapping[str, list[dict[str, Any]]],
+    script_wall: float | None,
+    sm_wall: float | None,
+) -> dict[str, Any]:
+    """The candidate tree against the script and against the measured tree, same rounds."""
+    wall = median([r["wall_s"] for r in valid["candidate"]])
+    variants = {
+        name: [v for r in valid[name] for v in r["variants"]]
+        for name in ("stackmatrix", "candidate")
+    }
+
+    def facts(name: str) -> dict[str, Any]:
+        vs = variants[name]
+        return {
+            "wall_s": median([r["wall_s"] for r in valid[name]]),
+            "startup_s": median([r["startup_s"] for r in valid[name]]),
+            "reports_s": median([r["reports_s"] for r in valid[name]]),
+            "tests_minus_checks_s": median([_excess(v) for v in vs]),
+            **{f"{p}_s": median([v["phases"].get(p) for v in vs]) for p in ovh.PHASES},
+        }
+
+    paired = [
+        c["wall_s"] / s["wall_s"]
+        for c, s in zip(runs["candidate"], runs["script"], strict=False)
+        if c["valid"] and s["valid"]
+    ]
+    return {
+        "overhead_ratio": ratio(wall, script_wall),
+        "overhead_ratio_paired": [round(r, 3) for r in paired],
+        "versus_measured": ratio(wall, sm_wall),
+        "measured": facts("stackmatrix"),
+        "candidate": facts("candidate"),
+    }
+
+
+def _excess(v: Mapping[str, Any]) -> float | None:
+    """Time of the tests phase not spent in the checks process."""
+    checks = v["checks_s"]
+    tests: float | None = v["phases"].get("tests")
+    return None if checks is None or tests is None else tests - checks
 
 
 def _latency(variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -282,9 +360,12 @@ def _latency(variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def readiness_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
+def readiness_rounds(bench: Bench, rounds: int, *, candidate: bool = False) -> dict[str, Any]:
     """The readiness matrix *rounds* times; latency per way of waiting."""
-    runs = [bench.stackmatrix(ovh.READINESS, 2, experimental=True) for _ in range(rounds)]
+    runs = [
+        bench.stackmatrix(ovh.READINESS, 2, experimental=True, candidate=candidate)
+        for _ in range(rounds)
+    ]
     by_wait: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         for v in run["variants"]:
@@ -294,8 +375,9 @@ def readiness_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
         "server_listen_delay_s": 1.5,
         "latency_s": {wait: _latency(vs) for wait, vs in by_wait.items()},
         "statuses": {wait: [v["status"] for v in vs] for wait, vs in by_wait.items()},
-        "ready_phase_s": {wait: median([v["phases"].get("ready") for v in vs])
-                          for wait, vs in by_wait.items()},  # fmt: skip
+        "ready_phase_s": {
+            wait: median([v["phases"].get("ready") for v in vs]) for wait, vs in by_wait.items()
+        },
         "runs": runs,
     }
 
@@ -357,43 +439,64 @@ def expand_benchmark(env: Mapping[str, str], repeat: int) -> dict[str, Any]:
     return result
 
 
-def main() -> int:
-    """Run the benchmarks, write the results; exit 1 when a run was invalid or left objects."""
+def parse_args() -> argparse.Namespace:
+    """The command line; ``--quick`` shrinks every repetition count to one."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=3, help="K: stacks at a time (default 3)")
     parser.add_argument("--rounds", type=int, default=4, help="script vs stackmatrix pairs")
     parser.add_argument("--serial-rounds", type=int, default=3, help="stackmatrix --jobs 1 runs")
     parser.add_argument("--readiness-rounds", type=int, default=3)
     parser.add_argument("--merge-repeat", type=int, default=3, help="stackmatrix merge runs")
-    parser.add_argument("--junitparser-repeat", type=int, default=1,
-                        help="junitparser merge runs (one takes minutes)")  # fmt: skip
+    parser.add_argument(
+        "--junitparser-repeat", type=int, default=1, help="junitparser runs (one takes minutes)"
+    )
     parser.add_argument("--expand-repeat", type=int, default=5)
-    parser.add_argument("--source", default="worktree",
-                        help="code to measure: worktree (default), head, or a src folder")  # fmt: skip
-    parser.add_argument("--quick", action="store_true",
-                        help="one round of each, small merge: a smoke test, not for publishing")  # fmt: skip
+    parser.add_argument(
+        "--source", default="worktree", help="what to measure: worktree, head, or a src folder"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="one round of each, small merge: a smoke test"
+    )
+    parser.add_argument(
+        "--candidate",
+        type=Path,
+        metavar="SRC",
+        help="also time a changed copy of src/ (its stackmatrix package) in the same rounds",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "results.json")
     parser.add_argument("--keep-runs", action="store_true", help="keep the run folders")
     args = parser.parse_args()
-    merge_size = (200, 500)
+    args.merge_size = (200, 500)
     if args.quick:
         args.rounds = args.serial_rounds = args.readiness_rounds = 1
-        args.merge_repeat = args.junitparser_repeat = 1
-        args.expand_repeat = 1
-        merge_size = (20, 500)
+        args.merge_repeat = args.junitparser_repeat = args.expand_repeat = 1
+        args.merge_size = (20, 500)
+    return args
+
+
+def main() -> int:
+    """Run the benchmarks, write the results; exit 1 when a run was invalid or left objects."""
+    args = parse_args()
     began = time.time()
     results: dict[str, Any] = {"machine": machine_facts(), "source": args.source}
     results["noise_before"] = ovh.engine_noise()
-    log(f"measuring {results['machine']['commit'][:12]} ({args.source}); noise "
-        f"{results['noise_before']}")  # fmt: skip
+    log(f"measuring {results['machine']['commit'][:12]} ({args.source}): {results['noise_before']}")
     scratch = Path(tempfile.mkdtemp(prefix="stackmatrix-bench-"))
     bench: Bench | None = None
     try:
         with code_under_test(args.source, scratch) as env:
-            bench = Bench(scratch, env, args.jobs)
+            candidate_env = None
+            if args.candidate:
+                candidate_env = {**env, "PYTHONPATH": str(args.candidate.resolve())}
+                results["candidate_source"] = str(args.candidate)
+            bench = Bench(scratch, env, args.jobs, candidate_env)
             runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
             results["overhead"] = summarize_overhead(runs, args.jobs)
             results["readiness"] = readiness_rounds(bench, args.readiness_rounds)
+            if candidate_env:
+                results["readiness_candidate"] = readiness_rounds(
+                    bench, min(args.readiness_rounds, 2), candidate=True
+                )
             results["noise_after"] = ovh.engine_noise()
             results["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
             results["expand"] = expand_benchmark(env, args.expand_repeat)
@@ -401,7 +504,7 @@ def main() -> int:
         if args.source != "worktree":
             sys.path.insert(0, env["PYTHONPATH"])
         results["merge"] = merge_benchmark(
-            args.merge_repeat, args.junitparser_repeat, *merge_size
+            args.merge_repeat, args.junitparser_repeat, *args.merge_size
         )
     finally:
         if bench is not None:

@@ -26,7 +26,9 @@ def ping(address: str) -> str:
 
 def main() -> int:
     """Ping the service and write the report."""
-    address = next(v for k, v in os.environ.items() if k.startswith("STACKMATRIX_") and k.endswith("_7000"))
+    address = next(
+        v for k, v in os.environ.items() if k.startswith("STACKMATRIX_") and k.endswith("_7000")
+    )
     reply = ping(address)
     suite = ET.SubElement(ET.Element("testsuites"), "testsuite", {"name": "ready", "tests": "1"})
     case = ET.SubElement(suite, "testcase", {"classname": "ready", "name": "test_answers_ping"})

@@ -33,7 +33,8 @@ def ensure_engine() -> None:
     """Fail fast, with a hint, when the engine or Compose v2 cannot be used."""
     client = docker_client()
     try:
-        client.info()
+        if client.version().server is None:
+            raise DockerException(["docker", "version"], 1, b"", b"no server answered")
     except (DockerException, FileNotFoundError) as error:
         raise EngineError(
             "the Docker engine is not reachable (is dockerd running? scripts/bootstrap.sh "

@@ -25,6 +25,7 @@ from stackmatrix._spec import (
 )
 
 ATTEMPT_TIMEOUT = 1.0
+TCP_SETTLE = 0.1
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,7 @@ def attempt(probe: Probe, ctx: ProbeContext) -> str | None:
     try:
         match probe:
             case TcpProbe():
-                with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT):
-                    return None
+                return _tcp(ctx, probe)
             case HttpProbe():
                 return _http(ctx, probe)
             case PostgresProbe():
@@ -77,6 +77,18 @@ def attempt(probe: Probe, ctx: ProbeContext) -> str | None:
 
 def _addr(ctx: ProbeContext, port: int) -> tuple[str, int]:
     return ("127.0.0.1", ctx.host_port(port))
+
+
+def _tcp(ctx: ProbeContext, probe: TcpProbe) -> str | None:
+    """Connected and not closed at once: docker-proxy accepts on the published port even
+    while nothing listens inside the container, and then closes the connection."""
+    with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT) as conn:
+        conn.settimeout(TCP_SETTLE)
+        try:
+            data = conn.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            return None  # still open: a process listens behind the proxy
+        return None if data else "connection closed at once: nothing listens behind the port"
 
 
 def _http(ctx: ProbeContext, probe: HttpProbe) -> str | None:

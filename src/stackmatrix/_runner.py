@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import os
 import secrets
 import signal
@@ -164,6 +165,11 @@ def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> Var
     )
 
 
+def _warm_up_plotting() -> None:
+    importlib.import_module("matplotlib.figure")
+    importlib.import_module("matplotlib.backends.backend_svg")
+
+
 def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
     """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it."""
     runs = out_dir / "runs"
@@ -199,6 +205,8 @@ def run_matrix(
         stackmatrix_version=__version__,
     )
     journal.write(run_dir)
+    # The plotting library takes a second to import; do it while the engine works.
+    threading.Thread(target=_warm_up_plotting, name="stackmatrix-warm-up", daemon=True).start()
     results: dict[str, VariantResult] = {}
     signals = _Signals(cancel, interrupted, console)
     console.start(request.variants, run_dir=run_dir, jobs=request.jobs)

@@ -41,6 +41,7 @@ class StatsSampler:
         self._thread: threading.Thread | None = None
         self._started = 0.0
         self.samples: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
         self.errors = 0
 
     def __enter__(self) -> StatsSampler:
@@ -51,7 +52,9 @@ class StatsSampler:
 
     def __exit__(self, *exc_info: object) -> None:
         self._stop.set()
-        if self._thread is not None:
+        # `docker stats --no-stream` takes 1-2 s; once a sample exists, an in-flight one is
+        # dropped rather than waited for (the thread ends on its own, ignoring its result).
+        if self._thread is not None and not self.samples:
             self._thread.join()
 
     def _loop(self) -> None:
@@ -70,6 +73,8 @@ class StatsSampler:
         except (DockerException, ValueError, IndexError):
             self.errors += 1  # a container went away mid-sample; the next one will do
             return
+        if self._stop.is_set() and self.samples:
+            return
         at = round(time.monotonic() - self._started, 3)
         row: dict[str, dict[str, float | int]] = {}
         for stat in stats:
@@ -86,7 +91,8 @@ class StatsSampler:
                 "block_read_bytes": int(stat.block_read),
                 "block_write_bytes": int(stat.block_write),
             }
-        self.samples.append({"t": at, "containers": row})
+        with self._lock:
+            self.samples.append({"t": at, "containers": row})
 
     def peaks(self) -> dict[str, dict[str, float | int]]:
         """The highest value of every field per service."""
@@ -107,6 +113,8 @@ class StatsSampler:
 
     def write(self, path: Path) -> Path:
         """Write ``stats.json``: samples and peaks."""
+        with self._lock:
+            self.samples = list(self.samples)  # a snapshot: a late sample cannot slip in
         return write_json_atomic(
             path,
             {

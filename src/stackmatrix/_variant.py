@@ -145,14 +145,17 @@ class _VariantRun:
                 stack.build(builds, always=self.job.rebuild)
             with self.rec.phase("up"):
                 stack.up()
-            with self.rec.phase("ready"):
-                stack.wait_until_healthy(spec.run.up_timeout)
-                # Probes of services this variant does not have (e.g. cache off) do not apply.
-                probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
-                stack.wait_until_ready(probes, spec.run.ready_timeout)
-            self.ports = stack.ports()
-            with self.rec.phase("tests"), sampler:
-                outcome = _run_tests(self.job, stack, self.ports, self.junit)
+            # Sampling starts with the containers, so the first (slow) sample is in before
+            # the tests begin and the tests' whole span is covered.
+            with sampler:
+                with self.rec.phase("ready"):
+                    stack.wait_until_healthy(spec.run.up_timeout)
+                    # Probes of services this variant lacks (e.g. cache off) do not apply.
+                    probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
+                    stack.wait_until_ready(probes, spec.run.ready_timeout)
+                self.ports = stack.ports()
+                with self.rec.phase("tests"):
+                    outcome = _run_tests(self.job, stack, self.ports, self.junit)
             self.tests_log = f"{self.job.variant.id}/tests.log"
             self.exit_code = outcome.exit_code
             self.status, self.reason = _judge(outcome, self.junit, self.job)
