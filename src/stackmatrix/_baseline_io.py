@@ -43,6 +43,9 @@ def _history(marks: Sequence[Mark]) -> list[str]:
     return [m.value for m in marks]
 
 
+MESSAGE_LIMIT = 2000
+
+
 def _test_row(case: CaseChange | CaseRecord) -> dict[str, Any]:
     change = case.change if isinstance(case, CaseChange) else None
     before = case.before if isinstance(case, CaseChange) else None
@@ -56,7 +59,10 @@ def _test_row(case: CaseChange | CaseRecord) -> dict[str, Any]:
         "history": _history(case.history),
     }
     if case.message and case.outcome is not Outcome.PASSED:
-        row["message"] = case.message
+        message = case.message
+        if len(message) > MESSAGE_LIMIT:  # the full text stays in the variant's junit.xml
+            message = message[:MESSAGE_LIMIT] + f"… ({len(case.message)} characters in all)"
+        row["message"] = message
     return row
 
 

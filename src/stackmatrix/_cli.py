@@ -12,7 +12,8 @@ from typing import TextIO, TypeAlias
 from stackmatrix import __version__
 from stackmatrix._errors import StackmatrixError, UsageError
 from stackmatrix._expand import Variant, expand
-from stackmatrix._render import dump_compose, render
+from stackmatrix._proc import write_private_if
+from stackmatrix._render import dump_compose, holds_secrets, render
 from stackmatrix._spec import load_spec
 from stackmatrix._spec_check import did_you_mean
 from stackmatrix._spec_models import Scalar, Spec
@@ -103,12 +104,13 @@ def register_list(subparsers: Subparsers) -> None:
 def _render(args: argparse.Namespace) -> int:
     spec = read_spec(args)
     variant = find_variant(expand(spec), args.variant)
-    text = dump_compose(render(spec, variant, run_id=args.run_id))
+    data = render(spec, variant, run_id=args.run_id)
+    text = dump_compose(data)
     if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
     else:
         try:
-            args.output.write_text(text, encoding="utf-8")
+            write_private_if(args.output, text, private=holds_secrets(data))
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     return 0

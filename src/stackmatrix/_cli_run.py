@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
@@ -25,25 +26,45 @@ from stackmatrix._runner import (
     select_only,
     select_shard,
 )
-from stackmatrix._stack import docker_client
+from stackmatrix._stack import docker_client, error_text
 from stackmatrix._summary_changes import tally_words
+
+ENGINE_ANSWER_TIMEOUT = 10.0
 
 
 def ensure_engine() -> None:
-    """Fail fast, with a hint, when the engine or Compose v2 cannot be used."""
+    """Fail fast, with a hint, when the engine or Compose v2 cannot be used.
+
+    Bounded: an engine socket that accepts but never answers must not hang a CI job.
+    """
     client = docker_client()
-    try:
-        if client.version().server is None:
-            raise DockerException(["docker", "version"], 1, b"", b"no server answered")
-    except (DockerException, FileNotFoundError) as error:
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            if client.version().server is None:
+                raise EngineError("no Docker engine answered")
+            client.compose.version()
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    worker = threading.Thread(target=ask, name="stackmatrix-engine-check", daemon=True)
+    worker.start()
+    worker.join(ENGINE_ANSWER_TIMEOUT)
+    hint = "is dockerd running? scripts/bootstrap.sh installs and starts it"
+    if not outcome:
         raise EngineError(
-            "the Docker engine is not reachable (is dockerd running? scripts/bootstrap.sh "
-            f"installs and starts it): {str(error).strip().splitlines()[-1]}"
-        ) from error
-    try:
-        client.compose.version()
-    except DockerException as error:
+            f"the Docker engine is not reachable: it did not answer within "
+            f"{ENGINE_ANSWER_TIMEOUT:g} s ({hint})"
+        )
+    error = outcome[0]
+    if error is None:
+        return
+    if isinstance(error, DockerException) and "compose" in " ".join(map(str, error.docker_command)):
         raise EngineError("`docker compose` (Compose v2) is not available") from error
+    said = error_text(error) if isinstance(error, DockerException) else str(error)
+    raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
 
 
 def _positive(text: str) -> int:

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run as run_docker
 
 from stackmatrix._errors import EngineError
 from stackmatrix._results import JOURNAL_NAME, RunJournal
-from stackmatrix._stack import RUN_LABEL, docker_client, remove_by_label
+from stackmatrix._stack import RUN_LABEL, docker_client, error_text, remove_by_label
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,30 @@ def _is_active(run_id: str, out_dir: Path) -> bool:
 
 
 def find_leftovers(out_dir: Path) -> list[Leftover]:
-    """Every run with labelled containers, networks or volumes on the engine."""
-    client = docker_client()
+    """Every run with labelled containers, networks or volumes on the engine.
+
+    One listing call per kind, reading the label in the listing itself: nothing is inspected
+    one by one, so objects another run removes meanwhile cannot make this fail.
+    """
+    docker = list(docker_client().client_config.docker_cmd)
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    listings = (
+        ["container", "ls", "--all"],
+        ["network", "ls"],
+        ["volume", "ls"],
+    )
     try:
-        for container in client.container.list(all=True, filters={"label": RUN_LABEL}):
-            counts[(container.config.labels or {})[RUN_LABEL]][0] += 1
-        for network in client.network.list(filters={"label": RUN_LABEL}):
-            counts[network.labels[RUN_LABEL]][1] += 1
-        for volume in client.volume.list(filters={"label": RUN_LABEL}):
-            counts[(volume.labels or {})[RUN_LABEL]][2] += 1
+        for column, listing in enumerate(listings):
+            out = str(
+                run_docker(
+                    [*docker, *listing, "--filter", f"label={RUN_LABEL}",
+                     "--format", f'{{{{.Label "{RUN_LABEL}"}}}}']
+                )
+            )  # fmt: skip
+            for run_id in out.split():
+                counts[run_id][column] += 1
     except DockerException as error:
-        raise EngineError(f"cannot list Docker objects: {error}") from error
+        raise EngineError(f"cannot list Docker objects: {error_text(error)}") from error
     return [
         Leftover(run_id, c, n, v, _is_active(run_id, out_dir))
         for run_id, (c, n, v) in sorted(counts.items())

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 LOG = logging.getLogger("stackmatrix")
 MASK = "••••••"
@@ -48,6 +50,41 @@ def redact_env(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()) -
 def secret_values(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()) -> list[str]:
     """The values of *env* that must never appear in output."""
     return [v for k, v in env.items() if v and (is_secret_name(k) or k in extra_secret_names)]
+
+
+def compose_secrets(compose: Mapping[str, Any]) -> list[str]:
+    """Values of secret-looking ``environment`` entries of every service of a compose dict."""
+    found: list[str] = []
+    for service in (compose.get("services") or {}).values():
+        environment = (service or {}).get("environment") or {}
+        if isinstance(environment, Mapping):
+            pairs = [(str(k), "" if v is None else str(v)) for k, v in environment.items()]
+        else:
+            pairs = [tuple(str(item).split("=", 1)) for item in environment if "=" in str(item)]  # type: ignore[misc]
+        found.extend(value for name, value in pairs if value and is_secret_name(name))
+    return found
+
+
+def write_private_if(path: Path, text: str, *, private: bool) -> None:
+    """Write *text*; the file is created 0600 from the start when it holds secrets."""
+    mode = 0o600 if private else 0o644
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(mode)  # an existing file keeps its old mode through O_TRUNC
+
+
+def redact_file(path: Path, secrets: Sequence[str]) -> None:
+    """Mask *secrets* (as written, and XML-escaped) in a text file, in place."""
+    if not path.is_file():
+        return
+    wanted = {s for s in secrets if len(s) >= 3}
+    wanted |= {xml_escape(s, {'"': "&quot;"}) for s in wanted}
+    data = path.read_bytes()
+    text = data.decode("utf-8", errors="surrogateescape")
+    cleaned = redact_text(text, sorted(wanted))
+    if cleaned != text:
+        path.write_bytes(cleaned.encode("utf-8", errors="surrogateescape"))
 
 
 def format_command(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:

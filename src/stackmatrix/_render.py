@@ -11,6 +11,7 @@ import yaml
 from stackmatrix._compose_merge import as_mapping, merge, normalize
 from stackmatrix._errors import SpecError, UsageError
 from stackmatrix._expand import ID_PATTERN, Variant
+from stackmatrix._proc import compose_secrets
 from stackmatrix._spec_check import display_path, value_key
 from stackmatrix._spec_models import Scalar, Spec, describe
 from stackmatrix._templates import EXPRESSION, TemplateError, expand_template, value_text
@@ -134,6 +135,16 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
+
+
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(password|passwd|secret|token|credential|api[_-]?key|auth)\w*\s*[:=]"
+)
+
+
+def holds_secrets(data: Mapping[str, Any]) -> bool:
+    """Whether a compose document carries something secret-looking (so: keep it private)."""
+    return bool(compose_secrets(data)) or bool(SECRET_ASSIGNMENT.search(dump_compose(data)))
 
 
 def dump_compose(data: Mapping[str, Any]) -> str:

@@ -174,12 +174,17 @@ def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
     """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it."""
     runs = out_dir / "runs"
     run_dir = runs / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
-    latest = runs / "latest"
-    tmp = runs / f".latest-{run_id}"
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(run_id)
-    tmp.replace(latest)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+        latest = runs / "latest"
+        tmp = runs / f".latest-{run_id}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_id)
+        tmp.replace(latest)
+    except OSError as error:
+        raise UsageError(
+            f"cannot use the output directory {out_dir}: {error.strerror or error}"
+        ) from None
     return run_dir
 
 

@@ -4,6 +4,7 @@ template references, services known from the compose files."""
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,6 +16,9 @@ from stackmatrix._errors import SpecError
 from stackmatrix._spec_models import AXIS_PATTERN, Scalar, Spec, describe
 from stackmatrix._templates import references
 from stackmatrix._yaml import Document, KeyPath, format_path, load_file, problem
+
+# Expansion is linear in the cross product: cap it so a typo cannot expand 10**10 variants.
+MAX_COMBINATIONS = 100_000
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,15 @@ class Checker:
         spec = self.spec
         if not spec.axes and not spec.include:
             self.add((), "expected at least one axis under 'axes' or one entry under 'include'")
+        combinations = math.prod(len(values) for values in spec.axes.values())
+        if combinations > MAX_COMBINATIONS:
+            self.add(
+                ("axes",),
+                f"the axes multiply to {combinations:,} combinations; at most "
+                f"{MAX_COMBINATIONS:,} are supported (split the matrix, or move the wide "
+                "axes into a profile)",
+                at_key=True,
+            )
         for name, values in spec.axes.items():
             if not re.match(AXIS_PATTERN, name):
                 self.add(

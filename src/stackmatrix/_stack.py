@@ -8,8 +8,10 @@ second Ctrl-C can never cut a teardown short.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import shutil
 import threading
 import time
@@ -19,13 +21,19 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from python_on_whales import DockerClient, Network, Volume
+from python_on_whales import DockerClient
 from python_on_whales.components.container.models import ContainerInspectResult
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import (
+    DockerException,
+    NoSuchContainer,
+    NoSuchNetwork,
+    NoSuchVolume,
+)
 from python_on_whales.utils import run as run_docker
 
 from stackmatrix import _probes
 from stackmatrix._errors import EngineError
+from stackmatrix._proc import run_logged
 from stackmatrix._spec import Probe
 
 LOG = logging.getLogger("stackmatrix")
@@ -56,7 +64,8 @@ def docker_client(**kwargs: Any) -> DockerClient:
     return DockerClient(client_call=call, **kwargs)
 
 
-def _error_text(error: DockerException) -> str:
+def error_text(error: DockerException) -> str:
+    """What docker said on failure: the tail of its stderr (or stdout)."""
     text = (error.stderr or error.stdout or str(error)).strip()
     return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
@@ -72,6 +81,7 @@ class ServiceState:
     exit_code: int | None
     health_output: str
     ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153"
+    oom_killed: bool = False
 
 
 def _service_state(container: ContainerInspectResult) -> ServiceState:
@@ -97,6 +107,7 @@ def _service_state(container: ContainerInspectResult) -> ServiceState:
         status=(state.status if state else None) or "unknown",
         health=health.status if health is not None else None,
         exit_code=state.exit_code if state else None,
+        oom_killed=bool(state and state.oom_killed),
         health_output=health_output,
         ports=ports,
     )
@@ -149,11 +160,15 @@ class Stack:
 
     # -- bring-up -------------------------------------------------------------------------
 
-    def build(self, builds: Mapping[str, str | None], *, always: bool = False) -> list[str]:
+    def build(
+        self, builds: Mapping[str, str | None], *, log_path: Path, always: bool = False
+    ) -> list[str]:
         """Build the services in *builds* (service -> image tag or None); return those built.
 
         A tagged image that already exists is reused unless *always*; variants that share a
         tag build it once, the others wait for it instead of building it again side by side.
+        A build can take minutes, so unlike the other engine calls it runs as a process of
+        its own (the command python-on-whales composes) that a cancelled run kills.
         """
         built = []
         for service, tag in builds.items():
@@ -161,24 +176,34 @@ class Stack:
                 if tag and not always and self._client.image.exists(tag):
                     continue
                 self._check_cancel()
-                try:
-                    self._client.compose.build(services=[service], quiet=True)
-                except DockerException as error:
+                command = [str(part) for part in self._client.client_config.docker_compose_cmd]
+                outcome = run_logged(
+                    [*command, "build", service],
+                    log_path=log_path,
+                    env=os.environ,
+                    cwd=self.compose_file.parent,
+                    timeout=None,
+                    cancel=self._cancel,
+                )
+                self._check_cancel()
+                if outcome.exit_code != 0:
+                    tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
                     raise StackFailure(
                         f"building the image of service {service!r} failed",
-                        _error_text(error),
+                        "\n".join(tail[-LOG_TAIL_LINES:]),
                         service=service,
-                    ) from error
+                    )
                 built.append(service)
         return built
 
     def up(self) -> None:
         """Create and start every service, without waiting (readiness is polled after)."""
+        self._check_cancel()
         self.created = True
         try:
             self._client.compose.up(detach=True, quiet=True, wait=False)
         except DockerException as error:
-            raise StackFailure("docker compose up failed", _error_text(error)) from error
+            raise StackFailure("docker compose up failed", error_text(error)) from error
 
     def refresh(self) -> dict[str, ServiceState]:
         """Inspect every container of the project: two engine calls, whatever their number.
@@ -193,7 +218,7 @@ class Stack:
             found = json.loads(str(run_docker([*docker, "inspect", *ids.split()]))) if ids else []
         except DockerException as error:
             raise EngineError(
-                f"cannot inspect project {self.project}: {_error_text(error)}"
+                f"cannot inspect project {self.project}: {error_text(error)}"
             ) from error
         states = (_service_state(ContainerInspectResult(**item)) for item in found)
         self.states = {state.service: state for state in states}
@@ -302,7 +327,7 @@ class Stack:
                 services=[service], no_log_prefix=True, tail=None if tail is None else str(tail)
             )
         except DockerException as error:
-            return f"(no log: {_error_text(error)})"
+            return f"(no log: {error_text(error)})"
         return text if isinstance(text, str) else ""
 
     def diagnose(self, state: ServiceState) -> str:
@@ -312,6 +337,8 @@ class Stack:
             parts[0] += f", health {state.health}"
         if state.exit_code not in (None, 0) and state.status in {"exited", "dead"}:
             parts[0] += f", exit code {state.exit_code}"
+        if state.oom_killed:
+            parts[0] += ", killed by the kernel: out of memory"
         if state.health_output:
             parts.append(f"last health check: {state.health_output}")
         tail = self.logs(state.service, tail=LOG_TAIL_LINES).rstrip()
@@ -330,7 +357,7 @@ class Stack:
                 try:
                     text = str(self._client.container.logs(state.container_id))
                 except DockerException as error:
-                    text = f"(no log: {_error_text(error)})"
+                    text = f"(no log: {error_text(error)})"
             else:
                 text = self.logs(service)
             path.write_text(text, encoding="utf-8", errors="replace")
@@ -372,28 +399,31 @@ def _build_lock(key: str) -> threading.Lock:
 def _final_reason(state: ServiceState) -> str:
     if state.health == "unhealthy":
         return "is unhealthy"
+    if state.oom_killed:
+        return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
     return f"exited with code {state.exit_code}"
 
 
 def remove_by_label(label: str) -> int:
-    """Remove every container, then network and volume, carrying *label*; return how many."""
+    """Remove every container, then network and volume, carrying *label*; return how many.
+
+    Objects that vanish meanwhile (another process removed them) are simply gone already.
+    """
     client = docker_client()
     removed = 0
     try:
-        containers = client.container.list(all=True, filters={"label": label})
-        if containers:
-            client.container.remove(containers, force=True, volumes=True)
-            removed += len(containers)
-        networks: list[Network | str] = list(client.network.list(filters={"label": label}))
-        if networks:
-            client.network.remove(networks)
-            removed += len(networks)
-        volumes: list[Volume | str] = list(client.volume.list(filters={"label": label}))
-        if volumes:
-            client.volume.remove(volumes)
-            removed += len(volumes)
+        for container in client.container.list(all=True, filters={"label": label}):
+            with contextlib.suppress(NoSuchContainer):
+                client.container.remove(container, force=True, volumes=True)
+                removed += 1
+        for network in client.network.list(filters={"label": label}):
+            with contextlib.suppress(NoSuchNetwork):
+                client.network.remove(network)
+                removed += 1
+        for volume in client.volume.list(filters={"label": label}):
+            with contextlib.suppress(NoSuchVolume):
+                client.volume.remove(volume)
+                removed += 1
     except DockerException as error:
-        raise EngineError(
-            f"cannot remove objects labelled {label}: {_error_text(error)}"
-        ) from error
+        raise EngineError(f"cannot remove objects labelled {label}: {error_text(error)}") from error
     return removed

@@ -16,8 +16,22 @@ from typing import Any
 from stackmatrix._errors import EngineError
 from stackmatrix._expand import Variant
 from stackmatrix._junit import read_counts, write_error_junit
-from stackmatrix._proc import ProcessOutcome, redact_text, run_logged, secret_values
-from stackmatrix._render import dump_compose, expand_template, project_name, render
+from stackmatrix._proc import (
+    ProcessOutcome,
+    compose_secrets,
+    redact_file,
+    redact_text,
+    run_logged,
+    secret_values,
+    write_private_if,
+)
+from stackmatrix._render import (
+    dump_compose,
+    expand_template,
+    holds_secrets,
+    project_name,
+    render,
+)
 from stackmatrix._results import Status, TestCounts, VariantResult
 from stackmatrix._spec import Spec
 from stackmatrix._stack import Cancelled, Stack, StackFailure
@@ -58,11 +72,6 @@ def env_name(*parts: str) -> str:
     return "_".join(
         re.sub(r"[^A-Z0-9]+", "_", p.upper()).strip("_") for p in ("stackmatrix", *parts)
     )
-
-
-def _is_secret_compose(data: Mapping[str, Any]) -> bool:
-    text = dump_compose(dict(data))
-    return bool(re.search(r"(?i)(password|secret|token|key)\w*\s*[:=]", text))
 
 
 class _Recorder:
@@ -106,6 +115,10 @@ class _VariantRun:
         self.peak: int | None = None
         self.stats_file: str | None = None
         self.tests_log: str | None = None
+        # Values never to show: secret-named variables of the tests and of the services.
+        self.secrets: list[str] = secret_values(
+            {**os.environ, **{k: str(v) for k, v in job.spec.tests.env.items()}}
+        )
 
     def run(self) -> VariantResult:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -113,8 +126,8 @@ class _VariantRun:
         try:
             with self.rec.phase("render"):
                 data = render(self.job.spec, self.job.variant, run_id=self.job.run_id)
-                self.compose_path.write_text(dump_compose(data), encoding="utf-8")
-                self.compose_path.chmod(0o600 if _is_secret_compose(data) else 0o644)
+                self.secrets.extend(compose_secrets(data))
+                write_private_if(self.compose_path, dump_compose(data), private=holds_secrets(data))
             services: Mapping[str, Any] = data.get("services", {})
             stack = Stack(
                 project=self.job.project,
@@ -142,7 +155,7 @@ class _VariantRun:
             if self.job.cancel.is_set():
                 raise Cancelled
             with self.rec.phase("build"):
-                stack.build(builds, always=self.job.rebuild)
+                stack.build(builds, log_path=self.dir / "build.log", always=self.job.rebuild)
             with self.rec.phase("up"):
                 stack.up()
             # Sampling starts with the containers, so the first (slow) sample is in before
@@ -168,6 +181,8 @@ class _VariantRun:
         finally:
             with self.rec.phase("collect"):
                 self._collect(stack, sampler)
+                for written in (self.junit, self.dir / "tests.log", *self.dir.glob("logs/*.log")):
+                    redact_file(written, self.secrets)
             with self.rec.phase("down"):
                 if not self.job.keep:
                     stack.down()
@@ -194,7 +209,7 @@ class _VariantRun:
             )
         if variant.experimental and status in (Status.FAILED, Status.ERROR):
             status = Status.EXPERIMENTAL_FAILED
-        secrets = secret_values(dict(self.job.spec.tests.env))
+        secrets = self.secrets
         return VariantResult(
             id=variant.id,
             values=dict(variant.values),
@@ -302,7 +317,9 @@ def _run_tests(
         raise StackFailure(f"cannot prepare the test command: {error}") from error
     shell = tests.shell and not in_service
     if in_service:
-        env_flags = [flag for key, value in extra.items() for flag in ("-e", f"{key}={value}")]
+        # `-e NAME` alone: compose takes the value from its own environment, so no secret
+        # ever sits on a command line (readable by any local user in /proc).
+        env_flags = [flag for key in extra for flag in ("-e", key)]
         if tests.shell and isinstance(tests.command, str):
             argv = ["sh", "-c", argv[0]]
         argv = [

@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,8 @@ from .faults._support import (
     by_id,
     copy_fixture,
     edit_spec,
+    force_remove,
+    gc,
     pid_alive,
     pids_with_env,
     remove_images,
@@ -75,15 +79,9 @@ class Interrupt:
         return f"{self.phase}-" + "-".join(s.name for s in self.signals)
 
 
-BUILD_DOES_NOT_STOP = (
-    "_stack.Stack.build: compose build runs to completion after a signal (cancel is checked "
-    "only before it starts), and Stack.up does not check cancel, so the interrupted variant is "
-    "still brought up after its build"
-)
 INTERRUPTS = [
     pytest.param(
         Interrupt("build", (signal.SIGINT,), group=False, b_status="interrupted"),
-        marks=pytest.mark.xfail(strict=True, reason=BUILD_DOES_NOT_STOP),
         id="build-SIGINT",
     ),
     pytest.param(
@@ -168,6 +166,10 @@ def test_interrupt_at_each_phase_exits_promptly_and_keeps_finished_results(
     _assert_reports(run_dir)
     variants = by_id(journal)
     a, b = variants["flavor-a"], variants["flavor-b"]
+    # The signal really landed in the phase under test.
+    # (The phase is announced just before its start is stamped: allow for that.)
+    began = b["phase_starts"][interrupt.phase]
+    assert began - 0.5 <= (run.signalled_wall or 0) <= began + b["phases"][interrupt.phase]
     # The variant that finished before the signal keeps its result and its files.
     assert a["status"] == "passed"
     assert a["tests"]["passed"] == 2
@@ -208,11 +210,6 @@ def test_engine_unreachable_at_start_is_a_clear_error_exit_3(tmp_path: Path) -> 
     assert not (tmp_path / ".stackmatrix").exists()  # nothing was started, nothing recorded
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_cli_run.ensure_engine keeps only the last line of str(DockerException), which is "
-    "a lone quote; docker's own explanation (the socket it tried) is lost",
-)
 def test_engine_unreachable_message_says_what_docker_said(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
     host, sock = _dead_socket(tmp_path)
@@ -222,11 +219,6 @@ def test_engine_unreachable_message_says_what_docker_said(tmp_path: Path) -> Non
     assert host in done.stderr, done.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_cli_run.ensure_engine calls `docker info` without a timeout: an engine socket "
-    "that accepts but never answers hangs the run forever",
-)
 def test_engine_that_never_answers_fails_within_bounds(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
     path = tmp_path / "silent.sock"
@@ -235,8 +227,8 @@ def test_engine_that_never_answers_fails_within_bounds(tmp_path: Path) -> None:
         silent.listen(8)
         run = Watched(project, "run", env={"DOCKER_HOST": f"unix://{path}"})
         run.signalled_at = time.monotonic()  # measure from the start
-        code, seconds = run.finish(timeout=BOUND + 5)
-    assert seconds < BOUND
+        code, seconds = run.finish(timeout=15)
+    assert seconds < 15
     assert code == 3, run.output
     assert "not reachable" in run.output or "did not answer" in run.output
 
@@ -305,11 +297,6 @@ def test_a_container_out_of_memory_is_an_error(tmp_path: Path) -> None:
     _assert_reports(project.run_dir())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_stack._service_state ignores State.OOMKilled: an out-of-memory kill reads as "
-    "'exited with code 137', like any SIGKILL",
-)
 def test_out_of_memory_is_named_in_the_reason(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
     _memory_hog(project)
@@ -387,16 +374,15 @@ def test_forked_children_that_ignore_sigterm_die_with_the_test_command(tmp_path:
     # A child and a grandchild, all ignoring SIGTERM; only the process group's SIGKILL ends them.
     script = (
         "trap '' TERM; "
-        "(trap '' TERM; sleep 600 & echo $! >> \"$PIDS\"; wait) & echo $! >> \"$PIDS\"; "
+        '(trap \'\' TERM; sleep 600 & echo $! >> "$PIDS"; wait) & echo $! >> "$PIDS"; '
         "echo started; wait"
     )
-    edit_spec(
-        project,
-        lambda spec: (
-            spec["tests"].update(command=["sh", "-c", script]),
-            spec["tests"]["env"].update(PIDS=str(pids)),
-        ),
-    )
+
+    def change(spec: dict[str, Any]) -> None:
+        spec["tests"]["command"] = ["sh", "-c", script]
+        spec["tests"]["env"]["PIDS"] = str(pids)
+
+    edit_spec(project, change)
 
     started = time.monotonic()
     done = project.run("run")
@@ -409,18 +395,14 @@ def test_forked_children_that_ignore_sigterm_die_with_the_test_command(tmp_path:
     children = [int(line) for line in pids.read_text().split()]
     assert len(children) == 2
     assert [pid for pid in children if pid_alive(pid)] == []
-    assert "killed after the 3 s timeout" in (
-        project.run_dir() / "flavor-a" / "tests.log"
-    ).read_text()
+    assert (
+        "killed after the 3 s timeout" in (project.run_dir() / "flavor-a" / "tests.log").read_text()
+    )
 
 
 # -- the output directory ---------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_runner.prepare_run_dir lets OSError from mkdir escape: a traceback and exit 1",
-)
 @pytest.mark.parametrize("where", ["under-a-file", "in-proc"])
 def test_an_unwritable_output_directory_is_a_clear_error(tmp_path: Path, where: str) -> None:
     project = _one_variant(tmp_path)
@@ -443,17 +425,62 @@ def test_gc_removes_everything_a_killed_run_left(tmp_path: Path) -> None:
     run.wait_for(r"^\s+flavor-a: tests$")
     run_id = project.journal()["run_id"]
     run.kill()  # SIGKILL: no handler, no teardown
-    assert labelled_objects(run_id), "a killed run should have left its stack"
-    # The test command runs in its own session and outlives the killed run; end it here.
-    for pid in pids_with_env("STACKMATRIX_RUN_ID", run_id):
-        os.kill(pid, signal.SIGKILL)
+    try:
+        left_by_kill = labelled_objects(run_id)
+        # The test command runs in its own session and outlives the killed run; end it here.
+        for pid in pids_with_env("STACKMATRIX_RUN_ID", run_id):
+            os.kill(pid, signal.SIGKILL)
+        collected = gc(project)
+        left_by_gc = labelled_objects(run_id)
+    finally:
+        force_remove(run_id)
 
-    gc = project.run("gc")
-
-    assert gc.returncode == 0, gc.stdout + gc.stderr
-    assert re.search(rf"^removed run {run_id}: 1 containers, 1 networks", gc.stdout, re.M), (
-        gc.stdout
+    assert left_by_kill, "a killed run should have left its stack"
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert re.search(rf"^removed run {run_id}: 1 containers, 1 networks", collected.stdout, re.M), (
+        collected.stdout
     )
-    assert labelled_objects(run_id) == set()
-    again = project.run("gc")
+    assert left_by_gc == set()
+    again = gc(project)
     assert run_id not in again.stdout
+
+
+def test_gc_is_not_upset_by_another_run_removing_its_containers(tmp_path: Path) -> None:
+    token = secrets.token_hex(4)
+    ours, theirs = f"gc-ours-{token}", f"gc-theirs-{token}"
+    ids = {
+        run_id: subprocess.run(
+            ["docker", "run", "-d", "--init", "--label", f"io.stackmatrix.run={run_id}",
+             BOOKWORM, "sleep", "600"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        for run_id in (ours, theirs)
+    }  # fmt: skip
+    # A docker front that, right after gc's first listing, removes the other run's container,
+    # as that run's own teardown would at the same moment.
+    real, mark = shutil.which("docker"), tmp_path / "raced"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        '  "ps "*|"container ls"|"container list"|"container ps")\n'
+        f'    if [ ! -e "{mark}" ]; then\n'
+        f'      : > "{mark}"; out=$("{real}" "$@"); code=$?\n'
+        f'      "{real}" rm -f {ids[theirs]} >/dev/null 2>&1\n'
+        "      printf '%s\\n' \"$out\"; exit $code\n"
+        "    fi;;\n"
+        "esac\n"
+        f'exec "{real}" "$@"\n'
+    )
+    (bin_dir / "docker").chmod(0o755)
+    try:
+        done = Project(tmp_path).run(
+            "gc", "--run", ours, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+        )
+        assert mark.exists()  # the other run's container vanished after gc had listed it
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"removed run {ours}: 1 containers" in done.stdout
+        assert labelled_objects(ours) == set()
+    finally:
+        subprocess.run(["docker", "rm", "-f", *ids.values()], capture_output=True, check=False)

@@ -1,7 +1,8 @@
-"""Drive a real `stackmatrix run` under faults: watch its output, signal it, inspect what is left."""
+"""Drive a real `stackmatrix run` under faults: watch its output, signal it, inspect leftovers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from .._matrix import Project
+from tests.integration._matrix import Project
 
 FAULTS = Path(__file__).parent
 BOUND = 20.0
@@ -37,7 +38,9 @@ def add_services(
     """An overlay adding *services* to the variants matching *when* (all by default)."""
     edit_spec(
         project,
-        lambda spec: spec["overlays"].append({"when": when or {}, "compose": {"services": services}}),
+        lambda spec: spec["overlays"].append(
+            {"when": when or {}, "compose": {"services": services}}
+        ),
     )
 
 
@@ -58,6 +61,7 @@ class Watched:
     """
 
     def __init__(self, project: Project, *args: str, env: dict[str, str] | None = None) -> None:
+        self.project = project
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "stackmatrix", *args],
             cwd=project.root,
@@ -72,6 +76,7 @@ class Watched:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.signalled_at: float | None = None
+        self.signalled_wall: float | None = None  # epoch seconds, to compare with run.json
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -98,7 +103,7 @@ class Watched:
                     return
                 left = deadline - time.monotonic()
                 if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    self.kill()
+                    self.abandon()
                     raise AssertionError(f"never saw {patterns}; output:\n{''.join(self.lines)}")
                 self._changed.wait(min(left, 0.5))
 
@@ -106,6 +111,7 @@ class Watched:
         """Send *sig* to the process (or its whole group); remembers when the first was sent."""
         if self.signalled_at is None:
             self.signalled_at = time.monotonic()
+            self.signalled_wall = time.time()
         if group:
             os.killpg(self.proc.pid, sig)
         else:
@@ -116,19 +122,34 @@ class Watched:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
+            self.abandon()
             raise AssertionError(f"no exit within {timeout} s; output:\n{self.output}") from None
-        self._reader.join(10)
+        self._close()
         since = 0.0 if self.signalled_at is None else time.monotonic() - self.signalled_at
         return code, since
 
     def kill(self) -> None:
         """SIGKILL the process group (only stackmatrix's own; docker runs in other sessions)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(10)
+        self._close()
+
+    def abandon(self) -> None:
+        """The test failed: kill the run and remove its stacks, so the failure leaves nothing."""
+        self.kill()
+        for run_dir in (self.project.root / ".stackmatrix" / "runs").glob("2*"):
+            force_remove(run_dir.name)
+
+    def _close(self) -> None:
+        self._reader.join(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def gc(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+    """`stackmatrix gc ARGS` in the project's folder."""
+    return project.run("gc", *args)
 
 
 def pid_alive(pid: int) -> bool:
@@ -186,3 +207,19 @@ def remove_images(tags: list[str]) -> None:
     """Remove images built by a test (images carry no run label: compose builds them)."""
     if tags:
         subprocess.run(["docker", "image", "rm", "-f", *tags], capture_output=True, check=False)
+
+
+def force_remove(run_id: str) -> None:
+    """Remove what a run left, with the docker CLI alone (when the tool under test failed to)."""
+    label = f"label=io.stackmatrix.run={run_id}"
+    for kind, listing in (("container", ["ls", "-aq"]), ("network", ["ls", "-q"]),
+                          ("volume", ["ls", "-q"])):  # fmt: skip
+        found = subprocess.run(
+            ["docker", kind, *listing, "--filter", label],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if found:
+            remove = ["rm", "-f"] if kind != "network" else ["rm"]
+            subprocess.run(["docker", kind, *remove, *found], capture_output=True, check=False)

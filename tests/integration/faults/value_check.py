@@ -18,9 +18,22 @@ seen = {
     "tests.env": os.environ["FROM_TEMPLATE"],
     "STACKMATRIX_AXIS_V": os.environ["STACKMATRIX_AXIS_V"],
     "service": subprocess.run(
-        ["docker", "compose", "-p", os.environ["STACKMATRIX_PROJECT"], "-f",
-         str(Path(os.environ["STACKMATRIX_JUNIT"]).with_name("compose.yaml")), "exec", "-T", "box", "printenv", "HOSTILE"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "compose",
+            "-p",
+            os.environ["STACKMATRIX_PROJECT"],
+            "-f",
+            str(Path(os.environ["STACKMATRIX_JUNIT"]).with_name("compose.yaml")),
+            "exec",
+            "-T",
+            "box",
+            "printenv",
+            "HOSTILE",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.removesuffix("\n"),
 }
 value = seen["STACKMATRIX_AXIS_V"]

@@ -1,0 +1,418 @@
+"""Hostile input on real runs: axis values made to break shells and paths, JUnit reports made to
+attack XML readers, and secrets that must not reach reports, command lines or the network."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import socket
+import stat
+import subprocess
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from python_on_whales import DockerClient
+
+from stackmatrix._expand import ID_PATTERN
+
+from ._matrix import Project, make_project
+from .conftest import labelled_objects
+from .faults._support import (
+    add_services,
+    by_id,
+    command_lines,
+    copy_fixture,
+    edit_spec,
+    files_containing,
+    force_remove,
+    gc,
+)
+
+pytestmark = pytest.mark.usefixtures("docker_engine")
+
+BOOKWORM = "debian:bookworm-slim"
+MASK = "••••••"
+BOX = {"image": BOOKWORM, "init": True, "command": ["sleep", "600"]}
+
+
+def _spec_without_echo(project: Project, **changes: Any) -> None:
+    """Replace make_project's echo stack by *changes* (overlays, ready, tests, ...)."""
+
+    def change(spec: dict[str, Any]) -> None:
+        spec["ready"] = {}
+        spec.update(changes)
+
+    edit_spec(project, change)
+
+
+# -- axis values --------------------------------------------------------------------------------
+
+
+def test_hostile_axis_values_arrive_intact_and_break_nothing(tmp_path: Path) -> None:
+    token = secrets.token_hex(4)
+    pwned = Path(f"/tmp/pwned-{token}")
+    values = [
+        f"$(touch {pwned}-a)",
+        f"`touch {pwned}-b`; touch {pwned}-c #",
+        f"../../../escape-{token}",
+        "line one\nline two",
+        "ünïcødé ☃ 日本 ${HOME} 'single' \"double\" & | > <",
+    ]
+    project = make_project(tmp_path, axes={"v": values})
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    copy_fixture("value_check.py", project)
+    box = {**BOX, "environment": {"HOSTILE": "${{ matrix.v }}"}}
+    _spec_without_echo(
+        project,
+        overlays=[{"when": {}, "compose": {"services": {"box": box}}}],
+        tests={
+            "command": ["python3", "value_check.py", "{{ matrix.v }}"],
+            "env": {"FROM_TEMPLATE": "{{ matrix.v }}"},
+            "timeout": "60s",
+        },
+        run={"jobs": 3, "down_timeout": "2s"},
+    )
+    outside_before = sorted(p.name for p in tmp_path.parent.iterdir())
+
+    done = project.run("run")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    journal = project.journal()
+    variants = journal["variants"]
+    assert [v["values"]["v"] for v in variants] == values
+    assert {v["status"] for v in variants} == {"passed"}  # value_check found it intact
+    # No shell ever ran the values.
+    assert sorted(Path("/tmp").glob(f"pwned-{token}*")) == []
+    # Ids and project names are safe slugs; the run directory holds exactly the variants.
+    ids = [v["id"] for v in variants]
+    assert len(set(ids)) == len(values)
+    assert all(ID_PATTERN.match(i) for i in ids), ids
+    projects = [v["project"] for v in variants]
+    assert len(set(projects)) == len(values)
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9_-]*", p) for p in projects), projects
+    run_dir = project.run_dir()
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == sorted(ids)
+    for path in run_dir.rglob("*"):
+        assert path.resolve().is_relative_to(run_dir), path
+    # Nothing was written beside the project or above it.
+    assert sorted(p.name for p in tmp_path.parent.iterdir()) == outside_before
+    assert [p for p in (tmp_path, *tmp_path.parents) if (p / f"escape-{token}").exists()] == []
+
+
+# -- JUnit reports ------------------------------------------------------------------------------
+
+
+class _Listener:
+    """A TCP port on 127.0.0.1 that counts who connects (nobody should)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port: int = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(5)
+
+
+@dataclass(frozen=True)
+class _JunitRun:
+    """One run whose variants each wrote one kind of hostile JUnit report."""
+
+    run_dir: Path
+    output: str
+    variants: dict[str, dict[str, Any]]
+    planted: str  # the content of a local file that an external entity names
+    fetches: int  # connections to the port an external DTD names
+
+
+@pytest.fixture(scope="module")
+def junit_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerClient) -> _JunitRun:
+    """Run a matrix whose tests exit 0 but write an XXE, an external DTD, an entity bomb, a
+    24 MiB attribute or invalid UTF-8 as their JUnit report (see faults/hostile_junit.py)."""
+    root = tmp_path_factory.mktemp("junit")
+    planted = root / "planted.txt"
+    planted_line = f"planted-{secrets.token_hex(8)}"
+    planted.write_text(planted_line + "\n")
+    kinds = ["xxe", "dtd", "bomb", "huge", "badutf8"]
+    project = make_project(root, axes={"junit": kinds})
+    copy_fixture("hostile_junit.py", project)
+    listener = _Listener()
+    try:
+        _spec_without_echo(
+            project,
+            overlays=[{"when": {}, "compose": {"services": {"box": BOX}}}],
+            tests={
+                "command": ["python3", "hostile_junit.py"],
+                "env": {"PLANTED_FILE": str(planted), "DTD_PORT": str(listener.port)},
+                "timeout": "60s",
+            },
+            run={"jobs": 5, "down_timeout": "2s"},
+        )
+        done = project.run("run", timeout=180)
+    finally:
+        listener.close()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert labelled_objects(project.journal()["run_id"]) == set()
+    return _JunitRun(
+        run_dir=project.run_dir(),
+        output=done.stdout + done.stderr,
+        variants=by_id(project.journal()),
+        planted=planted_line,
+        fetches=listener.connections,
+    )
+
+
+def test_hostile_junit_reports_are_refused_or_repaired_and_reported(junit_run: _JunitRun) -> None:
+    run_dir, variants = junit_run.run_dir, junit_run.variants
+    summary = (run_dir / "summary.md").read_bytes().decode("utf-8")  # strictly valid UTF-8
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    # Entities are refused, never expanded: the planted file is read by nobody.
+    for kind in ("xxe", "bomb"):
+        variant = variants[f"junit-{kind}"]
+        assert variant["status"] == "failed"
+        assert variant["tests"]["errors"] == 1
+    assert summary.count("XML entities are not allowed") == 2
+    assert html.count("XML entities are not allowed") >= 2
+    assert files_containing(run_dir, junit_run.planted) == []
+    assert junit_run.planted not in junit_run.output
+    # An external DTD is never fetched.
+    assert junit_run.fetches == 0
+    assert variants["junit-dtd"]["status"] == "passed"
+    # A 24 MiB attribute is read, counted and cut short in the reports.
+    huge = variants["junit-huge"]
+    assert (huge["tests"]["total"], huge["tests"]["failed"]) == (2, 1)
+    for report in ("run.json", "summary.md", "report.html", "junit.xml"):
+        size = (run_dir / report).stat().st_size
+        assert size < 1024 * 1024, f"{report} is {size} bytes"
+    # Invalid UTF-8 and terminal escapes are repaired, and the repair is said.
+    bad = variants["junit-badutf8"]
+    assert (bad["tests"]["total"], bad["tests"]["failed"]) == (2, 1)
+    assert "invalid UTF-8 bytes replaced" in junit_run.output
+    assert "\x1b" not in summary
+    assert "\x1b" not in html
+
+
+def test_every_file_of_the_run_directory_stays_small(junit_run: _JunitRun) -> None:
+    sizes = {p.name: p.stat().st_size for p in junit_run.run_dir.iterdir() if p.is_file()}
+    assert "run.json" in sizes
+    assert {name: size for name, size in sizes.items() if size >= 1024 * 1024} == {}
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _SecretRun:
+    """One run whose tests and services were given secrets, and everything it produced."""
+
+    project: Project
+    run_dir: Path
+    output: str
+    step_summary: Path
+    test_secrets: dict[str, str]  # tests.env and inherited: printed by the tests
+    service_secret: str  # in a service's compose environment, printed in its log
+
+
+@pytest.fixture(scope="module")
+def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerClient) -> _SecretRun:
+    """Run a matrix whose tests print every secret they get and whose services log theirs.
+
+    Variant a: the tests fail, with the secrets in their output and their JUnit report.
+    Variant b: a service prints its password and exits at once, so its log reaches the result.
+    """
+    root = tmp_path_factory.mktemp("secrets")
+    tag = secrets.token_hex(4)
+    spec_secrets = {
+        "API_TOKEN": f"tok-{tag}-api",
+        "DB_PASSWORD": f"pw-{tag}-db",
+        "SERVICE_KEY": f"key-{tag}-svc",
+        "MY_SECRET": f"sec-{tag}-mine",
+    }
+    inherited = {"CI_DEPLOY_TOKEN": f"ci-{tag}-deploy"}
+    service_secret = f"pg-{tag}-service"
+    project = make_project(root, axes={"flavor": ["a", "b"]})
+    copy_fixture("leaky_check.py", project)
+    names = ",".join([*spec_secrets, *inherited])
+    # The token also appears literally on the command line: it must be masked when printed.
+    command = ["python3", "leaky_check.py", "--token", spec_secrets["API_TOKEN"]]
+    edit_spec(
+        project,
+        lambda spec: spec["tests"].update(
+            command=command, env={**spec_secrets, "LEAKED_NAMES": names}
+        ),
+    )
+    env = {"POSTGRES_PASSWORD": service_secret}
+    db = {
+        **BOX,
+        "environment": env,
+        "command": ["sh", "-c", 'echo "db up, password $$POSTGRES_PASSWORD"; exec sleep 600'],
+    }
+    refuse = 'echo "auth failed for password $$POSTGRES_PASSWORD"; exit 1'
+    crash = {"image": BOOKWORM, "environment": env, "command": ["sh", "-c", refuse]}
+    add_services(project, {"db": db}, when={"flavor": "a"})
+    add_services(project, {"crash": crash}, when={"flavor": "b"})
+    step_summary = root / "step-summary.md"
+
+    done = project.run(
+        "run",
+        env={"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step_summary), **inherited},
+    )
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    statuses = {v["id"]: v["status"] for v in project.journal()["variants"]}
+    assert statuses == {"flavor-a": "failed", "flavor-b": "error"}
+    assert labelled_objects(project.journal()["run_id"]) == set()
+    return _SecretRun(
+        project=project,
+        run_dir=project.run_dir(),
+        output=done.stdout + done.stderr,
+        step_summary=step_summary,
+        test_secrets={**spec_secrets, **inherited},
+        service_secret=service_secret,
+    )
+
+
+def test_secrets_stay_out_of_the_journal_and_the_printed_command_line(
+    secret_run: _SecretRun,
+) -> None:
+    journal = (secret_run.run_dir / "run.json").read_text()
+    for name, value in secret_run.test_secrets.items():
+        assert value not in journal, f"{name} in run.json"
+    header = (secret_run.run_dir / "flavor-a" / "tests.log").read_text().splitlines()[0]
+    assert header == f"$ python3 leaky_check.py --token {MASK}"
+    # Compose files that carry a secret are readable by their owner only.
+    for variant in ("flavor-a", "flavor-b"):
+        compose = secret_run.run_dir / variant / "compose.yaml"
+        assert secret_run.service_secret in compose.read_text()
+        assert stat.S_IMODE(compose.stat().st_mode) & 0o077 == 0, oct(compose.stat().st_mode)
+
+
+def test_secrets_printed_by_the_tests_are_masked_in_every_report(secret_run: _SecretRun) -> None:
+    run_dir = secret_run.run_dir
+    places = {
+        "summary.md": (run_dir / "summary.md").read_text(),
+        "report.html": (run_dir / "report.html").read_text(),
+        "junit.xml": (run_dir / "junit.xml").read_text(),
+        "results.json": (run_dir / "results.json").read_text(),
+        "tests.log": (run_dir / "flavor-a" / "tests.log").read_text(),
+        "step summary": secret_run.step_summary.read_text(),
+        "printed output and annotations": secret_run.output,
+    }
+    assert "::error " in secret_run.output  # annotations were printed
+    leaks = [
+        f"{name} in {place}"
+        for name, value in secret_run.test_secrets.items()
+        for place, text in places.items()
+        if value in text
+    ]
+    assert leaks == []
+
+
+def test_secrets_of_service_environments_are_masked_in_results(secret_run: _SecretRun) -> None:
+    run_dir = secret_run.run_dir
+    crash = by_id(json.loads((run_dir / "run.json").read_text()))["flavor-b"]
+    assert "auth failed for password" in crash["detail"]
+    places = {
+        "run.json": (run_dir / "run.json").read_text(),
+        "summary.md": (run_dir / "summary.md").read_text(),
+        "report.html": (run_dir / "report.html").read_text(),
+        "printed output": secret_run.output,
+    }
+    assert [p for p, text in places.items() if secret_run.service_secret in text] == []
+
+
+def test_secrets_of_in_service_tests_never_appear_on_a_command_line(tmp_path: Path) -> None:
+    token = f"tok-{secrets.token_hex(8)}"
+    project = make_project(tmp_path, axes={"flavor": ["a"]})
+    edit_spec(
+        project,
+        lambda spec: spec["tests"].update(
+            where="echo",
+            command=["sh", "-c", "printenv API_TOKEN | sha256sum; sleep 4"],
+            env={"API_TOKEN": token},
+        ),
+    )
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        needle = token.encode()
+        while not stop.is_set():
+            seen.extend(line for line in command_lines() if needle in line)
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        project.run("run")
+    finally:
+        stop.set()
+        watcher.join(5)
+    tests_log = (project.run_dir() / "flavor-a" / "tests.log").read_text()
+    # The service did get the secret...
+    assert hashlib.sha256(f"{token}\n".encode()).hexdigest() in tests_log
+    # ...but no process ever showed it.
+    assert seen == []
+
+
+def test_ports_are_published_on_loopback_only(tmp_path: Path) -> None:
+    project = make_project(tmp_path, axes={"flavor": ["a"]})
+    (tmp_path / "base.yaml").write_text(
+        "services:\n  based:\n    image: debian:bookworm-slim\n    init: true\n"
+        "    command: [sleep, '600']\n    ports: ['7007']\n"
+    )
+    many = {**BOX, "ports": ["7001", {"target": 7002}, "7003-7004", "7005/udp", "127.0.0.1::7006"]}
+    add_services(project, {"many": many})
+    edit_spec(project, lambda spec: spec.update(compose=["base.yaml"]))
+
+    done = project.run("run", "--keep")
+    run_id = project.journal()["run_id"]
+    try:
+        assert done.returncode == 0, done.stdout + done.stderr
+        ids = subprocess.run(
+            ["docker", "ps", "-q", "--filter", f"label=io.stackmatrix.run={run_id}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()  # fmt: skip
+        inspected = json.loads(
+            subprocess.run(
+                ["docker", "inspect", *ids], capture_output=True, text=True, check=True
+            ).stdout
+        )
+    finally:
+        collected = gc(project, "--run", run_id)
+        left_by_gc = labelled_objects(run_id)
+        force_remove(run_id)
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    assert left_by_gc == set()
+    bindings = {
+        (c["Name"], port, b["HostIp"])
+        for c in inspected
+        for port, published in (c["NetworkSettings"]["Ports"] or {}).items()
+        for b in published or []
+    }
+    ports = {port for _, port, _ in bindings}
+    assert ports == {"7000/tcp", "7001/tcp", "7002/tcp", "7003/tcp", "7004/tcp",
+                     "7005/udp", "7006/tcp", "7007/tcp"}  # fmt: skip
+    assert {ip for _, _, ip in bindings} == {"127.0.0.1"}, sorted(bindings)
+    (variant,) = project.journal()["variants"]
+    assert all(a.startswith("127.0.0.1:") for p in variant["ports"].values() for a in p.values())

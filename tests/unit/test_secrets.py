@@ -1,0 +1,111 @@
+"""Secrets stay secret: which names count as secret, how their values are masked in what
+stackmatrix prints and stores, and who may read the compose files it writes.
+
+The real-run checks (run.json, reports, annotations, process command lines, compose file
+modes) are in tests/integration/test_hostile_input.py.
+"""
+
+from __future__ import annotations
+
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stackmatrix._cli import main
+from stackmatrix._proc import MASK, is_secret_name, redact_env, redact_text, run_logged
+
+SECRET_NAMES = [
+    "PASSWORD", "POSTGRES_PASSWORD", "db_password", "PGPASSWORD", "MYSQL_ROOT_PASSWORD",
+    "DB_PASSWD", "API_TOKEN", "GITHUB_TOKEN", "npm_token", "AWS_SECRET_ACCESS_KEY",
+    "CLIENT_SECRET", "Secret_Value", "SSH_PRIVATE_KEY", "api_key", "REGISTRY_CREDENTIALS",
+    "BASIC_AUTH",
+]  # fmt: skip
+PLAIN_NAMES = [
+    "PATH", "HOME", "LANG", "CI", "DATABASE_HOST", "GITHUB_SHA", "PYTHONPATH",
+    "STACKMATRIX_VARIANT", "STACKMATRIX_DB_5432",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_secret_looking_names_are_masked(name: str) -> None:
+    assert is_secret_name(name)
+    assert redact_env({name: "s3cr3t-value"}) == {name: MASK}
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_plain_names_are_shown(name: str) -> None:
+    assert not is_secret_name(name)
+    assert redact_env({name: "/usr/bin"}) == {name: "/usr/bin"}
+
+
+_TEXT = st.text(alphabet=st.characters(blacklist_characters="•"), max_size=40)
+
+
+@given(prefix=_TEXT, secret=_TEXT.filter(lambda s: len(s) >= 3), suffix=_TEXT)
+def test_a_secret_never_survives_redaction(prefix: str, secret: str, suffix: str) -> None:
+    masked = redact_text(prefix + secret + suffix + secret, [secret])
+    assert secret not in masked
+    assert MASK in masked
+
+
+def test_a_secret_inside_a_longer_secret_is_masked_whole() -> None:
+    text = "token=abc-hunter22-xyz password=hunter22"
+    assert redact_text(text, ["hunter22", "abc-hunter22-xyz"]) == f"token={MASK} password={MASK}"
+
+
+def test_a_password_in_any_url_is_masked_without_being_named() -> None:
+    text = "connect to postgresql://app:pa55word@127.0.0.1:5432/db failed"
+    assert redact_text(text) == f"connect to postgresql://app:{MASK}@127.0.0.1:5432/db failed"
+
+
+def test_the_logged_command_line_is_masked_but_the_command_gets_the_secret(
+    tmp_path: Path,
+) -> None:
+    given = "tok-0a1b2c3d4e"
+    log = tmp_path / "tests.log"
+    argv = ["sh", "-c", 'test "$1" = "$API_TOKEN" && echo "the command got it"', "sh", given]
+
+    outcome = run_logged(
+        argv,
+        log_path=log,
+        env={"PATH": "/usr/bin:/bin", "API_TOKEN": given},
+        cwd=tmp_path,
+        timeout=30,
+        cancel=threading.Event(),
+        secrets=[given],
+    )
+
+    assert outcome.exit_code == 0
+    header, *rest = log.read_text().splitlines()
+    assert header.startswith("$ sh -c ")
+    assert header.endswith(f" sh {MASK}")
+    assert given not in header
+    assert rest == ["the command got it"]
+
+
+MATRIX = """\
+name: shop
+axes: {flavor: [a]}
+overlays:
+  - compose:
+      services:
+        db:
+          image: debian:bookworm-slim
+          environment: {POSTGRES_PASSWORD: hunter2-db-password}
+tests: {command: 'true'}
+"""
+
+
+def test_render_to_a_file_keeps_a_compose_file_with_secrets_private(tmp_path: Path) -> None:
+    (tmp_path / "matrix.yaml").write_text(MATRIX)
+    out = tmp_path / "flavor-a.yaml"
+
+    code = main(["render", "flavor-a", "-f", str(tmp_path / "matrix.yaml"), "-o", str(out)])
+
+    assert code == 0
+    assert "hunter2-db-password" in out.read_text()
+    assert stat.S_IMODE(out.stat().st_mode) & 0o077 == 0, oct(out.stat().st_mode)
