@@ -170,14 +170,17 @@ def _warm_up_plotting() -> None:
     importlib.import_module("matplotlib.backends.backend_svg")
 
 
-def prepare_run_dir(out_dir: Path, run_id: str) -> Path:
-    """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it."""
+def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path:
+    """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it.
+
+    *shared*: several processes of one run (nox sessions) may each call this.
+    """
     runs = out_dir / "runs"
     run_dir = runs / run_id
     try:
-        run_dir.mkdir(parents=True, exist_ok=False)
+        run_dir.mkdir(parents=True, exist_ok=shared)
         latest = runs / "latest"
-        tmp = runs / f".latest-{run_id}"
+        tmp = runs / f".latest-{run_id}-{os.getpid()}-{threading.get_ident()}"
         tmp.unlink(missing_ok=True)
         tmp.symlink_to(run_id)
         tmp.replace(latest)

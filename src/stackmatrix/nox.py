@@ -446,8 +446,7 @@ def _say(text: str) -> None:
 
 
 def _ensure_run_dir(matrix: _Matrix) -> None:
-    with contextlib.suppress(FileExistsError):  # another session of this run made it
-        prepare_run_dir(matrix.out_dir, matrix.run_id)
+    prepare_run_dir(matrix.out_dir, matrix.run_id, shared=True)
 
 
 @contextlib.contextmanager
