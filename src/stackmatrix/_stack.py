@@ -128,13 +128,13 @@ class Stack:
         keep: bool = False,
     ) -> None:
         self.project = project
-        self.compose_file = compose_file
+        self.compose_file = compose_file.resolve()
         self.services = services
         self.keep = keep
         self._cancel = cancel
         self._down_timeout = down_timeout
         self._client = docker_client(
-            compose_files=[compose_file],
+            compose_files=[self.compose_file],
             compose_project_name=project,
             compose_project_directory=project_directory,
         )
@@ -177,6 +177,9 @@ class Stack:
                     continue
                 self._check_cancel()
                 command = [str(part) for part in self._client.client_config.docker_compose_cmd]
+                # run_logged gives the build a session of its own already; `setsid` would fork
+                # (a session leader cannot start a new session) and hide the exit code.
+                command = command[1:] if Path(command[0]).name == "setsid" else command
                 outcome = run_logged(
                     [*command, "build", service],
                     log_path=log_path,
