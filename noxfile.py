@@ -7,6 +7,7 @@ up to date (it also makes sure a Docker engine, Compose v2 and the base images e
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -17,6 +18,8 @@ import nox
 from stackmatrix.nox import matrix_sessions
 
 ROOT = Path(__file__).parent
+# Sessions run the tools of the interpreter nox runs in (the project venv), activated or not.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.error_on_missing_interpreters = True
