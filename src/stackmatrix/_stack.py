@@ -37,7 +37,11 @@ from stackmatrix._proc import run_logged
 from stackmatrix._spec import Probe
 
 LOG = logging.getLogger("stackmatrix")
-POLL_INTERVAL = 0.1
+# Health is read from the engine: each poll spawns two docker processes, which on a small CI
+# machine running several stacks costs real CPU, so it is polled less often than the probes,
+# which are in-process socket calls and decide when the tests start.
+HEALTH_POLL_INTERVAL = 0.25
+PROBE_POLL_INTERVAL = 0.05
 LOG_TAIL_LINES = 30
 RUN_LABEL = "io.stackmatrix.run"
 VARIANT_LABEL = "io.stackmatrix.variant"
@@ -246,7 +250,7 @@ class Stack:
                     self.diagnose(state),
                     service=state.service,
                 )
-            self._cancel.wait(POLL_INTERVAL)
+            self._cancel.wait(HEALTH_POLL_INTERVAL)
 
     def _blocking(self, states: Mapping[str, ServiceState]) -> tuple[ServiceState, bool] | None:
         """The first service that is not ready yet, and whether that is final."""
@@ -285,7 +289,7 @@ class Stack:
                             self.diagnose(state) if state else "",
                             service=service,
                         )
-                    self._cancel.wait(POLL_INTERVAL)
+                    self._cancel.wait(PROBE_POLL_INTERVAL)
 
     def _probe_context(self, service: str) -> _probes.ProbeContext:
         def host_port(port: int) -> int:
