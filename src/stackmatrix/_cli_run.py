@@ -67,6 +67,17 @@ def ensure_engine() -> None:
     raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
 
 
+def add_out_argument(parser: argparse.ArgumentParser) -> None:
+    """``--out DIR``: where runs are kept (``run`` writes there, ``gc`` reads journals there)."""
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
+        help="output folder (default .stackmatrix)",
+    )
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -148,13 +159,7 @@ def register_run(subparsers: Subparsers) -> None:
         help="rerun a variant whose tests failed up to N times (a later pass marks it flaky)",
     )
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N deterministic shards")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help="output folder (default .stackmatrix)",
-    )
+    add_out_argument(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -183,13 +188,7 @@ def register_gc(subparsers: Subparsers) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--all", action="store_true", help="every stackmatrix object on this engine")
     which.add_argument("--run", metavar="ID", help="the objects of one run")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=DEFAULT_OUT,
-        metavar="DIR",
-        help="output folder (default .stackmatrix)",
-    )
+    add_out_argument(parser)
     parser.set_defaults(handler=_gc)
 
 

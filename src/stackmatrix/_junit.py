@@ -17,8 +17,6 @@ problem, and elements the common schema has no place for are kept as text.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,16 +32,16 @@ from stackmatrix._junit_read import (
     Outcome,
     ParsedReport,
     XmlElement,
+    case_groups,
     clean_xml_text,
     count_outcomes,
     iter_cases,
     outcome_of,
     parse_junit,
     read_counts,
-    suites_of_root,
     to_float,
 )
-from stackmatrix._results import JOURNAL_NAME, RunJournal, Status, TestCounts
+from stackmatrix._results import JOURNAL_NAME, RunJournal, Status, TestCounts, atomic_target
 
 __all__ = [
     "ERROR_CLASSNAME",
@@ -143,15 +141,8 @@ def _clip(value: str) -> str:
 
 
 def _write_atomic(xml: JUnitXml, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        xml.write(tmp)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_target(path) as tmp:
+        xml.write(str(tmp))
 
 
 def _error_case(
@@ -348,15 +339,7 @@ def _add_report(
     assert root is not None  # noqa: S101 - callers only pass readable reports
     variant = item.variant_id
     prefix = f"[{variant}]" if variant is not None else ""
-    fallback = item.path.stem
-    loose = [c for c in root if c.tag == "testcase"] if root.tag == "testsuites" else []
-    groups: list[tuple[XmlElement, str, list[XmlElement]]] = [
-        (suite, name or fallback, [c for c in suite if c.tag == "testcase"])
-        for suite, name in suites_of_root(root, fallback)
-    ]
-    if loose:
-        groups.append((root, root.get("name") or fallback, loose))
-    for original, name, cases in groups:
+    for original, name, cases in case_groups(root, item.path.stem):
         extras = [c for c in original if c.tag in ("system-out", "system-err")]
         own_props = [c for c in original if c.tag == "properties"]
         if not cases and not extras and any(c.tag == "testsuite" for c in original):

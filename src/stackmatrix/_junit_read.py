@@ -238,20 +238,25 @@ def _to_int(raw: str | None) -> int | None:
         return None
 
 
+def case_groups(root: XmlElement, fallback: str) -> list[tuple[XmlElement, str, list[XmlElement]]]:
+    """(suite element, suite name, its testcases) of a report; testcases directly under
+    ``<testsuites>`` form a group of the root's own."""
+    groups: list[tuple[XmlElement, str, list[XmlElement]]] = [
+        (suite, name or fallback, [c for c in suite if c.tag == "testcase"])
+        for suite, name in suites_of_root(root, fallback)
+    ]
+    loose = [c for c in root if c.tag == "testcase"] if root.tag == "testsuites" else []
+    if loose:
+        groups.append((root, root.get("name") or fallback, loose))
+    return groups
+
+
 def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
     """Every testcase of a readable report; testcases directly under ``<testsuites>`` count too."""
     root = parsed.root
     if root is None:
         return
-    fallback = parsed.path.stem
-    loose = [c for c in root if c.tag == "testcase"] if root.tag == "testsuites" else []
-    groups: list[tuple[XmlElement, str, list[XmlElement]]] = [
-        (suite, name or fallback, [c for c in suite if c.tag == "testcase"])
-        for suite, name in suites_of_root(root, fallback)
-    ]
-    if loose:
-        groups.append((root, root.get("name") or fallback, loose))
-    for _suite, suite_name, cases in groups:
+    for _suite, suite_name, cases in case_groups(root, parsed.path.stem):
         for case in cases:
             outcome, result = outcome_of(case)
             yield CaseResult(

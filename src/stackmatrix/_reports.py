@@ -10,7 +10,6 @@ reports show that first.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +20,7 @@ from stackmatrix._errors import ReportError
 from stackmatrix._html import render_html
 from stackmatrix._junit import MergeSummary, merge_paths
 from stackmatrix._report_model import RunReport, load_runs
+from stackmatrix._results import write_text_atomic
 from stackmatrix._summary import (
     MAX_FAILURES_LISTED,
     md_code,
@@ -48,18 +48,6 @@ class ReportPaths:
     warnings: tuple[str, ...] = ()
     results: Path | None = None
     comparison: Comparison | None = None  # None without a (readable) baseline
-
-
-def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def build_reports(
@@ -103,7 +91,7 @@ def build_reports(
             ]
         markdown = render_markdown(report, lead=lead)
         summary = out_dir / SUMMARY_NAME
-        _write_text(summary, markdown)
+        write_text_atomic(summary, markdown)
         html = out_dir / HTML_NAME
         # summary.md says it in its comparison section; the page says it in its header.
         page = (
@@ -111,9 +99,9 @@ def build_reports(
             if baseline_problem
             else report
         )
-        _write_text(html, render_html(page, out_dir, comparison=comparison))
+        write_text_atomic(html, render_html(page, out_dir, comparison=comparison))
         results = out_dir / RESULTS_NAME
-        _write_text(results, dump_results(results_document(report, current, comparison)))
+        write_text_atomic(results, dump_results(results_document(report, current, comparison)))
         if github_step_summary is None and os.environ.get("GITHUB_STEP_SUMMARY"):
             github_step_summary = Path(os.environ["GITHUB_STEP_SUMMARY"])
         if github_step_summary is not None:

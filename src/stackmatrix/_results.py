@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,16 +160,27 @@ class RunJournal:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write *data* as indented JSON, replacing *path* only once fully written."""
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary file beside *path* to write; it replaces *path* only once fully written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False, default=str)
-            handle.write("\n")
+        yield Path(tmp)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write *text* (UTF-8), replacing *path* only once fully written."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def write_json_atomic(path: Path, data: Any) -> Path:
+    """Write *data* as indented JSON, replacing *path* only once fully written."""
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

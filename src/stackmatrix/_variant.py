@@ -260,7 +260,10 @@ def _judge(outcome: ProcessOutcome, junit: Path, job: VariantJob) -> tuple[Statu
 
 
 def tests_environment(
-    job: VariantJob, ports: Mapping[str, Mapping[str, str]], junit: str
+    job: VariantJob,
+    ports: Mapping[str, Mapping[str, str]],
+    junit: str,
+    context: Mapping[str, Any],
 ) -> dict[str, str]:
     """The variables the tests get on top of the caller's environment (DESIGN.md)."""
     variant = job.variant
@@ -275,7 +278,6 @@ def tests_environment(
             env[env_name(service, port.replace("/", "_"))] = address
     for key, value in variant.values.items():
         env[env_name("axis", key)] = _scalar_text(value)
-    context = _template_context(job, ports, junit)
     for key, template in job.spec.tests.env.items():
         env[key] = expand_template(template, context)
     return env
@@ -306,8 +308,8 @@ def _run_tests(
     in_service = tests.where != "host"
     junit_target = IN_SERVICE_JUNIT if in_service else str(junit)
     try:
-        extra = tests_environment(job, ports, junit_target)
         context = _template_context(job, ports, junit_target)
+        extra = tests_environment(job, ports, junit_target, context)
         if isinstance(tests.command, str):
             text = expand_template(tests.command, context)
             argv = [text] if tests.shell else shlex.split(text)
