@@ -198,8 +198,9 @@ only, since one run takes minutes; stackmatrix's merge is the median of
 (`checks.py`, ~1.3 s) on the host. `bench/overhead/script.sh` does the same by hand with
 `compose.yaml`: `docker compose up -d --wait`, two `port` lookups, the checks, `logs`,
 `down -v --remove-orphans`, {k} variants at a time through `xargs -P {k}`. stackmatrix also
-samples `docker stats` during the tests ({_s(o["stats_samples_per_variant"], 0)} sample(s) per
-variant, median, at 1 s intervals), saves logs per service, and writes run.json, junit.xml,
+follows one streaming `docker stats` per stack from bring-up to the end of the tests (keeping
+one sample a second: {_s(o["stats_samples_per_variant"], 0)} sample(s) per variant, median),
+saves logs per service, draws each variant's resource plot, and writes run.json, junit.xml,
 summary.md and report.html; the script writes one log file and the checks' JUnit file.
 
 Where stackmatrix's time goes: per run, {_s(o["startup_s"])} s before the first variant starts
@@ -243,18 +244,20 @@ def costs(o: Mapping[str, Any]) -> str:
         ["start-up before the first variant starts", "per run", _s(o["startup_s"]), "0",
          "interpreter and imports, spec, engine check (`docker info`, `compose version`)"],
         ["reports after the last variant ends", "per run", _s(o["reports_s"]), "0",
-         "junit.xml, summary.md, report.html (one resource plot per variant)"],
+         "junit.xml, summary.md, report.html (the resource plots are drawn earlier, by each "
+         "variant while its stack is torn down)"],
         ["tests phase beyond the checks process", "per variant",
          _s(excess.get("stackmatrix")), _s(excess.get("script")),
-         "stackmatrix: starting the stats sampler and waiting for its last `docker stats "
-         "--no-stream` (1-2 s each); script: two `docker compose port` lookups"],
+         "stackmatrix: starting the tests and stopping the `docker stats` stream; script: "
+         "two `docker compose port` lookups"],
         ["collect vs `logs`", "per variant", _s(side["logs"]["stackmatrix_s"]),
          _s(side["logs"]["script_s"]),
-         "one `docker compose logs SERVICE` per service, then stats.json; script: one call"],
+         "one `docker logs` per container, by id, then stats.json; script: one call"],
         ["up + ready vs `up -d --wait`", "per variant",
          _s(side["bring-up and readiness"]["stackmatrix_s"]),
          _s(side["bring-up and readiness"]["script_s"]),
-         "polls `compose ps` + one `inspect` per container every 0.1 s, then the probes"],
+         "health: two docker calls (`ps -q`, one `inspect` of all containers) every 0.25 s; "
+         "then the probes, in-process, every 0.05 s"],
     ]  # fmt: skip
     table = _table(["cost (median)", "counted", "stackmatrix, s", "script, s", "what"], rows)
     return f"### Where the tool's own time goes\n\n{table}\n"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 from html import escape
@@ -11,7 +10,8 @@ from pathlib import Path
 from stackmatrix import __version__
 from stackmatrix._baseline import Comparison
 from stackmatrix._junit import CaseResult, Outcome, format_value
-from stackmatrix._report_model import Cell, RunReport, Stats, VariantReport
+from stackmatrix._plot import PLOT_NAME, image, kept_or_drawn
+from stackmatrix._report_model import Cell, RunReport, VariantReport
 from stackmatrix._summary import (
     MAX_GRID_ROWS,
     attempts_note,
@@ -77,7 +77,7 @@ summary { cursor: pointer; } .msg { color: var(--fail); white-space: pre-wrap; m
 pre { background: var(--none-bg); padding: 8px; overflow-x: auto; font-size: 12px;
   max-height: 420px; }
 figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
-figure svg { max-width: 100%; height: auto; }
+figure img.plot { max-width: 100%; height: auto; }
 a { color: #0969da; }
 """
 
@@ -294,38 +294,14 @@ def _failures(report: RunReport) -> str:
     return "".join(parts) or '<p class="note">No failures.</p>'
 
 
-def plot_stats(stats: Stats, salt: str) -> str:
-    """CPU % and memory over time per service, as an inline SVG element."""
-    import matplotlib as mpl  # noqa: PLC0415 - slow import, only needed when there are samples
-    from matplotlib.figure import Figure  # noqa: PLC0415
-
-    with mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9}):
-        figure = Figure(figsize=(10, 3))
-        figure.subplots_adjust(left=0.06, right=0.88, bottom=0.16, top=0.88, wspace=0.22)
-        cpu, memory = figure.subplots(1, 2)
-        for service in stats.services:
-            cpu.plot(*stats.series(service, "cpu_percent"), label=service, linewidth=1.4)
-            times, values = stats.series(service, "memory_bytes")
-            memory.plot(times, [b / 2**20 for b in values], label=service, linewidth=1.4)
-        for axes, title, unit in ((cpu, "CPU", "%"), (memory, "Memory", "MiB")):
-            axes.set_title(title, loc="left", fontweight="bold")
-            axes.set_xlabel("seconds")
-            axes.set_ylabel(unit)
-            axes.set_ylim(bottom=0)
-            axes.grid(visible=True, alpha=0.3)
-        memory.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None})
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg") :]
-    return svg.replace("<svg ", '<svg role="img" aria-label="CPU and memory per service" ', 1)
-
-
 def _resources(report: RunReport) -> str:
     parts = []
     for v in report.variants:
         if v.stats is not None and v.stats.samples:
-            body = plot_stats(v.stats, salt=v.id)
+            stats_file = v.path(v.result.stats)
+            kept = stats_file.with_name(PLOT_NAME) if stats_file else None
+            svg = kept_or_drawn(v.stats, v.id, kept)
+            body = image(svg, f"CPU and memory per service of {v.id}")
         else:
             body = f'<p class="note">{escape(v.stats_problem or "no resource samples")}</p>'
         parts.append(

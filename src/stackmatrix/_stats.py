@@ -1,15 +1,24 @@
-"""Resource statistics of a stack's containers, sampled in the background while tests run."""
+"""Resource statistics of a stack's containers, sampled in the background while tests run.
+
+One streaming ``docker stats`` process per stack covers all its containers for the whole span:
+the engine sends a frame every 0.5 s, so there is no process spawn per sample, and stopping
+never waits for a sample in flight (``docker stats --no-stream`` needs 1-2.5 s per call).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
+import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from python_on_whales.components.container.cli_wrapper import ContainerStats
 
 from stackmatrix._results import write_json_atomic
 
@@ -22,27 +31,76 @@ FIELDS = (
     "block_read_bytes",
     "block_write_bytes",
 )
+WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containers
+FIRST_SAMPLE_GRACE = 1.0  # at most this long at the end for a first sample, if none came yet
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def stats_frames(lines: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
+    """Group ``docker stats --format '{{json .}}'`` output into frames, one row per container.
+
+    The streaming CLI redraws the screen: each frame starts with a cursor-home escape, and
+    every container appears once per frame. A frame ends where a container shows up again.
+    """
+    frame: dict[str, dict[str, Any]] = {}
+    for raw in lines:
+        text = _ANSI.sub("", raw).strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            row = json.loads(text)
+        except ValueError:
+            continue
+        key = str(row.get("ID") or row.get("Container") or "")
+        if key in frame:
+            yield list(frame.values())
+            frame = {}
+        frame[key] = row
+    if frame:
+        yield list(frame.values())
+
+
+def _values(row: Mapping[str, Any]) -> dict[str, float | int] | None:
+    """One container's numbers from a stats row; None for a row without any (``--``)."""
+    try:
+        stat = ContainerStats(dict(row))
+    except (KeyError, ValueError, IndexError, TypeError):
+        return None  # a stopped container shows "--" in every column
+    return {
+        "cpu_percent": stat.cpu_percentage,
+        "memory_bytes": int(stat.memory_used),
+        "memory_limit_bytes": int(stat.memory_limit),
+        # Docker prints NetIO as "received / sent"; python-on-whales calls the first part
+        # net_upload and the second net_download, so the names are crossed here on purpose.
+        "net_rx_bytes": int(stat.net_upload),
+        "net_tx_bytes": int(stat.net_download),
+        "block_read_bytes": int(stat.block_read),
+        "block_write_bytes": int(stat.block_write),
+    }
 
 
 class StatsSampler:
-    """Samples every container of a stack with one ``docker stats`` call per sample."""
+    """Keeps one sample per *interval* of every running container of a stack."""
 
     def __init__(
         self,
         client: DockerClient,
-        containers: Callable[[], Mapping[str, str]],  # container id -> service name
+        containers: Callable[[], Mapping[str, str]],  # running container id -> service name
         *,
         interval: float,
     ) -> None:
-        self._client = client
+        self._docker = [str(part) for part in client.client_config.docker_cmd]
         self._containers = containers
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._process: subprocess.Popen[str] | None = None
+        self._process_lock = threading.Lock()
+        self._first = threading.Event()
         self._started = 0.0
+        self._last = float("-inf")
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self.errors = 0
 
     def __enter__(self) -> StatsSampler:
         self._started = time.monotonic()
@@ -51,48 +109,94 @@ class StatsSampler:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        # A stack that was up briefly still gets a sample if one is about to arrive.
+        if not self.samples and self._containers():
+            self._first.wait(FIRST_SAMPLE_GRACE)
         self._stop.set()
-        # `docker stats --no-stream` takes 1-2 s; once a sample exists, an in-flight one is
-        # dropped rather than waited for (the thread ends on its own, ignoring its result).
-        if self._thread is not None and not self.samples:
-            self._thread.join()
+        with self._process_lock:
+            if self._process is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._process.kill()  # the thread sees its output end, reaps it and leaves
+        if self._thread is not None:
+            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        """Stream the current set of containers; restart the stream when that set changes."""
         while not self._stop.is_set():
-            began = time.monotonic()
-            self.sample_once()
-            self._stop.wait(max(0.0, self._interval - (time.monotonic() - began)))
+            by_id = dict(self._containers())
+            if not by_id:
+                self._stop.wait(WAIT_FOR_CONTAINERS)
+                continue
+            stream = self._start_process(list(by_id))
+            if stream is None:
+                return
+            changed = self._follow(stream, by_id)
+            self._end_process()
+            if not changed:  # the stream ended by itself (containers gone, engine away)
+                self._stop.wait(self._interval)
 
-    def sample_once(self) -> None:
-        """Take one sample of all containers (one engine call)."""
-        by_id = dict(self._containers())
-        if not by_id:
+    def _start_process(self, ids: list[str]) -> IO[str] | None:
+        command = [*self._docker, "container", "stats", "--format", "{{json .}}", *ids]
+        with self._process_lock:
+            if self._stop.is_set():
+                return None
+            try:
+                self._process = subprocess.Popen(
+                    command,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    stdin=subprocess.DEVNULL,
+                    text=True,
+                    errors="replace",
+                )
+            except OSError:
+                return None
+            return self._process.stdout
+
+    def _end_process(self) -> None:
+        """Stop and reap the stream process (only ever called by the sampling thread)."""
+        with self._process_lock:
+            process, self._process = self._process, None
+        if process is None:
             return
-        try:
-            stats = self._client.stats(containers=list(by_id))
-        except (DockerException, ValueError, IndexError):
-            self.errors += 1  # a container went away mid-sample; the next one will do
-            return
-        if self._stop.is_set() and self.samples:
-            return
-        at = round(time.monotonic() - self._started, 3)
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def _follow(self, stream: IO[str], by_id: Mapping[str, str]) -> bool:
+        """Record frames until the stream ends or the stop; True if the containers changed."""
+        for frame in stats_frames(stream):
+            if self._stop.is_set():
+                return False
+            self._record(frame, by_id)
+            current = self._containers()
+            if current and set(current) != set(by_id):
+                return True
+        return False
+
+    def _record(self, frame: list[dict[str, Any]], by_id: Mapping[str, str]) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval * 0.9:
+            return  # the engine streams every 0.5 s; keep one frame per interval
         row: dict[str, dict[str, float | int]] = {}
-        for stat in stats:
+        for stats in frame:
+            values = _values(stats)
+            if values is None:
+                continue
+            short = str(stats.get("ID", ""))[:12]
             service = next(
-                (svc for cid, svc in by_id.items() if stat.container_id.startswith(cid[:12])),
-                stat.container_name,
+                (svc for cid, svc in by_id.items() if short and cid.startswith(short)),
+                str(stats.get("Name", short)),
             )
-            row[service] = {
-                "cpu_percent": stat.cpu_percentage,
-                "memory_bytes": int(stat.memory_used),
-                "memory_limit_bytes": int(stat.memory_limit),
-                "net_rx_bytes": int(stat.net_download),
-                "net_tx_bytes": int(stat.net_upload),
-                "block_read_bytes": int(stat.block_read),
-                "block_write_bytes": int(stat.block_write),
-            }
+            row[service] = values
+        if not row:
+            return
+        self._last = now
         with self._lock:
-            self.samples.append({"t": at, "containers": row})
+            self.samples.append({"t": round(now - self._started, 3), "containers": row})
+        self._first.set()
 
     def peaks(self) -> dict[str, dict[str, float | int]]:
         """The highest value of every field per service."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shlex
@@ -16,6 +17,7 @@ from typing import Any
 from stackmatrix._errors import EngineError
 from stackmatrix._expand import Variant
 from stackmatrix._junit import read_counts, write_error_junit
+from stackmatrix._plot import keep_plot
 from stackmatrix._proc import (
     ProcessOutcome,
     compose_secrets,
@@ -38,6 +40,7 @@ from stackmatrix._stack import Cancelled, Stack, StackFailure
 from stackmatrix._stats import StatsSampler
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
+LOG = logging.getLogger("stackmatrix")
 IN_SERVICE_JUNIT = "/tmp/stackmatrix-junit.xml"  # noqa: S108 - a path inside the test container
 
 
@@ -183,10 +186,14 @@ class _VariantRun:
                 self._collect(stack, sampler)
                 for written in (self.junit, self.dir / "tests.log", *self.dir.glob("logs/*.log")):
                     redact_file(written, self.secrets)
+            # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
+            plotting = self._start_plot()
             with self.rec.phase("down"):
                 if not self.job.keep:
                     stack.down()
                     stack.keep = True  # done: the context exit must not repeat it
+            if plotting is not None:
+                plotting.join()
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
         if stack.created:
@@ -196,6 +203,21 @@ class _VariantRun:
             sampler.write(self.dir / "stats.json")
             self.stats_file = f"{self.job.variant.id}/stats.json"
             self.peak = sampler.peak_memory()
+
+    def _start_plot(self) -> threading.Thread | None:
+        if self.stats_file is None:
+            return None
+        stats_file, salt = self.job.run_dir / self.stats_file, self.job.variant.id
+
+        def draw() -> None:
+            try:
+                keep_plot(stats_file, salt)
+            except Exception as error:  # the report draws it again, and says what went wrong
+                LOG.warning("could not draw the resource plot of %s: %s", salt, error)
+
+        thread = threading.Thread(target=draw, name="stackmatrix-plot", daemon=True)
+        thread.start()
+        return thread
 
     def _result(self) -> VariantResult:
         variant = self.job.variant

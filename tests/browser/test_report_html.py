@@ -25,6 +25,7 @@ WIDTH, HEIGHT = 1280, 2300
 # Colours of report.html's grid cells (see _html._CSS).
 FAIL_BACKGROUND = (0xFF, 0xEB, 0xE9)
 PASS_BACKGROUND = (0xDA, 0xFB, 0xE1)
+PLOT_LINE = (0x1F, 0x77, 0xB4)  # matplotlib's first line colour: the resource plots
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,9 @@ def test_browser_shows_grid_failures_and_plots(chromium: str, report: Path, tmp_
     assert "<details open=" in dom
     assert "AssertionError: assert Decimal('10.5') == 10.50" in dom
     assert "service db did not become healthy within 2m0s" in dom
-    # Resource plots rendered inline, one per variant with samples.
-    assert dom.count('aria-label="CPU and memory per service"') == 4
+    # Resource plots, one per variant with samples, as SVG images inside the page.
+    assert dom.count('<img class="plot" alt="CPU and memory per service of ') == 4
+    assert dom.count('src="data:image/svg+xml;base64,') == 4
     assert 'href="postgres-13_redis-off/logs/db.log"' in dom
 
 
@@ -105,3 +107,22 @@ def test_screenshot_shows_coloured_grid(chromium: str, report: Path, tmp_path: P
     target = os.environ.get("STACKMATRIX_SCREENSHOT")
     if target:
         shutil.copy(shot, target)
+
+
+def test_resource_plots_are_drawn_on_screen(chromium: str, report: Path, tmp_path: Path) -> None:
+    height = 6000  # the whole page: the plots come last
+    shot = tmp_path / "page.png"
+    _run_chromium(
+        chromium,
+        tmp_path / "profile",
+        [f"--screenshot={shot}", f"--window-size={WIDTH},{height}", report.as_uri()],
+    )
+    with Image.open(shot) as image:
+        pixels = image.convert("RGB")
+        plotted = [
+            y
+            for y in range(0, height, 2)
+            if any(pixels.getpixel((x, y)) == PLOT_LINE for x in range(0, WIDTH, 2))
+        ]
+    # Four plots of about 300 px each: their lines and legends cover hundreds of pixel rows.
+    assert len(plotted) >= 200, "the resource plots are not drawn"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import re
 import shutil
@@ -181,7 +182,10 @@ def test_html_is_self_contained_and_escaped(built: ReportPaths) -> None:
     assert 'href="postgres-13_redis-off/compose.yaml"' in html
     assert 'href="postgres-13_redis-off/tests.log"' in html
     # One plot per variant that has resource samples (the errored one has none).
-    assert html.count('<svg role="img" aria-label="CPU and memory per service"') == 4
+    plots = re.findall(r'<img class="plot" alt="CPU and memory per service of ([^"]+)" '
+                       r'src="data:image/svg\+xml;base64,([^"]+)"', html)  # fmt: skip
+    assert len(plots) == 4
+    assert all(base64.b64decode(data).lstrip().startswith(b"<?xml") for _id, data in plots)
     assert "no resource samples" in html
     assert "Decimal(&#x27;10.5&#x27;) == 10.50" in html
 

@@ -1,0 +1,107 @@
+"""The resource sampler against real containers: what it records, and that it stops cleanly."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from python_on_whales import Container, DockerClient
+
+from stackmatrix._stats import StatsSampler
+
+from .conftest import LABEL
+
+pytestmark = pytest.mark.integration
+
+MIB = 2**20
+# perl-base is in every Debian minbase image: hold 48 MiB of memory, then sleep.
+HOLD_48_MIB = ["perl", "-e", '$x = "a" x (48 * 1024 * 1024); sleep 120']
+
+
+@pytest.fixture
+def start(docker_engine: DockerClient, session_run_id: str) -> Iterator[list[Container]]:
+    started: list[Container] = []
+    yield started
+    for container in started:
+        docker_engine.container.remove(container, force=True, volumes=True)
+
+
+def _run(client: DockerClient, run_id: str, command: list[str]) -> Container:
+    return client.run(
+        "debian:bookworm-slim",
+        command,
+        detach=True,
+        init=True,
+        labels={LABEL: run_id},
+    )
+
+
+def _stats_children() -> list[str]:
+    """Command lines of this process's children that are `docker ... stats` processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid")
+        )
+        if parent == os.getpid() and b"stats" in cmdline:
+            found.append(b" ".join(cmdline).decode(errors="replace"))
+    return found
+
+
+def test_sampler_records_memory_of_every_container_and_leaves_no_process(
+    docker_engine: DockerClient, session_run_id: str, start: list[Container], tmp_path: Path
+) -> None:
+    hog = _run(docker_engine, session_run_id, HOLD_48_MIB)
+    start.append(hog)
+    containers = {hog.id: "hog"}
+    with StatsSampler(docker_engine, lambda: dict(containers), interval=0.5) as sampler:
+        time.sleep(2.5)
+        # A service that starts later is sampled too: the stream follows the set of containers.
+        idle = _run(docker_engine, session_run_id, ["sleep", "120"])
+        start.append(idle)
+        containers[idle.id] = "idle"
+        time.sleep(2.5)
+    assert _stats_children() == []
+    times = [sample["t"] for sample in sampler.samples]
+    assert len(times) >= 5
+    assert times == sorted(times)
+    assert all(b - a >= 0.4 for a, b in itertools.pairwise(times))  # ~ the interval
+    peaks = sampler.peaks()
+    assert set(peaks) == {"hog", "idle"}
+    assert peaks["hog"]["memory_bytes"] >= 48 * MIB
+    assert peaks["idle"]["memory_bytes"] < 16 * MIB
+    assert (sampler.peak_memory() or 0) >= 48 * MIB
+    written = json.loads(sampler.write(tmp_path / "stats.json").read_text())
+    assert written["peak_total_memory_bytes"] == sampler.peak_memory()
+    assert written["samples"] == sampler.samples
+
+
+def test_a_stack_up_briefly_still_gets_a_sample(
+    docker_engine: DockerClient, session_run_id: str, start: list[Container]
+) -> None:
+    hog = _run(docker_engine, session_run_id, HOLD_48_MIB)
+    start.append(hog)
+    with StatsSampler(docker_engine, lambda: {hog.id: "hog"}, interval=1.0) as sampler:
+        pass  # the tests ended at once: leaving waits (briefly) for a first sample
+    assert len(sampler.samples) == 1
+    assert sampler.samples[0]["containers"]["hog"]["memory_bytes"] >= 48 * MIB
+    assert _stats_children() == []
+
+
+def test_no_running_container_means_no_sample_and_no_wait(docker_engine: DockerClient) -> None:
+    with StatsSampler(docker_engine, dict, interval=1.0) as sampler:
+        pass
+    assert sampler.samples == []
+    assert _stats_children() == []

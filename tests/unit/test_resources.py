@@ -1,0 +1,94 @@
+"""Resource samples without an engine: reading the stats stream, and the plots kept per variant."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+from stackmatrix._plot import PLOT_NAME, keep_plot
+from stackmatrix._reports import build_reports
+from stackmatrix._stats import _values, stats_frames
+
+from .test_reports_sample import build_sample_run
+
+# What `docker stats --format '{{json .}}' A B` prints when its output is not a terminal: the
+# screen is redrawn (cursor home, clear) with one line per container for every frame.
+_ROW = (
+    '{{"BlockIO":"0B / 4.1kB","CPUPerc":"{cpu}","Container":"{name}","ID":"{id}",'
+    '"MemPerc":"0.21%","MemUsage":"{mem} / 23.54GiB","Name":"{name}","NetIO":"1.2kB / 648B",'
+    '"PIDs":"2"}}'
+)
+
+
+def _stream(*frames: list[tuple[str, str, str, str]]) -> list[str]:
+    lines = []
+    for number, frame in enumerate(frames):
+        for position, (cid, name, cpu, mem) in enumerate(frame):
+            prefix = ("\x1b[J" if number else "") + "\x1b[H" if position == 0 else ""
+            lines.append(prefix + _ROW.format(id=cid, name=name, cpu=cpu, mem=mem) + "\n")
+        lines.append(" \x1b[K\n")
+    return lines
+
+
+def test_frames_group_one_row_per_container() -> None:
+    first = [("aaaaaaaaaaaa", "db", "0.00%", "50MiB"), ("bbbbbbbbbbbb", "cache", "0.00%", "3MiB")]
+    second = [("aaaaaaaaaaaa", "db", "12.50%", "51MiB"), ("bbbbbbbbbbbb", "cache", "1.5%", "3MiB")]
+    frames = list(stats_frames(_stream(first, second)))
+    assert [[row["Name"] for row in frame] for frame in frames] == [["db", "cache"]] * 2
+    values = _values(frames[1][0])
+    assert values is not None
+    assert values["cpu_percent"] == 12.5
+    assert values["memory_bytes"] == 51 * 2**20
+    assert values["net_rx_bytes"] == 1200  # Docker prints "received / sent"
+    assert values["net_tx_bytes"] == 648
+    assert values["block_write_bytes"] == 4100
+
+
+def test_a_stopped_container_row_has_no_values_and_garbage_is_skipped() -> None:
+    stopped = (
+        '{"BlockIO":"--","CPUPerc":"--","Container":"x","ID":"x","MemPerc":"--",'
+        '"MemUsage":"-- / --","Name":"x","NetIO":"--","PIDs":"--"}'
+    )
+    frames = list(stats_frames(["\x1b[H" + stopped + "\n", "not json\n", "{broken\n"]))
+    assert len(frames) == 1
+    assert _values(frames[0][0]) is None
+
+
+def _plots(html: str) -> dict[str, str]:
+    found = re.findall(
+        r'alt="CPU and memory per service of ([^"]+)" src="data:[^,]+,([^"]+)"', html
+    )
+    return {variant: base64.b64decode(data).decode() for variant, data in found}
+
+
+def test_report_reuses_a_kept_plot_only_when_drawn_from_the_same_samples(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    build_sample_run(run)
+    variant = "postgres-15_redis-on"
+    stats_file = run / variant / "stats.json"
+    kept = keep_plot(stats_file, variant)
+    assert kept == run / variant / PLOT_NAME
+    first_line, drawing = kept.read_text(encoding="utf-8").split("\n", 1)
+    assert first_line.startswith("<!-- stackmatrix plot ")
+    assert "<svg" in drawing
+    # The report shows the kept file: mark it to tell it apart from a fresh drawing.
+    kept.write_text(kept.read_text(encoding="utf-8").replace("Memory", "Kept memory"))
+    plots = _plots(build_reports([run], run).html.read_text(encoding="utf-8"))
+    assert len(plots) == 4
+    assert "Kept memory" in plots[variant]
+    # New samples make the kept plot stale: the report draws the plot again.
+    stats = json.loads(stats_file.read_text(encoding="utf-8"))
+    stats["samples"] = stats["samples"][:5]
+    stats_file.write_text(json.dumps(stats), encoding="utf-8")
+    plots = _plots(build_reports([run], run).html.read_text(encoding="utf-8"))
+    assert "Kept memory" not in plots[variant]
+    assert ">Memory<" in plots[variant]
+
+
+def test_no_plot_is_kept_without_samples(tmp_path: Path) -> None:
+    stats_file = tmp_path / "stats.json"
+    stats_file.write_text(json.dumps({"interval": 1, "samples": [], "peaks": {}}))
+    assert keep_plot(stats_file, "v") is None
+    assert not (tmp_path / PLOT_NAME).exists()
