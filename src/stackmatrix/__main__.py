@@ -1,4 +1,4 @@
-from stackmatrix._cli import main
+from stackmatrix._cli import entry
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
@@ -17,7 +19,6 @@ from stackmatrix._expand import expand
 from stackmatrix._gc import collect, find_leftovers
 from stackmatrix._gha import gha_matrix_json
 from stackmatrix._junit import merge_paths
-from stackmatrix._reports import build_reports, github_annotations
 from stackmatrix._runner import (
     DEFAULT_OUT,
     RunRequest,
@@ -27,7 +28,6 @@ from stackmatrix._runner import (
     select_shard,
 )
 from stackmatrix._stack import docker_client, error_text
-from stackmatrix._summary_changes import tally_words
 
 ENGINE_ANSWER_TIMEOUT = 10.0
 
@@ -35,36 +35,45 @@ ENGINE_ANSWER_TIMEOUT = 10.0
 def ensure_engine() -> None:
     """Fail fast, with a hint, when the engine or Compose v2 cannot be used.
 
-    Bounded: an engine socket that accepts but never answers must not hang a CI job.
+    Both questions are asked at once, and bounded: an engine socket that accepts but never
+    answers must not hang a CI job.
     """
     client = docker_client()
-    outcome: list[BaseException | None] = []
+    answers: dict[str, BaseException | None] = {}
 
-    def ask() -> None:
+    def engine() -> None:
+        if client.version().server is None:
+            raise EngineError("no Docker engine answered")
+
+    def ask(name: str, question: Callable[[], object]) -> None:
         try:
-            if client.version().server is None:
-                raise EngineError("no Docker engine answered")
-            client.compose.version()
-            outcome.append(None)
+            question()
+            answers[name] = None
         except BaseException as error:
-            outcome.append(error)
+            answers[name] = error
 
-    worker = threading.Thread(target=ask, name="stackmatrix-engine-check", daemon=True)
-    worker.start()
-    worker.join(ENGINE_ANSWER_TIMEOUT)
+    workers = [
+        threading.Thread(target=ask, args=args, name=f"stackmatrix-check-{args[0]}", daemon=True)
+        for args in (("engine", engine), ("compose", client.compose.version))
+    ]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + ENGINE_ANSWER_TIMEOUT
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
     hint = "is dockerd running? scripts/bootstrap.sh installs and starts it"
-    if not outcome:
+    if "engine" not in answers:
         raise EngineError(
             f"the Docker engine is not reachable: it did not answer within "
             f"{ENGINE_ANSWER_TIMEOUT:g} s ({hint})"
         )
-    error = outcome[0]
-    if error is None:
-        return
-    if isinstance(error, DockerException) and "compose" in " ".join(map(str, error.docker_command)):
-        raise EngineError("`docker compose` (Compose v2) is not available") from error
-    said = error_text(error) if isinstance(error, DockerException) else str(error)
-    raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
+    error = answers["engine"]
+    if error is not None:
+        said = error_text(error) if isinstance(error, DockerException) else str(error)
+        raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
+    if "compose" not in answers or answers["compose"] is not None:
+        cause = answers.get("compose")
+        raise EngineError("`docker compose` (Compose v2) is not available") from cause
 
 
 def add_out_argument(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     def reports(run_dir: Path) -> None:
+        # Loaded in the background while the stacks run (see _runner): start-up stays short.
+        from stackmatrix._reports import build_reports, github_annotations  # noqa: PLC0415
+
         try:
             paths = build_reports([run_dir], run_dir)
         except Exception as error:
@@ -216,6 +228,9 @@ def register_merge(subparsers: Subparsers) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from stackmatrix._reports import build_reports  # noqa: PLC0415 - see _run's reports()
+    from stackmatrix._summary_changes import tally_words  # noqa: PLC0415
+
     missing = [d for d in args.run_dirs if not (d / "run.json").is_file()]
     if missing:
         raise UsageError(f"not a run directory (no run.json): {', '.join(map(str, missing))}")

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TextIO
 
 from stackmatrix._expand import Variant
-from stackmatrix._reports import summary_text
 from stackmatrix._results import RunJournal, Status, VariantResult
 
 MARK = {
@@ -117,6 +116,8 @@ class Console:
     @staticmethod
     def _summary(journal: RunJournal, run_dir: Path) -> str:
         """The reports' plain-text summary (table and failures), else a bare table."""
+        from stackmatrix._reports import summary_text  # noqa: PLC0415 - loaded during the run
+
         try:
             return summary_text([run_dir]).rstrip()
         except Exception:

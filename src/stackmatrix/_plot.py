@@ -38,21 +38,25 @@ def draw(stats: Stats, salt: str) -> str:
     """The SVG document of one variant's plot; *salt* makes its element ids unique."""
     import matplotlib as mpl  # noqa: PLC0415 - slow import, only needed when there are samples
     from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
 
     with _LOCK, mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9}):
         figure = Figure(figsize=(10, 3))
-        figure.subplots_adjust(left=0.06, right=0.88, bottom=0.16, top=0.88, wspace=0.22)
+        figure.subplots_adjust(left=0.07, right=0.88, bottom=0.16, top=0.88, wspace=0.22)
         cpu, memory = figure.subplots(1, 2)
         for service in stats.services:
             cpu.plot(*stats.series(service, "cpu_percent"), label=service, linewidth=1.4)
             times, values = stats.series(service, "memory_bytes")
             memory.plot(times, [b / 2**20 for b in values], label=service, linewidth=1.4)
         for axes, title, unit in ((cpu, "CPU", "%"), (memory, "Memory", "MiB")):
-            axes.set_title(title, loc="left", fontweight="bold")
+            axes.set_title(title, loc="left", fontweight="bold", y=1.0, pad=6)
             axes.set_xlabel("seconds")
             axes.set_ylabel(unit)
             axes.set_ylim(bottom=0)
             axes.grid(visible=True, alpha=0.3)
+            # Fewer ticks read as well and draw much faster: every tick is a handful of artists.
+            axes.xaxis.set_major_locator(MaxNLocator(6))
+            axes.yaxis.set_major_locator(MaxNLocator(5))
         memory.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None})

@@ -165,9 +165,35 @@ def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> Var
     )
 
 
-def _warm_up_plotting() -> None:
-    importlib.import_module("matplotlib.figure")
-    importlib.import_module("matplotlib.backends.backend_svg")
+class _WarmUp:
+    """Imports what only the end of a variant or run needs (plots, reports), in the background.
+
+    It starts when the first variant begins its tests: by then the busiest part of bring-up
+    (compose creating containers) is over, and the plotting library (a second of CPU to
+    import) is loaded before the first variant draws its plot.
+    """
+
+    MODULES = (
+        "matplotlib.figure",
+        "matplotlib.backends.backend_svg",
+        "matplotlib.ticker",
+        "stackmatrix._reports",
+    )
+
+    def __init__(self, on_phase: Callable[[str, str], None]) -> None:
+        self._on_phase = on_phase
+        self._started = threading.Event()
+
+    def phase(self, variant: str, phase: str) -> None:
+        """A PhaseCallback: passes the phase on, and starts the imports at the first tests."""
+        self._on_phase(variant, phase)
+        if phase in ("tests", "collect") and not self._started.is_set():
+            self._started.set()
+            threading.Thread(target=self._load, name="stackmatrix-warm-up", daemon=True).start()
+
+    def _load(self) -> None:
+        for module in self.MODULES:
+            importlib.import_module(module)
 
 
 def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path:
@@ -213,8 +239,7 @@ def run_matrix(
         stackmatrix_version=__version__,
     )
     journal.write(run_dir)
-    # The plotting library takes a second to import; do it while the engine works.
-    threading.Thread(target=_warm_up_plotting, name="stackmatrix-warm-up", daemon=True).start()
+    warm_up = _WarmUp(console.phase)
     results: dict[str, VariantResult] = {}
     signals = _Signals(cancel, interrupted, console)
     console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
@@ -229,7 +254,7 @@ def run_matrix(
             interrupted=interrupted,
             keep=request.keep,
             rebuild=request.rebuild,
-            on_phase=console.phase,
+            on_phase=warm_up.phase,
         )
 
     def record(result: VariantResult) -> None:

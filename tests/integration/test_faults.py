@@ -219,6 +219,16 @@ def test_engine_unreachable_message_says_what_docker_said(tmp_path: Path) -> Non
     assert host in done.stderr, done.stderr
 
 
+def test_missing_compose_plugin_is_a_clear_error_exit_3(tmp_path: Path) -> None:
+    project = _one_variant(tmp_path)
+    # Docker looks for CLI plugins under $DOCKER_CONFIG: an empty one has no compose.
+    done = project.run("run", env={"DOCKER_CONFIG": str(tmp_path / "no-plugins")}, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "stackmatrix: error: `docker compose` (Compose v2) is not available" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / ".stackmatrix").exists()
+
+
 def test_engine_that_never_answers_fails_within_bounds(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
     path = tmp_path / "silent.sock"
