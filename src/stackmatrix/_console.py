@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stackmatrix._expand import Variant
+from stackmatrix._format import format_duration
 from stackmatrix._results import RunJournal, Status, VariantResult
 
 MARK = {
@@ -34,12 +35,6 @@ COLOUR = {
     Status.INTERRUPTED: "33",
 }
 DETAIL_LINES = 40
-
-
-def _fmt_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds:.1f}s" if seconds < 60 else f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
 
 
 class Console:
@@ -131,7 +126,7 @@ class Console:
         head = (
             f"{mark} {result.id}  "
             f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors, "
-            f"{counts.skipped} skipped  in {_fmt_seconds(result.duration)}"
+            f"{counts.skipped} skipped  in {format_duration(result.duration)}"
         )
         lines = []
         if result.attempt_statuses:
@@ -161,7 +156,7 @@ class Console:
             if phase is None:
                 rows.append(f"  {'queued':<8} {vid}")
             else:
-                rows.append(f"  {phase:<8} {vid}  {_fmt_seconds(now - self._since[vid])}")
+                rows.append(f"  {phase:<8} {vid}  {format_duration(now - self._since[vid])}")
         return rows
 
     def _redraw(self) -> None:
@@ -198,7 +193,7 @@ def results_table(results: Sequence[VariantResult]) -> str:
             str(r.tests.failed),
             str(r.tests.errors),
             str(r.tests.skipped),
-            _fmt_seconds(r.duration),
+            format_duration(r.duration),
         )
         for r in results
     ]

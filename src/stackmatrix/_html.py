@@ -9,6 +9,7 @@ from pathlib import Path
 
 from stackmatrix import __version__
 from stackmatrix._baseline import Comparison
+from stackmatrix._format import format_bytes, format_duration
 from stackmatrix._junit import CaseResult, Outcome, format_value
 from stackmatrix._plot import PLOT_NAME, image, kept_or_drawn
 from stackmatrix._report_model import Cell, RunReport, VariantReport
@@ -18,8 +19,6 @@ from stackmatrix._summary import (
     case_message,
     cell_symbol,
     first_line,
-    format_bytes,
-    format_duration,
     headline,
     status_label,
     variant_failed_as_a_whole,

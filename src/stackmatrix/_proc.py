@@ -9,6 +9,7 @@ import re
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -141,24 +142,79 @@ def run_logged(
             message = f"cannot start {argv[0]!r}: {error.strerror or error}"
             log.write(f"stackmatrix: {message}\n".encode())
             return ProcessOutcome(None, time.monotonic() - started, start_error=message)
+        guard = _start_guard(proc.pid)
         deadline = None if timeout is None else started + timeout
         timed_out = cancelled = False
-        while proc.poll() is None:
-            if cancel.is_set():
-                cancelled = True
-            elif deadline is not None and time.monotonic() >= deadline:
-                timed_out = True
-            if timed_out or cancelled:
-                kill_group(proc)
-                break
-            cancel.wait(0.05)
-        code = proc.wait()
-        duration = time.monotonic() - started
+        try:
+            while proc.poll() is None:
+                if cancel.is_set():
+                    cancelled = True
+                elif deadline is not None and time.monotonic() >= deadline:
+                    timed_out = True
+                if timed_out or cancelled:
+                    kill_group(proc)
+                    break
+                cancel.wait(0.05)
+            code = proc.wait()
+            duration = time.monotonic() - started
+            # What the command left running in its group (a forgotten server, say) ends too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        finally:
+            _release_guard(guard)
         if timed_out:
             log.write(f"\nstackmatrix: killed after the {timeout:g} s timeout\n".encode())
         elif cancelled:
             log.write(b"\nstackmatrix: killed: the run was cancelled\n")
     return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled)
+
+
+# Started beside every command: it waits on a pipe only stackmatrix can write to. A byte from
+# stackmatrix ends it quietly; end-of-file means stackmatrix died without cleaning up (kill -9),
+# and then the guard ends the command's process group itself: TERM, a grace period, KILL.
+_GUARD = f"""
+import os, signal, sys, time
+if not sys.stdin.buffer.read(1):
+    group = int(sys.argv[1])
+    try:
+        os.killpg(group, signal.SIGTERM)
+        deadline = time.monotonic() + {KILL_GRACE}
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+            os.killpg(group, 0)
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+"""
+
+
+def _start_guard(group: int) -> subprocess.Popen[bytes] | None:
+    """The guard of process group *group*; None if it cannot start (the run goes on)."""
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _GUARD, str(group)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the terminal is stackmatrix's to handle
+        )
+    except OSError as error:
+        LOG.warning("cannot start the guard of process group %d: %s", group, error)
+        return None
+
+
+def _release_guard(guard: subprocess.Popen[bytes] | None) -> None:
+    """Tell the guard the command is over; it then ends without touching anything."""
+    if guard is None or guard.stdin is None:
+        return
+    with contextlib.suppress(OSError):
+        guard.stdin.write(b"x")
+        guard.stdin.close()
+    try:
+        guard.wait(5)
+    except subprocess.TimeoutExpired:
+        guard.kill()
+        guard.wait()
 
 
 @contextlib.contextmanager

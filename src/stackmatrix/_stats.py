@@ -3,6 +3,9 @@
 One streaming ``docker stats`` process per stack covers all its containers for the whole span:
 the engine sends a frame every 0.5 s, so there is no process spawn per sample, and stopping
 never waits for a sample in flight (``docker stats --no-stream`` needs 1-2.5 s per call).
+python-on-whales has no streaming ``stats``, and its streaming helper cannot stop the process
+it starts, so the stream is started here, from the client's own docker command, and killed
+when sampling ends; its rows are parsed by python-on-whales' ``ContainerStats``.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import assert_never
 
+from stackmatrix._format import format_bytes, format_duration
 from stackmatrix._junit import CaseResult, Outcome
 from stackmatrix._report_model import Cell, RunReport, VariantReport
 from stackmatrix._results import Status
@@ -70,27 +71,6 @@ def cell_symbol(cell: Cell, *, emoji: bool) -> str:
             return "⏭️" if emoji else "skip"
         case _:
             assert_never(cell)
-
-
-def format_duration(seconds: float | None) -> str:
-    """``42.1s``, ``3m 05s``; ``-`` when unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m {rest:02d}s"
-
-
-def format_bytes(count: float | None) -> str:
-    """``312 MiB``; ``-`` when unknown."""
-    if count is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB"):
-        if abs(count) < 1024:
-            return f"{count:.0f} {unit}"
-        count /= 1024
-    return f"{count:.1f} GiB"
 
 
 def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:

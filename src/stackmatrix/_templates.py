@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,29 +66,35 @@ def value_text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def expand_template(text: str, context: Mapping[str, Any]) -> str:
+def expand_template(
+    text: str, context: Mapping[str, Any], *, quote: Callable[[str], str] | None = None
+) -> str:
     """Expand ``{{ ports.S.P }}``, ``{{ matrix.K }}``, ``{{ variant }}``, ``{{ run_id }}``,
     ``{{ junit }}`` (and ``{junit}``) in ``text``.
 
     ``context`` holds ``matrix`` (values), ``ports`` (service -> container port ->
     ``127.0.0.1:HOSTPORT``), ``variant``, ``run_id`` and ``junit``. Raises TemplateError for a
-    reference that cannot be expanded.
+    reference that cannot be expanded. *quote* is applied to every value put in (a shell
+    command line gets ``shlex.quote``: a value is always one word, never shell code).
     """
+    if quote is not None:
+        return TEMPLATE.sub(lambda match: quote(_value(match, context)), text)
+    return TEMPLATE.sub(lambda match: _value(match, context), text)
 
-    def replace(match: re.Match[str]) -> str:
-        inner = "junit" if match[0] == "{junit}" else match[1]
-        ref = parse_reference(inner)
-        if ref is None:
-            raise TemplateError(f"{match[0]}: unknown reference; {_KNOWN}")
-        if ref.kind == "matrix":
-            return value_text(Mapping.get(context.get("matrix") or {}, ref.key))
-        if ref.kind == "ports":
-            return _port(match[0], ref, context.get("ports") or {})
-        if ref.kind not in context:
-            raise TemplateError(f"{match[0]}: no value for {ref.kind!r} here")
-        return value_text(context[ref.kind])
 
-    return TEMPLATE.sub(replace, text)
+def _value(match: re.Match[str], context: Mapping[str, Any]) -> str:
+    """The text one reference stands for."""
+    inner = "junit" if match[0] == "{junit}" else match[1]
+    ref = parse_reference(inner)
+    if ref is None:
+        raise TemplateError(f"{match[0]}: unknown reference; {_KNOWN}")
+    if ref.kind == "matrix":
+        return value_text(Mapping.get(context.get("matrix") or {}, ref.key))
+    if ref.kind == "ports":
+        return _port(match[0], ref, context.get("ports") or {})
+    if ref.kind not in context:
+        raise TemplateError(f"{match[0]}: no value for {ref.kind!r} here")
+    return value_text(context[ref.kind])
 
 
 _KNOWN = (

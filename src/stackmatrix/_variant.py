@@ -333,7 +333,8 @@ def _run_tests(
         context = _template_context(job, ports, junit_target)
         extra = tests_environment(job, ports, junit_target, context)
         if isinstance(tests.command, str):
-            text = expand_template(tests.command, context)
+            # A shell command line: every value goes in quoted, as one word, never as code.
+            text = expand_template(tests.command, context, quote=shlex.quote)
             argv = [text] if tests.shell else shlex.split(text)
         else:
             argv = [expand_template(part, context) for part in tests.command]

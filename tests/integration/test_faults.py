@@ -430,17 +430,29 @@ def test_gc_removes_everything_a_killed_run_left(tmp_path: Path) -> None:
     run = Watched(project, "run")
     run.wait_for(r"^\s+flavor-a: tests$")
     run_id = project.journal()["run_id"]
+    deadline = time.monotonic() + 10  # the phase is announced just before the command starts
+    while not (tests_running := pids_with_env("STACKMATRIX_RUN_ID", run_id)):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     run.kill()  # SIGKILL: no handler, no teardown
     try:
         left_by_kill = labelled_objects(run_id)
-        # The test command runs in its own session and outlives the killed run; end it here.
-        for pid in pids_with_env("STACKMATRIX_RUN_ID", run_id):
+        # The test command runs in a session of its own; its guard ends it once the run is gone.
+        deadline = time.monotonic() + 15
+        while (tests_left := pids_with_env("STACKMATRIX_RUN_ID", run_id)) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        for pid in tests_left:
             os.kill(pid, signal.SIGKILL)
         collected = gc(project)
         left_by_gc = labelled_objects(run_id)
     finally:
         force_remove(run_id)
 
+    assert tests_running, "the test command should have been running"
+    assert tests_left == [], "the test command outlived the killed run"
     assert left_by_kill, "a killed run should have left its stack"
     assert collected.returncode == 0, collected.stdout + collected.stderr
     assert re.search(rf"^removed run {run_id}: 1 containers, 1 networks", collected.stdout, re.M), (

@@ -53,7 +53,15 @@ def _spec_without_echo(project: Project, **changes: Any) -> None:
 # -- axis values --------------------------------------------------------------------------------
 
 
-def test_hostile_axis_values_arrive_intact_and_break_nothing(tmp_path: Path) -> None:
+# The command as a list of words, and as one line that `sh -c` runs (values go in quoted).
+COMMANDS: dict[str, dict[str, Any]] = {
+    "words": {"command": ["python3", "value_check.py", "{{ matrix.v }}"]},
+    "shell": {"shell": True, "command": "python3 value_check.py {{ matrix.v }} && true"},
+}
+
+
+@pytest.mark.parametrize("form", COMMANDS)
+def test_hostile_axis_values_arrive_intact_and_break_nothing(tmp_path: Path, form: str) -> None:
     token = secrets.token_hex(4)
     pwned = Path(f"/tmp/pwned-{token}")
     values = [
@@ -71,7 +79,7 @@ def test_hostile_axis_values_arrive_intact_and_break_nothing(tmp_path: Path) -> 
         project,
         overlays=[{"when": {}, "compose": {"services": {"box": box}}}],
         tests={
-            "command": ["python3", "value_check.py", "{{ matrix.v }}"],
+            **COMMANDS[form],
             "env": {"FROM_TEMPLATE": "{{ matrix.v }}"},
             "timeout": "60s",
         },

@@ -138,6 +138,21 @@ def test_hung_tests_are_killed_at_their_timeout_with_their_children(tmp_path: Pa
     )
 
 
+def test_what_the_tests_leave_running_ends_with_them(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+    project = make_project(
+        tmp_path,
+        axes={"flavor": ["a"]},
+        check_mode="leave-child",
+        tests_env={"CHILD_PID_FILE": str(pid_file)},
+    )
+    done = project.run("run")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert project.journal()["variants"][0]["status"] == "passed"
+    assert not pid_alive(int(pid_file.read_text()))
+
+
 @pytest.mark.parametrize(
     ("sig", "moment", "code"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,13 @@ CONTEXT = {
 )
 def test_expand_template(text: str, expected: str) -> None:
     assert expand_template(text, CONTEXT) == expected
+
+
+def test_shell_expansion_puts_each_value_in_as_one_quoted_word() -> None:
+    hostile = {"matrix": {"v": "$(touch x); echo 'hi' `id` & ${HOME}", "pg": "15"}}
+    line = expand_template("run {{ matrix.v }} --pg={{ matrix.pg }}", hostile, quote=shlex.quote)
+    assert line == "run '$(touch x); echo '\"'\"'hi'\"'\"' `id` & ${HOME}' --pg=15"
+    assert shlex.split(line) == ["run", hostile["matrix"]["v"], "--pg=15"]
 
 
 def test_expand_template_errors_name_what_exists() -> None:

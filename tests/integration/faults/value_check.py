@@ -38,6 +38,8 @@ seen = {
 }
 value = seen["STACKMATRIX_AXIS_V"]
 problems = [f"{where}: {got!r} != {value!r}" for where, got in seen.items() if got != value]
+if len(sys.argv) != 2:
+    problems.append(f"the value arrived as {len(sys.argv) - 1} arguments: {sys.argv[1:]!r}")
 if value not in expected:
     problems.append(f"{value!r} is none of the values of the matrix")
 failure = f"<failure message={quoteattr('; '.join(problems))}/>" if problems else ""

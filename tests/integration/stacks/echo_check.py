@@ -1,6 +1,7 @@
 """A tiny test suite run by stackmatrix against the echo stack; writes its own JUnit report.
 
-CHECK_MODE: pass (default), fail, hang, nojunit, fork-hang, flaky (fails the first time only).
+CHECK_MODE: pass (default), fail, hang, nojunit, fork-hang, flaky (fails the first time only),
+leave-child (passes, leaving a background child running).
 """
 
 import os
@@ -19,6 +20,11 @@ if mode in {"hang", "fork-hang"}:
             handle.write(str(child.pid))
     print("hanging", flush=True)
     time.sleep(600)
+
+if mode == "leave-child":
+    with Path(os.environ["CHILD_PID_FILE"]).open("w") as handle:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+        handle.write(str(child.pid))
 
 host, port = os.environ["ECHO_ADDR"].rsplit(":", 1)
 started = time.monotonic()
