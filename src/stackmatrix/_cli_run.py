@@ -18,7 +18,7 @@ from stackmatrix._errors import EngineError, UsageError
 from stackmatrix._expand import expand
 from stackmatrix._gc import collect, find_leftovers
 from stackmatrix._gha import gha_matrix_json
-from stackmatrix._junit import merge_paths
+from stackmatrix._junit_merge import merge_paths
 from stackmatrix._runner import (
     DEFAULT_OUT,
     RunRequest,

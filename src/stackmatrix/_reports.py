@@ -18,7 +18,7 @@ from stackmatrix._baseline import Comparison, compare, snapshot_of
 from stackmatrix._baseline_io import RESULTS_NAME, dump_results, load_baseline, results_document
 from stackmatrix._errors import ReportError
 from stackmatrix._html import render_html
-from stackmatrix._junit import MergeSummary, merge_paths
+from stackmatrix._junit_merge import MergeSummary, merge_paths
 from stackmatrix._report_model import RunReport, load_runs
 from stackmatrix._results import write_text_atomic
 from stackmatrix._summary import (

@@ -15,19 +15,10 @@ docs/nox.md describes the sessions, their verdicts and their output.
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, NoReturn, assert_never
 
 import nox
@@ -35,49 +26,18 @@ import nox.command
 import nox.registry
 from nox.logger import logger
 
-from stackmatrix import __version__
 from stackmatrix._errors import StackmatrixError, UsageError
 from stackmatrix._expand import ID_PATTERN, Variant, expand
-from stackmatrix._junit import write_error_junit
-from stackmatrix._proc import signal_handlers
-from stackmatrix._reports import build_reports, github_annotations, summary_text
-from stackmatrix._results import RunJournal, Status, VariantResult, write_json_atomic
-from stackmatrix._runner import exit_code_of, new_run_id, prepare_run_dir, spec_digest
-from stackmatrix._spec import Spec, load_spec
-from stackmatrix._variant import VariantJob, run_variant
-
-if sys.platform != "win32":
-    import fcntl
+from stackmatrix._nox_run_dir import Matrix, ensure_run_dir, finish
+from stackmatrix._nox_worker import run_worker
+from stackmatrix._results import Status, VariantResult
+from stackmatrix._runner import new_run_id
+from stackmatrix._spec import load_spec
 
 __all__ = ["RUN_ID_ENV", "matrix_sessions"]
 
 RUN_ID_ENV = "STACKMATRIX_NOX_RUN_ID"
-RESULT_NAME = "result.json"  # a variant's VariantResult, next to its junit.xml
-_LOCK_NAME = ".nox.lock"
-_DID_NOT_RUN = "did not run: its session was not part of this nox run"
 _TAIL_LINES = 30
-_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass(frozen=True)
-class _Matrix:
-    """One ``matrix_sessions`` call: the expanded spec and where its run writes."""
-
-    spec: Spec
-    variants: tuple[Variant, ...]
-    profile: str | None
-    out_dir: Path
-    run_id: str
-    report: str
-
-    @property
-    def run_dir(self) -> Path:
-        """``OUT/runs/<run-id>``, shared by every session of this nox invocation."""
-        return self.out_dir / "runs" / self.run_id
-
-    def session_name(self, variant: Variant) -> str:
-        """The nox session name of a variant: ``<report>-<variant id>``."""
-        return f"{self.report}-{variant.id}"
 
 
 def matrix_sessions(
@@ -120,7 +80,7 @@ def matrix_sessions(
         broken = _broken_session(str(path), error)
         _register(broken, report, [report], registered, out_dir, venv_backend="none")
         return [report]
-    matrix = _Matrix(spec, variants, profile, out_dir, run_id, report)
+    matrix = Matrix(spec, variants, profile, out_dir, run_id, report)
     names = [matrix.session_name(v) for v in variants]
     clash = sorted({*names, report} & set(registered))
     if clash:
@@ -222,13 +182,13 @@ def _describe(variant: Variant) -> str:
 
 
 def _variant_session(
-    matrix: _Matrix, variant: Variant, install: tuple[str, ...]
+    matrix: Matrix, variant: Variant, install: tuple[str, ...]
 ) -> Callable[[nox.Session], None]:
     def run(session: nox.Session) -> None:
         if install:
             session.install(*install)
-        _ensure_run_dir(matrix)
-        result, interrupted = _run_worker(session, matrix, variant)
+        ensure_run_dir(matrix)
+        result, interrupted = run_worker(session, matrix, variant, pid=_nox_pid(session))
         if interrupted and result.status is not Status.INTERRUPTED:
             logger.error(f"{variant.id}: {result.status} before the interrupt arrived")
             raise KeyboardInterrupt
@@ -238,10 +198,10 @@ def _variant_session(
     return run
 
 
-def _report_session(matrix: _Matrix) -> Callable[[nox.Session], None]:
+def _report_session(matrix: Matrix) -> Callable[[nox.Session], None]:
     def report(session: nox.Session) -> None:
-        _ensure_run_dir(matrix)
-        journal = _finish(matrix, pid=_nox_pid(session), missing_did_not_run=True)
+        ensure_run_dir(matrix)
+        journal = finish(matrix, pid=_nox_pid(session), missing_did_not_run=True)
         code = journal.exit_code or 0
         if code:
             bad = sum(1 for v in journal.variants if not v.status.ok)
@@ -265,7 +225,7 @@ def _fail(message: str) -> NoReturn:
     raise nox.command.CommandFailed(message)
 
 
-def _verdict(matrix: _Matrix, result: VariantResult) -> None:
+def _verdict(matrix: Matrix, result: VariantResult) -> None:
     """Pass, warn or fail the session from the variant's status."""
     where = matrix.run_dir / result.id
     counts = result.tests
@@ -285,7 +245,7 @@ def _verdict(matrix: _Matrix, result: VariantResult) -> None:
             assert_never(result.status)
 
 
-def _show_failure(matrix: _Matrix, result: VariantResult) -> None:
+def _show_failure(matrix: Matrix, result: VariantResult) -> None:
     if result.detail:
         print(result.detail, flush=True)
     if result.tests_log:
@@ -293,286 +253,3 @@ def _show_failure(matrix: _Matrix, result: VariantResult) -> None:
         with contextlib.suppress(OSError):
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
             print(f"--- last lines of {log}", *lines[-_TAIL_LINES:], sep="\n", flush=True)
-
-
-# -- one variant, in a process of its own -----------------------------------------------------
-#
-# nox -j runs each session in a child process and, on Ctrl-C, SIGKILLs the child's process
-# group two seconds after SIGTERM: too soon to tear a stack down. So a variant runs in a worker
-# in its own session. The nox session forwards signals to it, and the worker treats the end of
-# its stdin (the session process died) as an interrupt too; either way it still tears down.
-
-
-def _tests_environment(session: nox.Session) -> dict[str, str]:
-    """The environment nox's ``session.run`` would give a command: the session env on top
-    of nox's own, the session's bin directories first on PATH."""
-    env = {k: v for k, v in {**os.environ, **session.env}.items() if v is not None}
-    paths = list(session.bin_paths or [])
-    if paths:
-        env["PATH"] = os.pathsep.join([*paths, *([env["PATH"]] if env.get("PATH") else [])])
-    return env
-
-
-@dataclass
-class _Forwarder:
-    """While a worker runs, SIGINT/SIGTERM of the session process become its SIGTERM."""
-
-    worker: subprocess.Popen[bytes] | None = None
-    received: list[int] = field(default_factory=list)
-
-    def handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
-        if len(self.received) == 1:
-            print("stackmatrix: stopping; tearing the stack down", file=sys.stderr, flush=True)
-        self._forward()
-
-    def attach(self, worker: subprocess.Popen[bytes]) -> None:
-        self.worker = worker
-        if self.received:
-            self._forward()
-
-    def _forward(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.worker.send_signal(signal.SIGTERM)
-
-    def installed(self) -> contextlib.AbstractContextManager[None]:
-        return signal_handlers(self.handle)
-
-
-def _run_worker(
-    session: nox.Session, matrix: _Matrix, variant: Variant
-) -> tuple[VariantResult, bool]:
-    """Run the variant in a worker process; its result, and whether a signal interrupted it."""
-    result_path = matrix.run_dir / variant.id / RESULT_NAME
-    result_path.unlink(missing_ok=True)
-    pid = _nox_pid(session)
-    request = {
-        "spec": str(matrix.spec.path),
-        "profile": matrix.profile,
-        "variant": variant.id,
-        "run_id": matrix.run_id,
-        "out_dir": str(matrix.out_dir),
-        "report": matrix.report,
-        "pid": pid,
-        "env": _tests_environment(session),
-    }
-    code = (
-        f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
-        "from stackmatrix.nox import _worker_main; sys.exit(_worker_main())"
-    )
-    forwarder = _Forwarder()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    with forwarder.installed(), os.fdopen(write_end, "wb") as lifeline:
-        try:
-            worker = subprocess.Popen(
-                [sys.executable, "-P", "-c", code], stdin=read_end, start_new_session=True
-            )
-        finally:
-            os.close(read_end)
-        forwarder.attach(worker)
-        with contextlib.suppress(BrokenPipeError):
-            lifeline.write(json.dumps(request).encode() + b"\n")
-            lifeline.flush()
-        returncode = worker.wait()
-    interrupted = bool(forwarder.received)
-    try:
-        data = json.loads(result_path.read_text(encoding="utf-8"))
-        return VariantResult.from_dict(data), interrupted
-    except (OSError, ValueError, KeyError, TypeError):
-        reason = f"the variant runner exited with code {returncode} and recorded no result"
-        status = Status.INTERRUPTED if interrupted else Status.ERROR
-        result = _stand_in(matrix, variant, reason, status)
-        _record(matrix, result, pid=pid)
-        return result, interrupted
-
-
-def _worker_main() -> int:
-    """Entry point of the worker process: run one variant, record it, refresh the reports."""
-    request = json.loads(sys.stdin.readline())
-    cancel, interrupted = threading.Event(), threading.Event()
-
-    def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
-        interrupted.set()
-        cancel.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, stop)
-
-    def watch_session() -> None:
-        sys.stdin.read()  # returns at EOF: the session process is gone
-        stop()
-
-    threading.Thread(target=watch_session, name="stackmatrix-lifeline", daemon=True).start()
-    try:
-        spec = load_spec(Path(request["spec"]), profile=request["profile"])
-        variants = tuple(expand(spec))
-        variant = next(v for v in variants if v.id == request["variant"])
-    except (StackmatrixError, StopIteration) as error:
-        _say(f"stackmatrix: cannot run variant {request['variant']}: {error or 'not found'}")
-        return 2
-    matrix = _Matrix(
-        spec, variants, request["profile"], Path(request["out_dir"]), request["run_id"],
-        request["report"],
-    )  # fmt: skip
-    started = time.monotonic()
-
-    def on_phase(variant_id: str, phase: str) -> None:
-        _say(f"stackmatrix: {variant_id}: {phase} (+{time.monotonic() - started:.1f} s)")
-
-    job = VariantJob(
-        spec=spec,
-        variant=variant,
-        run_id=matrix.run_id,
-        run_dir=matrix.run_dir,
-        cancel=cancel,
-        interrupted=interrupted,
-        on_phase=on_phase,
-        base_env=request["env"],
-    )
-    _record(matrix, run_variant(job), pid=request["pid"])
-    return 0
-
-
-def _say(text: str) -> None:
-    """Print, even when nox has stopped reading (after Ctrl-C the stack still goes down)."""
-    with contextlib.suppress(OSError):
-        print(text, flush=True)
-
-
-# -- the shared run directory -----------------------------------------------------------------
-
-
-def _ensure_run_dir(matrix: _Matrix) -> None:
-    prepare_run_dir(matrix.out_dir, matrix.run_id, shared=True)
-
-
-@contextlib.contextmanager
-def _locked(run_dir: Path) -> Iterator[None]:
-    """One session at a time updates the journal and reports (sessions are processes)."""
-    with (run_dir / _LOCK_NAME).open("a") as handle:
-        if sys.platform != "win32":
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _read_results(matrix: _Matrix) -> dict[str, VariantResult]:
-    results = {}
-    for variant in matrix.variants:
-        path = matrix.run_dir / variant.id / RESULT_NAME
-        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-            results[variant.id] = VariantResult.from_dict(json.loads(path.read_text("utf-8")))
-    return results
-
-
-def _stand_in(matrix: _Matrix, variant: Variant, reason: str, status: Status) -> VariantResult:
-    """The result of a variant without one of its own; the reports still show it."""
-    junit = f"{variant.id}/junit.xml"
-    write_error_junit(matrix.run_dir / junit, variant_id=variant.id, message=reason)
-    if variant.experimental and status is not Status.INTERRUPTED:
-        status = Status.EXPERIMENTAL_FAILED
-    return VariantResult(
-        id=variant.id,
-        values=dict(variant.values),
-        status=status,
-        experimental=variant.experimental,
-        reason=reason,
-        junit=junit,
-    )
-
-
-def _record(matrix: _Matrix, result: VariantResult, *, pid: int) -> None:
-    """Store a variant's result and refresh the run's journal and merged reports.
-
-    When this completes the matrix and a required variant failed, nox will not run the report
-    session (a session whose requirement failed is aborted), so this writes the final report.
-    """
-    write_json_atomic(matrix.run_dir / result.id / RESULT_NAME, result.to_dict())
-    with _locked(matrix.run_dir):
-        results = _read_results(matrix)
-        complete = all(v.id in results for v in matrix.variants)
-        final = complete and not all(r.status.ok for r in results.values())
-        if not final:
-            _write(matrix, results, pid=pid, final=False)
-    if final:
-        _say(
-            f"stackmatrix: every variant has finished and not all required ones passed, so nox "
-            f"aborts the {matrix.report!r} session; the merged report:"
-        )
-        _finish(matrix, pid=pid, missing_did_not_run=False)
-    else:
-        _say(f"stackmatrix: results so far: {matrix.run_dir / 'summary.md'}")
-
-
-def _finish(matrix: _Matrix, *, pid: int, missing_did_not_run: bool) -> RunJournal:
-    """Write the final journal and reports of the run, print the summary; return the journal."""
-    with _locked(matrix.run_dir):
-        results = _read_results(matrix)
-        if missing_did_not_run:
-            for variant in matrix.variants:
-                if variant.id not in results:
-                    results[variant.id] = _stand_in(matrix, variant, _DID_NOT_RUN, Status.CANCELLED)
-        journal = _write(matrix, results, pid=pid, final=True)
-    run_dir = matrix.run_dir
-    with contextlib.suppress(StackmatrixError, OSError):
-        _say(summary_text([run_dir]).rstrip())
-    _say(
-        f"stackmatrix: run {matrix.run_id}: {run_dir / 'summary.md'}, "
-        f"{run_dir / 'report.html'}, {run_dir / 'junit.xml'}"
-    )
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        with contextlib.suppress(StackmatrixError, OSError):
-            for line in github_annotations([run_dir]):
-                print(line, file=sys.stderr, flush=True)
-    return journal
-
-
-def _write(
-    matrix: _Matrix, results: Mapping[str, VariantResult], *, pid: int, final: bool
-) -> RunJournal:
-    """Write ``run.json`` and the merged reports; only the final write reaches
-    ``$GITHUB_STEP_SUMMARY``. Call with the run directory locked."""
-    ordered = tuple(results[v.id] for v in matrix.variants if v.id in results)
-    starts = [r.started_at for r in ordered if r.started_at is not None]
-    interrupted = any(r.status is Status.INTERRUPTED for r in ordered)
-    journal = RunJournal(
-        run_id=matrix.run_id,
-        name=matrix.spec.name,
-        spec_file=str(matrix.spec.path),
-        spec_digest=spec_digest(matrix.spec),
-        started_at=min(starts, default=time.time()),
-        finished_at=time.time() if final else None,
-        profile=matrix.profile,
-        exit_code=exit_code_of(ordered, interrupted=interrupted) if final else None,
-        interrupted=interrupted,
-        pid=pid,
-        variants=ordered,
-        stackmatrix_version=__version__,
-    )
-    journal.write(matrix.run_dir)
-    try:
-        with _quiet_plotting():
-            build_reports(
-                [matrix.run_dir],
-                matrix.run_dir,
-                github_step_summary=None if final else Path(os.devnull),
-            )
-    except (StackmatrixError, OSError) as error:
-        _say(f"stackmatrix: could not build the reports: {error}")
-    return journal
-
-
-@contextlib.contextmanager
-def _quiet_plotting() -> Iterator[None]:
-    """nox logs everything at debug level; the plotting library of report.html is chatty."""
-    chatty = [logging.getLogger(name) for name in ("matplotlib", "PIL")]
-    levels = [log.level for log in chatty]
-    for log in chatty:
-        log.setLevel(max(log.level, logging.WARNING))
-    try:
-        yield
-    finally:
-        for log, level in zip(chatty, levels, strict=True):
-            log.setLevel(level)

@@ -13,14 +13,8 @@ import pytest
 import xmlschema
 
 from stackmatrix._errors import ReportError, UsageError
-from stackmatrix._junit import (
-    JunitInput,
-    Outcome,
-    iter_cases,
-    merge_junit,
-    merge_paths,
-    parse_junit,
-)
+from stackmatrix._junit import Outcome, iter_cases, parse_junit
+from stackmatrix._junit_merge import JunitInput, merge_junit, merge_paths
 from stackmatrix._results import RunJournal, Status, VariantResult
 from stackmatrix._results import TestCounts as Counts
 
