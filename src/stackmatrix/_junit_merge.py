@@ -44,6 +44,7 @@ from stackmatrix._junit_read import (
     XmlElement,
     case_groups,
     clean_xml_text,
+    counts_of,
     outcome_of,
     parse_junit,
     to_float,
@@ -109,14 +110,7 @@ class _Tally:
     cases_out: int = 0
 
     def as_counts(self) -> TestCounts:
-        c = self.counts
-        return TestCounts(
-            total=sum(c.values()),
-            passed=c[Outcome.PASSED],
-            failed=c[Outcome.FAILED],
-            errors=c[Outcome.ERROR],
-            skipped=c[Outcome.SKIPPED],
-        )
+        return counts_of(self.counts)
 
 
 def _new_suite(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -277,6 +277,11 @@ def count_outcomes(outcomes: Iterable[Outcome]) -> TestCounts:
     tally = dict.fromkeys(Outcome, 0)
     for outcome in outcomes:
         tally[outcome] += 1
+    return counts_of(tally)
+
+
+def counts_of(tally: Mapping[Outcome, int]) -> TestCounts:
+    """Totals from a count per outcome."""
     return TestCounts(
         total=sum(tally.values()),
         passed=tally[Outcome.PASSED],
