@@ -56,8 +56,11 @@ def secret_values(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()
     return [v for k, v in env.items() if v and (is_secret_name(k) or k in extra_secret_names)]
 
 
-def compose_secrets(compose: Mapping[str, Any]) -> list[str]:
-    """Values of secret-looking ``environment`` entries of every service of a compose dict."""
+def compose_secrets(
+    compose: Mapping[str, Any], extra_secret_names: Sequence[str] = ()
+) -> list[str]:
+    """Values of secret ``environment`` entries (secret-looking names, or *extra_secret_names*)
+    of every service of a compose dict."""
     found: list[str] = []
     for service in (compose.get("services") or {}).values():
         environment = (service or {}).get("environment") or {}
@@ -65,7 +68,11 @@ def compose_secrets(compose: Mapping[str, Any]) -> list[str]:
             pairs = [(str(k), "" if v is None else str(v)) for k, v in environment.items()]
         else:
             pairs = [tuple(str(item).split("=", 1)) for item in environment if "=" in str(item)]  # type: ignore[misc]
-        found.extend(value for name, value in pairs if value and is_secret_name(name))
+        found.extend(
+            value
+            for name, value in pairs
+            if value and (is_secret_name(name) or name in extra_secret_names)
+        )
     return found
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -142,9 +142,12 @@ SECRET_ASSIGNMENT = re.compile(
 )
 
 
-def holds_secrets(data: Mapping[str, Any]) -> bool:
-    """Whether a compose document carries something secret-looking (so: keep it private)."""
-    return bool(compose_secrets(data)) or bool(SECRET_ASSIGNMENT.search(dump_compose(data)))
+def holds_secrets(data: Mapping[str, Any], secret_names: Sequence[str] = ()) -> bool:
+    """Whether a compose document carries something secret (so: keep it private): a value of
+    a secret-looking variable or of one named in *secret_names* (the spec's ``secrets``)."""
+    return bool(compose_secrets(data, secret_names)) or bool(
+        SECRET_ASSIGNMENT.search(dump_compose(data))
+    )
 
 
 def dump_compose(data: Mapping[str, Any]) -> str:

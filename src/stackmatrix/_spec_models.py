@@ -169,6 +169,7 @@ WhenValue = Annotated[
 Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
 Words = Annotated[tuple[str, ...], PlainValidator(_words), WithJsonSchema(COMMAND_SCHEMA)]
 EnvValue = Annotated[str, PlainValidator(_env_value), WithJsonSchema(SCALAR_SCHEMA)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -375,6 +376,9 @@ class Spec(Model):
     tests: TestsSpec
     run: RunOptions = RunOptions()
     profiles: dict[str, Profile] = Field(default_factory=dict)
+    # Variables whose values are secret besides those with secret-looking names (PASSWORD,
+    # TOKEN, KEY, ...): masked in logs and reports, kept off command lines.
+    secrets: tuple[EnvName, ...] = ()
 
     @model_validator(mode="before")
     @classmethod

@@ -120,7 +120,8 @@ class _VariantRun:
         self.tests_log: str | None = None
         # Values never to show: secret-named variables of the tests and of the services.
         self.secrets: list[str] = secret_values(
-            {**os.environ, **{k: str(v) for k, v in job.spec.tests.env.items()}}
+            {**os.environ, **{k: str(v) for k, v in job.spec.tests.env.items()}},
+            job.spec.secrets,
         )
 
     def run(self) -> VariantResult:
@@ -129,8 +130,10 @@ class _VariantRun:
         try:
             with self.rec.phase("render"):
                 data = render(self.job.spec, self.job.variant, run_id=self.job.run_id)
-                self.secrets.extend(compose_secrets(data))
-                write_private_if(self.compose_path, dump_compose(data), private=holds_secrets(data))
+                names = self.job.spec.secrets
+                self.secrets.extend(compose_secrets(data, names))
+                private = holds_secrets(data, names)
+                write_private_if(self.compose_path, dump_compose(data), private=private)
             services: Mapping[str, Any] = data.get("services", {})
             stack = Stack(
                 project=self.job.project,
@@ -359,7 +362,7 @@ def _run_tests(
         cwd=tests.workdir,
         timeout=tests.timeout,
         cancel=job.cancel,
-        secrets=secret_values(extra),
+        secrets=secret_values(extra, job.spec.secrets),
         shell=shell,
     )
     if in_service and not outcome.cancelled:

@@ -238,7 +238,7 @@ class _SecretRun:
     output: str
     step_summary: Path
     test_secrets: dict[str, str]  # tests.env and inherited: printed by the tests
-    service_secret: str  # in a service's compose environment, printed in its log
+    service_secrets: tuple[str, ...]  # in a service's compose environment, printed in its log
 
 
 @pytest.fixture(scope="module")
@@ -255,27 +255,32 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         "DB_PASSWORD": f"pw-{tag}-db",
         "SERVICE_KEY": f"key-{tag}-svc",
         "MY_SECRET": f"sec-{tag}-mine",
+        "SHOP_DSN": f"dsn-{tag}-shop",  # no secret-looking name: listed in `secrets`
     }
     inherited = {"CI_DEPLOY_TOKEN": f"ci-{tag}-deploy"}
     service_secret = f"pg-{tag}-service"
+    admin_phrase = f"phrase-{tag}-admin"  # no secret-looking name: listed in `secrets`
     project = make_project(root, axes={"flavor": ["a", "b"]})
     copy_fixture("leaky_check.py", project)
     names = ",".join([*spec_secrets, *inherited])
     # The token also appears literally on the command line: it must be masked when printed.
     command = ["python3", "leaky_check.py", "--token", spec_secrets["API_TOKEN"]]
-    edit_spec(
-        project,
-        lambda spec: spec["tests"].update(
-            command=command, env={**spec_secrets, "LEAKED_NAMES": names}
-        ),
-    )
-    env = {"POSTGRES_PASSWORD": service_secret}
+
+    def change(spec: dict[str, Any]) -> None:
+        spec["tests"].update(command=command, env={**spec_secrets, "LEAKED_NAMES": names})
+        spec["secrets"] = ["SHOP_DSN", "ADMIN_PHRASE"]
+
+    edit_spec(project, change)
+    env = {"POSTGRES_PASSWORD": service_secret, "ADMIN_PHRASE": admin_phrase}
     db = {
         **BOX,
         "environment": env,
-        "command": ["sh", "-c", 'echo "db up, password $$POSTGRES_PASSWORD"; exec sleep 600'],
-    }
-    refuse = 'echo "auth failed for password $$POSTGRES_PASSWORD"; exit 1'
+        "command": [
+            "sh", "-c",
+            'echo "db up, password $$POSTGRES_PASSWORD, admin $$ADMIN_PHRASE"; exec sleep 600',
+        ],
+    }  # fmt: skip
+    refuse = 'echo "auth failed for password $$POSTGRES_PASSWORD, $$ADMIN_PHRASE"; exit 1'
     crash = {"image": BOOKWORM, "environment": env, "command": ["sh", "-c", refuse]}
     add_services(project, {"db": db}, when={"flavor": "a"})
     add_services(project, {"crash": crash}, when={"flavor": "b"})
@@ -296,7 +301,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         output=done.stdout + done.stderr,
         step_summary=step_summary,
         test_secrets={**spec_secrets, **inherited},
-        service_secret=service_secret,
+        service_secrets=(service_secret, admin_phrase),
     )
 
 
@@ -311,7 +316,7 @@ def test_secrets_stay_out_of_the_journal_and_the_printed_command_line(
     # Compose files that carry a secret are readable by their owner only.
     for variant in ("flavor-a", "flavor-b"):
         compose = secret_run.run_dir / variant / "compose.yaml"
-        assert secret_run.service_secret in compose.read_text()
+        assert all(secret in compose.read_text() for secret in secret_run.service_secrets)
         assert stat.S_IMODE(compose.stat().st_mode) & 0o077 == 0, oct(compose.stat().st_mode)
 
 
@@ -346,7 +351,8 @@ def test_secrets_of_service_environments_are_masked_in_results(secret_run: _Secr
         "report.html": (run_dir / "report.html").read_text(),
         "printed output": secret_run.output,
     }
-    assert [p for p, text in places.items() if secret_run.service_secret in text] == []
+    leaks = [p for p, text in places.items() for s in secret_run.service_secrets if s in text]
+    assert leaks == []
 
 
 def test_secrets_of_in_service_tests_never_appear_on_a_command_line(tmp_path: Path) -> None:
