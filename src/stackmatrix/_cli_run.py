@@ -71,9 +71,12 @@ def ensure_engine() -> None:
     if error is not None:
         said = error_text(error) if isinstance(error, DockerException) else str(error)
         raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
-    if "compose" not in answers or answers["compose"] is not None:
-        cause = answers.get("compose")
-        raise EngineError("`docker compose` (Compose v2) is not available") from cause
+    if "compose" not in answers:
+        raise EngineError(
+            f"`docker compose version` did not answer within {ENGINE_ANSWER_TIMEOUT:g} s"
+        )
+    if answers["compose"] is not None:
+        raise EngineError("`docker compose` (Compose v2) is not available") from answers["compose"]
 
 
 def add_out_argument(parser: argparse.ArgumentParser) -> None:

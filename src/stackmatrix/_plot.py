@@ -21,7 +21,7 @@ from stackmatrix._report_model import Stats, read_stats
 from stackmatrix._results import write_text_atomic
 
 PLOT_NAME = "stats.svg"
-_STYLE = "1"  # change it when the drawing changes: plots kept from before are then redrawn
+_STYLE = "2"  # change it when the drawing changes: plots kept from before are then redrawn
 _LOCK = threading.Lock()  # matplotlib's settings are process-wide: one drawing at a time
 
 

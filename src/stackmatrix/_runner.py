@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import logging
 import os
 import secrets
 import signal
@@ -30,6 +31,7 @@ from stackmatrix._spec import Spec
 from stackmatrix._variant import VariantJob, run_variant
 
 DEFAULT_OUT = Path(".stackmatrix")
+LOG = logging.getLogger("stackmatrix")
 
 
 def new_run_id() -> str:
@@ -182,18 +184,26 @@ class _WarmUp:
 
     def __init__(self, on_phase: Callable[[str, str], None]) -> None:
         self._on_phase = on_phase
-        self._started = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
 
     def phase(self, variant: str, phase: str) -> None:
         """A PhaseCallback: passes the phase on, and starts the imports at the first tests."""
         self._on_phase(variant, phase)
-        if phase in ("tests", "collect") and not self._started.is_set():
-            self._started.set()
-            threading.Thread(target=self._load, name="stackmatrix-warm-up", daemon=True).start()
+        if phase not in ("tests", "collect"):
+            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="stackmatrix-warm-up", daemon=True).start()
 
     def _load(self) -> None:
-        for module in self.MODULES:
-            importlib.import_module(module)
+        try:
+            for module in self.MODULES:
+                importlib.import_module(module)
+        except Exception as error:  # the report imports it again and says what is wrong
+            LOG.debug("warm-up import failed: %s", error)
 
 
 def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path:

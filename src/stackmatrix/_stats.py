@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import subprocess
 import threading
@@ -34,16 +35,20 @@ FIELDS = (
     "block_read_bytes",
     "block_write_bytes",
 )
+LOG = logging.getLogger("stackmatrix")
 WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containers
-FIRST_SAMPLE_GRACE = 1.0  # at most this long at the end for a first sample, if none came yet
+# At the end, with no sample yet, wait for the first one until this long after the stream
+# started (the engine's first reading of a container takes about a second).
+FIRST_SAMPLE_GRACE = 2.5
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def stats_frames(lines: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
+def stats_frames(lines: Iterable[str], size: int = 0) -> Iterator[list[dict[str, Any]]]:
     """Group ``docker stats --format '{{json .}}'`` output into frames, one row per container.
 
     The streaming CLI redraws the screen: each frame starts with a cursor-home escape, and
-    every container appears once per frame. A frame ends where a container shows up again.
+    every container appears once per frame. A frame ends once it has *size* rows (the number
+    of containers asked for), or where a container shows up again.
     """
     frame: dict[str, dict[str, Any]] = {}
     for raw in lines:
@@ -59,6 +64,9 @@ def stats_frames(lines: Iterable[str]) -> Iterator[list[dict[str, Any]]]:
             yield list(frame.values())
             frame = {}
         frame[key] = row
+        if size and len(frame) >= size:
+            yield list(frame.values())
+            frame = {}
     if frame:
         yield list(frame.values())
 
@@ -67,7 +75,7 @@ def _values(row: Mapping[str, Any]) -> dict[str, float | int] | None:
     """One container's numbers from a stats row; None for a row without any (``--``)."""
     try:
         stat = ContainerStats(dict(row))
-    except (KeyError, ValueError, IndexError, TypeError):
+    except (KeyError, ValueError, IndexError, TypeError, AttributeError):
         return None  # a stopped container shows "--" in every column
     return {
         "cpu_percent": stat.cpu_percentage,
@@ -100,6 +108,8 @@ class StatsSampler:
         self._process: subprocess.Popen[str] | None = None
         self._process_lock = threading.Lock()
         self._first = threading.Event()
+        self._streaming_since: float | None = None
+        self._final = False
         self._started = 0.0
         self._last = float("-inf")
         self.samples: list[dict[str, Any]] = []
@@ -114,7 +124,8 @@ class StatsSampler:
     def __exit__(self, *exc_info: object) -> None:
         # A stack that was up briefly still gets a sample if one is about to arrive.
         if not self.samples and self._containers():
-            self._first.wait(FIRST_SAMPLE_GRACE)
+            since = self._streaming_since or time.monotonic()  # or it is about to start
+            self._first.wait(max(0.0, since + FIRST_SAMPLE_GRACE - time.monotonic()))
         self._stop.set()
         with self._process_lock:
             if self._process is not None:
@@ -125,18 +136,23 @@ class StatsSampler:
 
     def _loop(self) -> None:
         """Stream the current set of containers; restart the stream when that set changes."""
-        while not self._stop.is_set():
-            by_id = dict(self._containers())
-            if not by_id:
-                self._stop.wait(WAIT_FOR_CONTAINERS)
-                continue
-            stream = self._start_process(list(by_id))
-            if stream is None:
-                return
-            changed = self._follow(stream, by_id)
+        try:
+            while not self._stop.is_set():
+                by_id = dict(self._containers())
+                if not by_id:
+                    self._stop.wait(WAIT_FOR_CONTAINERS)
+                    continue
+                stream = self._start_process(list(by_id))
+                if stream is None:
+                    return
+                changed = self._follow(stream, by_id)
+                self._end_process()
+                if not changed:  # the stream ended by itself (containers gone, engine away)
+                    self._stop.wait(self._interval)
+        except Exception as error:  # samples are a bonus: never let them break a run
+            LOG.warning("resource sampling stopped: %s", error)
+        finally:
             self._end_process()
-            if not changed:  # the stream ended by itself (containers gone, engine away)
-                self._stop.wait(self._interval)
 
     def _start_process(self, ids: list[str]) -> IO[str] | None:
         command = [*self._docker, "container", "stats", "--format", "{{json .}}", *ids]
@@ -154,6 +170,8 @@ class StatsSampler:
                 )
             except OSError:
                 return None
+            if self._streaming_since is None:
+                self._streaming_since = time.monotonic()
             return self._process.stdout
 
     def _end_process(self) -> None:
@@ -170,7 +188,7 @@ class StatsSampler:
 
     def _follow(self, stream: IO[str], by_id: Mapping[str, str]) -> bool:
         """Record frames until the stream ends or the stop; True if the containers changed."""
-        for frame in stats_frames(stream):
+        for frame in stats_frames(stream, size=len(by_id)):
             if self._stop.is_set():
                 return False
             self._record(frame, by_id)
@@ -198,6 +216,8 @@ class StatsSampler:
             return
         self._last = now
         with self._lock:
+            if self._final:
+                return
             self.samples.append({"t": round(now - self._started, 3), "containers": row})
         self._first.set()
 
@@ -221,7 +241,7 @@ class StatsSampler:
     def write(self, path: Path) -> Path:
         """Write ``stats.json``: samples and peaks."""
         with self._lock:
-            self.samples = list(self.samples)  # a snapshot: a late sample cannot slip in
+            self._final = True  # a late sample (a thread that did not stop in time) is dropped
         return write_json_atomic(
             path,
             {

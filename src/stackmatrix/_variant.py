@@ -191,12 +191,14 @@ class _VariantRun:
                     redact_file(written, self.secrets)
             # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
             plotting = self._start_plot()
-            with self.rec.phase("down"):
-                if not self.job.keep:
-                    stack.down()
-                    stack.keep = True  # done: the context exit must not repeat it
-            if plotting is not None:
-                plotting.join()
+            try:
+                with self.rec.phase("down"):
+                    if not self.job.keep:
+                        stack.down()
+                        stack.keep = True  # done: the context exit must not repeat it
+            finally:
+                if plotting is not None:
+                    plotting.join()
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
         if stack.created:
@@ -335,10 +337,9 @@ def _run_tests(
     try:
         context = _template_context(job, ports, junit_target)
         extra = tests_environment(job, ports, junit_target, context)
-        if isinstance(tests.command, str):
-            # A shell command line: every value goes in quoted, as one word, never as code.
-            text = expand_template(tests.command, context, quote=shlex.quote)
-            argv = [text] if tests.shell else shlex.split(text)
+        if isinstance(tests.command, str):  # `shell: true`: one command line for `sh -c`
+            # Every value goes in quoted, as one word, never as shell code.
+            argv = [expand_template(tests.command, context, quote=shlex.quote)]
         else:
             argv = [expand_template(part, context) for part in tests.command]
     except (KeyError, ValueError) as error:

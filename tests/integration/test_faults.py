@@ -221,8 +221,19 @@ def test_engine_unreachable_message_says_what_docker_said(tmp_path: Path) -> Non
 
 def test_missing_compose_plugin_is_a_clear_error_exit_3(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
-    # Docker looks for CLI plugins under $DOCKER_CONFIG: an empty one has no compose.
-    done = project.run("run", env={"DOCKER_CONFIG": str(tmp_path / "no-plugins")}, timeout=60)
+    # A docker front that knows no `compose`, as a docker CLI without the plugin answers.
+    real, bin_dir = shutil.which("docker"), tmp_path / "bin"
+    bin_dir.mkdir()
+    front = bin_dir / "docker"
+    front.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = compose ]; then echo "docker: \'compose\' is not a docker command." >&2;'
+        " exit 1; fi\n"
+        f'exec {real} "$@"\n'
+    )
+    front.chmod(0o755)
+    path = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    done = project.run("run", env={"PATH": path}, timeout=60)
     assert done.returncode == 3, done.stderr
     assert "stackmatrix: error: `docker compose` (Compose v2) is not available" in done.stderr
     assert "Traceback" not in done.stderr

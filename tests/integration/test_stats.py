@@ -100,7 +100,7 @@ def test_a_stack_up_briefly_still_gets_a_sample(
     assert _stats_children() == []
 
 
-def test_no_running_container_means_no_sample_and_no_wait(docker_engine: DockerClient) -> None:
+def test_no_running_container_means_no_sample_and_no_process(docker_engine: DockerClient) -> None:
     with StatsSampler(docker_engine, dict, interval=1.0) as sampler:
         pass
     assert sampler.samples == []

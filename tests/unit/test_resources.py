@@ -46,6 +46,22 @@ def test_frames_group_one_row_per_container() -> None:
     assert values["block_write_bytes"] == 4100
 
 
+def test_a_frame_ends_as_soon_as_every_container_is_in_it() -> None:
+    rows = [("aaaaaaaaaaaa", "db", "1%", "50MiB"), ("bbbbbbbbbbbb", "cache", "2%", "3MiB")]
+    stream = iter(_stream(rows, rows))
+    frames = stats_frames(stream, size=2)
+    assert [row["Name"] for row in next(frames)] == ["db", "cache"]
+    # The frame came out without reading into the next one (half a second later, live).
+    assert len([line for line in stream if "{" in line]) == 2
+
+
+def test_a_frame_missing_a_container_ends_where_a_container_repeats() -> None:
+    short = [("aaaaaaaaaaaa", "db", "1%", "50MiB")]
+    full = [("aaaaaaaaaaaa", "db", "2%", "51MiB"), ("bbbbbbbbbbbb", "cache", "3%", "3MiB")]
+    frames = list(stats_frames(_stream(short, full), size=2))
+    assert [[row["CPUPerc"] for row in frame] for frame in frames] == [["1%"], ["2%", "3%"]]
+
+
 def test_a_stopped_container_row_has_no_values_and_garbage_is_skipped() -> None:
     stopped = (
         '{"BlockIO":"--","CPUPerc":"--","Container":"x","ID":"x","MemPerc":"--",'
