@@ -60,6 +60,17 @@ def _run_chromium(
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+def _screenshot(chromium: str, page: Path, tmp_path: Path, height: int) -> Path:
+    """A PNG of *page* in a WIDTH x *height* window."""
+    shot = tmp_path / "page.png"
+    _run_chromium(
+        chromium,
+        tmp_path / "profile",
+        [f"--screenshot={shot}", f"--window-size={WIDTH},{height}", page.as_uri()],
+    )
+    return shot
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "20260314-0926-a1b2"
@@ -86,12 +97,7 @@ def test_browser_shows_grid_failures_and_plots(chromium: str, report: Path, tmp_
 
 
 def test_screenshot_shows_coloured_grid(chromium: str, report: Path, tmp_path: Path) -> None:
-    shot = tmp_path / "report.png"
-    _run_chromium(
-        chromium,
-        tmp_path / "profile",
-        [f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", report.as_uri()],
-    )
+    shot = _screenshot(chromium, report, tmp_path, HEIGHT)
     with Image.open(shot) as image:
         assert image.size == (WIDTH, HEIGHT)
         pixels = image.convert("RGB")
@@ -111,13 +117,7 @@ def test_screenshot_shows_coloured_grid(chromium: str, report: Path, tmp_path: P
 
 def test_resource_plots_are_drawn_on_screen(chromium: str, report: Path, tmp_path: Path) -> None:
     height = 6000  # the whole page: the plots come last
-    shot = tmp_path / "page.png"
-    _run_chromium(
-        chromium,
-        tmp_path / "profile",
-        [f"--screenshot={shot}", f"--window-size={WIDTH},{height}", report.as_uri()],
-    )
-    with Image.open(shot) as image:
+    with Image.open(_screenshot(chromium, report, tmp_path, height)) as image:
         pixels = image.convert("RGB")
         plotted = [
             y

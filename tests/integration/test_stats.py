@@ -15,6 +15,7 @@ from python_on_whales import Container, DockerClient
 from stackmatrix._stats import StatsSampler
 
 from .conftest import LABEL
+from .faults._support import proc_files
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +44,17 @@ def _run(client: DockerClient, run_id: str, command: list[str]) -> Container:
 
 def _stats_children() -> list[str]:
     """Command lines of this process's children that are `docker ... stats` processes."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = next(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("PPid")
-        )
-        if parent == os.getpid() and b"stats" in cmdline:
-            found.append(b" ".join(cmdline).decode(errors="replace"))
-    return found
+    children = {
+        pid
+        for pid, status in proc_files("status")
+        for line in status.decode().splitlines()
+        if line.startswith("PPid:") and int(line.split()[1]) == os.getpid()
+    }
+    return [
+        cmdline.replace(b"\0", b" ").decode(errors="replace")
+        for pid, cmdline in proc_files("cmdline")
+        if pid in children and b"stats" in cmdline.split(b"\0")
+    ]
 
 
 def test_sampler_records_memory_of_every_container_and_leaves_no_process(

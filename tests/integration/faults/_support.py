@@ -161,30 +161,26 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def proc_files(name: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, bytes of /proc/PID/NAME)`` of every process on this host that can be read."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / name).read_bytes()
+            except OSError:
+                continue
+
+
 def pids_with_env(name: str, value: str) -> list[int]:
     """Processes whose environment has NAME=VALUE (the test commands of one run)."""
     needle = f"{name}={value}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, environ in proc_files("environ") if needle in environ.split(b"\0")]
 
 
 def command_lines() -> Iterator[bytes]:
     """The command line of every process on this host."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                yield (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
+    for _pid, cmdline in proc_files("cmdline"):
+        yield cmdline
 
 
 def files_containing(root: Path, needle: str) -> list[str]:
