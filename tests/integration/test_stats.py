@@ -1,17 +1,21 @@
-"""The resource sampler against real containers: what it records, and that it stops cleanly."""
+"""The engine streams a stack follows: resource stats (what the sampler records, and that it
+stops cleanly) and container events (what wakes the wait for health)."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from python_on_whales import Container, DockerClient
 
+from stackmatrix._stack import ContainerEvents
 from stackmatrix._stats import StatsSampler
 
 from .conftest import LABEL
@@ -102,3 +106,36 @@ def test_no_running_container_means_no_sample_and_no_process(docker_engine: Dock
         pass
     assert sampler.samples == []
     assert _stats_children() == []
+
+
+def test_engine_events_wake_the_health_wait_and_health_checks_do_not(
+    docker_engine: DockerClient, session_run_id: str, start: list[Container]
+) -> None:
+    project = f"events-{session_run_id}"
+    docker = [str(part) for part in docker_engine.client_config.docker_cmd]
+    never = threading.Event()
+    with ContainerEvents(docker, project, since=time.time()) as events:
+        container = docker_engine.run(
+            "debian:bookworm-slim",
+            ["sleep", "120"],
+            detach=True,
+            init=True,
+            labels={LABEL: session_run_id, "com.docker.compose.project": project},
+            health_cmd="true",
+            health_interval=timedelta(seconds=1),
+        )
+        start.append(container)
+        began = time.monotonic()
+        while _health(docker_engine, container) != "healthy":
+            events.wait(60, never)  # create, start, health_status: each wakes it at once
+            assert time.monotonic() - began < 30, "no event woke the wait"
+        events.wait(0.1, never)  # the last event, if it came after the reload
+        # Healthy and idle: its health checks (an exec every second) are no reason to wake up.
+        began = time.monotonic()
+        events.wait(2.5, never)
+        assert time.monotonic() - began >= 2.4
+
+
+def _health(client: DockerClient, container: Container) -> str | None:
+    health = client.container.inspect(container.id).state.health
+    return health.status if health is not None else None
