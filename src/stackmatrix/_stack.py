@@ -220,7 +220,7 @@ class Stack:
         """Inspect every container of the project: two engine calls, whatever their number.
 
         (``compose ps`` would load the project and inspect each container on its own; this
-        runs every 0.1 s while a stack comes up, so it is kept cheap.)
+        runs at every change while a stack comes up, so it is kept cheap.)
         """
         docker = [*self._client.client_config.docker_cmd, "container"]
         project = f"label=com.docker.compose.project={self.project}"
