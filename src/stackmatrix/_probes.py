@@ -26,6 +26,10 @@ from stackmatrix._spec import (
 
 ATTEMPT_TIMEOUT = 1.0
 TCP_SETTLE = 0.1
+# Socket probes are a connection from this process: cheap, so tried often. Log and command
+# probes start a docker process every try: on a small CI machine that costs real CPU.
+SOCKET_POLL_INTERVAL = 0.05
+ENGINE_POLL_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,14 @@ def describe(probe: Probe) -> str:
         case CommandProbe():
             return "command " + " ".join(probe.command)
     return probe.kind  # pragma: no cover - the union above is exhaustive
+
+
+def poll_interval(probe: Probe) -> float:
+    """How long to wait between two tries of *probe*."""
+    match probe:
+        case LogProbe() | CommandProbe():
+            return ENGINE_POLL_INTERVAL
+    return SOCKET_POLL_INTERVAL
 
 
 def attempt(probe: Probe, ctx: ProbeContext) -> str | None:

@@ -45,7 +45,6 @@ HEALTH_POLL_INTERVAL = 0.25
 HEALTH_EVENT_FALLBACK = 1.0  # with the event stream: read anyway this often, in case
 WATCHED_EVENTS = ("create", "start", "die", "oom", "health_status")
 CANCEL_CHECK = 0.05  # a cancelled run is noticed within this while waiting for events
-PROBE_POLL_INTERVAL = 0.05
 LOG_TAIL_LINES = 30
 RUN_LABEL = "io.stackmatrix.run"
 VARIANT_LABEL = "io.stackmatrix.variant"
@@ -296,7 +295,7 @@ class Stack:
                             self.diagnose(state) if state else "",
                             service=service,
                         )
-                    self._cancel.wait(PROBE_POLL_INTERVAL)
+                    self._cancel.wait(_probes.poll_interval(probe))
 
     def _probe_context(self, service: str) -> _probes.ProbeContext:
         def host_port(port: int) -> int:
@@ -313,11 +312,14 @@ class Stack:
                 return error.return_code
             return 0
 
+        def logs() -> str:
+            state = self.states.get(service)
+            if state is None or not state.container_id:
+                return self.logs(service)
+            return self.container_log(state.container_id)
+
         return _probes.ProbeContext(
-            service=service,
-            host_port=host_port,
-            logs=lambda: self.logs(service),
-            execute=execute,
+            service=service, host_port=host_port, logs=logs, execute=execute
         )
 
     def _check_cancel(self) -> None:
@@ -344,6 +346,13 @@ class Stack:
             return f"(no log: {error_text(error)})"
         return text if isinstance(text, str) else ""
 
+    def container_log(self, container_id: str) -> str:
+        """The log of one container: by id there is no compose project to load, so quicker."""
+        try:
+            return str(self._client.container.logs(container_id))
+        except DockerException as error:
+            return f"(no log: {error_text(error)})"
+
     def diagnose(self, state: ServiceState) -> str:
         """Health output and the tail of the log of a service that blocks the stack."""
         parts = [f"service {state.service}: status {state.status}"]
@@ -367,11 +376,7 @@ class Stack:
             path = logs_dir / f"{service}.log"
             state = self.states.get(service)
             if state is not None and state.container_id:
-                # By container id: no compose project to load, so much quicker.
-                try:
-                    text = str(self._client.container.logs(state.container_id))
-                except DockerException as error:
-                    text = f"(no log: {error_text(error)})"
+                text = self.container_log(state.container_id)
             else:
                 text = self.logs(service)
             path.write_text(text, encoding="utf-8", errors="replace")
