@@ -234,7 +234,7 @@ benchmark showed, and what changed:
   interpreter's teardown of those libraries (~0.2 s).
 - Health was read (two docker processes) every 0.25 s while a stack came up; now a
   `docker events` stream of the project says when a container was created, started, died or
-  changed health, and only then is it read again.
+  changed health, and then it is read again (and once a second in any case).
 
 ## Readiness latency
 
@@ -276,8 +276,9 @@ def costs(o: Mapping[str, Any]) -> str:
          _s(side["bring-up and readiness"]["stackmatrix_s"]),
          _s(side["bring-up and readiness"]["script_s"]),
          "health: read (two docker calls: `ps -q`, one `inspect` of all containers) when "
-         "the project's `docker events` stream reports a change; then the probes, in-process, "
-         "every 0.05 s"],
+         "the project's `docker events` stream reports a change, and at least every second; "
+         "then the probes: socket probes in-process every 0.05 s, log and command probes "
+         "every 0.25 s"],
     ]  # fmt: skip
     table = _table(["cost (median)", "counted", "stackmatrix, s", "script, s", "what"], rows)
     return f"### Where the tool's own time goes\n\n{table}\n"

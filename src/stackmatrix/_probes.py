@@ -82,7 +82,7 @@ def attempt(probe: Probe, ctx: ProbeContext) -> str | None:
             case CommandProbe():
                 code = ctx.execute(list(probe.command))
                 return None if code == 0 else f"command exited {code}"
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: undecodable bytes, say
         return f"{type(error).__name__}: {error}"
     return f"unknown probe {probe!r}"  # pragma: no cover
 

@@ -46,6 +46,7 @@ HEALTH_EVENT_FALLBACK = 1.0  # with the event stream: read anyway this often, in
 WATCHED_EVENTS = ("create", "start", "die", "oom", "health_status")
 CANCEL_CHECK = 0.05  # a cancelled run is noticed within this while waiting for events
 LOG_TAIL_LINES = 30
+NO_LOG = "(no log: "  # how a log that could not be read begins
 RUN_LABEL = "io.stackmatrix.run"
 VARIANT_LABEL = "io.stackmatrix.variant"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -238,7 +239,12 @@ class Stack:
         """Wait until every service is running and healthy (or exited 0 as a one-shot job)."""
         deadline = time.monotonic() + timeout
         docker = [str(part) for part in self._client.client_config.docker_cmd]
-        with ContainerEvents(docker, self.project, since=time.time()) as events:
+        now = time.time()
+        # A second back covers a clock that differs a little from the engine's; the stream ends
+        # by itself after the deadline, even if stackmatrix was killed and cannot end it.
+        with ContainerEvents(
+            docker, self.project, since=now - 1, until=now + timeout + 5
+        ) as events:
             while True:
                 self._check_cancel()
                 states = self.refresh()
@@ -314,9 +320,11 @@ class Stack:
 
         def logs() -> str:
             state = self.states.get(service)
-            if state is None or not state.container_id:
-                return self.logs(service)
-            return self.container_log(state.container_id)
+            if state is not None and state.container_id:
+                text = self.container_log(state.container_id)
+                if not text.startswith(NO_LOG):
+                    return text
+            return self.logs(service)  # a container recreated since: compose finds the new one
 
         return _probes.ProbeContext(
             service=service, host_port=host_port, logs=logs, execute=execute
@@ -343,7 +351,7 @@ class Stack:
                 services=[service], no_log_prefix=True, tail=None if tail is None else str(tail)
             )
         except DockerException as error:
-            return f"(no log: {error_text(error)})"
+            return f"{NO_LOG}{error_text(error)})"
         return text if isinstance(text, str) else ""
 
     def container_log(self, container_id: str) -> str:
@@ -351,7 +359,7 @@ class Stack:
         try:
             return str(self._client.container.logs(container_id))
         except DockerException as error:
-            return f"(no log: {error_text(error)})"
+            return f"{NO_LOG}{error_text(error)})"
 
     def diagnose(self, state: ServiceState) -> str:
         """Health output and the tail of the log of a service that blocks the stack."""
@@ -410,18 +418,18 @@ class ContainerEvents:
     """The engine's events about a project's containers, as a signal to read their state again.
 
     One ``docker events`` process for the whole wait; ``since`` replays what happened between
-    that moment and the stream's start. If the stream cannot start or ends, :meth:`wait` falls
-    back to a plain poll interval.
+    that moment and the stream's start, ``until`` ends it. If the stream cannot start or ends,
+    :meth:`wait` falls back to a plain poll interval.
     """
 
-    def __init__(self, docker: list[str], project: str, *, since: float) -> None:
+    def __init__(self, docker: list[str], project: str, *, since: float, until: float) -> None:
         filters = [
             f"label=com.docker.compose.project={project}",
             "type=container",
             *(f"event={event}" for event in WATCHED_EVENTS),
         ]
         self._command = [
-            *docker, "events", "--since", f"{since:.3f}",
+            *docker, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
             *(part for f in filters for part in ("--filter", f)), "--format", "{{.Status}}",
         ]  # fmt: skip
         self._process: subprocess.Popen[str] | None = None
@@ -454,8 +462,11 @@ class ContainerEvents:
         return self
 
     def _read(self, process: subprocess.Popen[str]) -> None:
-        for _line in process.stdout or ():
-            self._changed.set()
+        try:
+            for _line in process.stdout or ():
+                self._changed.set()
+        finally:
+            self._changed.set()  # the stream is over: the wait goes back to polling at once
 
     def wait(self, timeout: float, cancel: threading.Event) -> None:
         """Until the engine reports a change, *cancel* is set, or *timeout* seconds pass."""

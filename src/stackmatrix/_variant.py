@@ -118,10 +118,11 @@ class _VariantRun:
         self.peak: int | None = None
         self.stats_file: str | None = None
         self.tests_log: str | None = None
-        # Values never to show: secret-named variables of the tests and of the services.
+        # Values never to show: secret variables of the tests (their environment, and the
+        # expanded tests.env once the ports are known) and of the services.
+        base = os.environ if job.base_env is None else job.base_env
         self.secrets: list[str] = secret_values(
-            {**os.environ, **{k: str(v) for k, v in job.spec.tests.env.items()}},
-            job.spec.secrets,
+            {**base, **{k: str(v) for k, v in job.spec.tests.env.items()}}, job.spec.secrets
         )
 
     def run(self) -> VariantResult:
@@ -174,7 +175,7 @@ class _VariantRun:
                     stack.wait_until_ready(probes, spec.run.ready_timeout)
                 self.ports = stack.ports()
                 with self.rec.phase("tests"):
-                    outcome = _run_tests(self.job, stack, self.ports, self.junit)
+                    outcome = _run_tests(self.job, stack, self.ports, self.junit, self.secrets)
             self.tests_log = f"{self.job.variant.id}/tests.log"
             self.exit_code = outcome.exit_code
             self.status, self.reason = _judge(outcome, self.junit, self.job)
@@ -232,7 +233,10 @@ class _VariantRun:
             if status in (Status.PASSED, Status.FAILED) and reason:
                 message = f"{reason}; the tests wrote no JUnit report"
             write_error_junit(
-                self.junit, variant_id=variant.id, message=message, detail=self.detail
+                self.junit,
+                variant_id=variant.id,
+                message=redact_text(message, self.secrets),
+                detail=redact_text(self.detail, self.secrets),
             )
         if variant.experimental and status in (Status.FAILED, Status.ERROR):
             status = Status.EXPERIMENTAL_FAILED
@@ -329,8 +333,13 @@ def _template_context(
 
 
 def _run_tests(
-    job: VariantJob, stack: Stack, ports: Mapping[str, Mapping[str, str]], junit: Path
+    job: VariantJob,
+    stack: Stack,
+    ports: Mapping[str, Mapping[str, str]],
+    junit: Path,
+    secrets: list[str],
 ) -> ProcessOutcome:
+    """Run the test command; *secrets* gains the secret values of its expanded environment."""
     tests = job.spec.tests
     in_service = tests.where != "host"
     junit_target = IN_SERVICE_JUNIT if in_service else str(junit)
@@ -356,6 +365,7 @@ def _run_tests(
             "exec", "-T", *env_flags, tests.where, *argv,
         ]  # fmt: skip
     env = {**(os.environ if job.base_env is None else job.base_env), **extra}
+    secrets.extend(secret_values(extra, job.spec.secrets))
     outcome = run_logged(
         argv,
         log_path=job.directory / "tests.log",
@@ -363,7 +373,7 @@ def _run_tests(
         cwd=tests.workdir,
         timeout=tests.timeout,
         cancel=job.cancel,
-        secrets=secret_values(extra, job.spec.secrets),
+        secrets=secrets,
         shell=shell,
     )
     if in_service and not outcome.cancelled:

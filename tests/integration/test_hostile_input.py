@@ -237,7 +237,7 @@ class _SecretRun:
     run_dir: Path
     output: str
     step_summary: Path
-    test_secrets: dict[str, str]  # tests.env and inherited: printed by the tests
+    test_secrets: dict[str, str]  # tests.env and inherited, printed by the tests: never to show
     service_secrets: tuple[str, ...]  # in a service's compose environment, printed in its log
 
 
@@ -255,7 +255,9 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         "DB_PASSWORD": f"pw-{tag}-db",
         "SERVICE_KEY": f"key-{tag}-svc",
         "MY_SECRET": f"sec-{tag}-mine",
-        "SHOP_DSN": f"dsn-{tag}-shop",  # no secret-looking name: listed in `secrets`
+        # No secret-looking name: listed in `secrets`; and templated, so what must not show
+        # is its value once expanded.
+        "SHOP_DSN": f"dsn-{tag}-shop@{{{{ ports.echo.7000 }}}}",
     }
     inherited = {"CI_DEPLOY_TOKEN": f"ci-{tag}-deploy"}
     service_secret = f"pg-{tag}-service"
@@ -300,7 +302,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         run_dir=project.run_dir(),
         output=done.stdout + done.stderr,
         step_summary=step_summary,
-        test_secrets={**spec_secrets, **inherited},
+        test_secrets={**spec_secrets, "SHOP_DSN": f"dsn-{tag}-shop@127.0.0.1:", **inherited},
         service_secrets=(service_secret, admin_phrase),
     )
 
@@ -349,6 +351,9 @@ def test_secrets_of_service_environments_are_masked_in_results(secret_run: _Secr
         "run.json": (run_dir / "run.json").read_text(),
         "summary.md": (run_dir / "summary.md").read_text(),
         "report.html": (run_dir / "report.html").read_text(),
+        "results.json": (run_dir / "results.json").read_text(),
+        "junit.xml": (run_dir / "junit.xml").read_text(),
+        "flavor-b/junit.xml": (run_dir / "flavor-b" / "junit.xml").read_text(),
         "printed output": secret_run.output,
     }
     leaks = [p for p, text in places.items() for s in secret_run.service_secrets if s in text]

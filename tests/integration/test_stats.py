@@ -46,8 +46,8 @@ def _run(client: DockerClient, run_id: str, command: list[str]) -> Container:
     )
 
 
-def _stats_children() -> list[str]:
-    """Command lines of this process's children that are `docker ... stats` processes."""
+def _docker_children(subcommand: bytes) -> list[str]:
+    """Command lines of this process's children that are `docker ... SUBCOMMAND` processes."""
     children = {
         pid
         for pid, status in proc_files("status")
@@ -57,8 +57,12 @@ def _stats_children() -> list[str]:
     return [
         cmdline.replace(b"\0", b" ").decode(errors="replace")
         for pid, cmdline in proc_files("cmdline")
-        if pid in children and b"stats" in cmdline.split(b"\0")
+        if pid in children and subcommand in cmdline.split(b"\0")
     ]
+
+
+def _stats_children() -> list[str]:
+    return _docker_children(b"stats")
 
 
 def test_sampler_records_memory_of_every_container_and_leaves_no_process(
@@ -114,7 +118,8 @@ def test_engine_events_wake_the_health_wait_and_health_checks_do_not(
     project = f"events-{session_run_id}"
     docker = [str(part) for part in docker_engine.client_config.docker_cmd]
     never = threading.Event()
-    with ContainerEvents(docker, project, since=time.time()) as events:
+    now = time.time()
+    with ContainerEvents(docker, project, since=now - 1, until=now + 120) as events:
         container = docker_engine.run(
             "debian:bookworm-slim",
             ["sleep", "120"],
@@ -127,13 +132,15 @@ def test_engine_events_wake_the_health_wait_and_health_checks_do_not(
         start.append(container)
         began = time.monotonic()
         while _health(docker_engine, container) != "healthy":
-            events.wait(60, never)  # create, start, health_status: each wakes it at once
-            assert time.monotonic() - began < 30, "no event woke the wait"
+            events.wait(20, never)  # create, start, health_status: each wakes it at once
+            assert time.monotonic() - began < 15, "no event woke the wait"
         events.wait(0.1, never)  # the last event, if it came after the reload
         # Healthy and idle: its health checks (an exec every second) are no reason to wake up.
         began = time.monotonic()
         events.wait(2.5, never)
         assert time.monotonic() - began >= 2.4
+        assert len(_docker_children(b"events")) == 1
+    assert _docker_children(b"events") == []
 
 
 def _health(client: DockerClient, container: Container) -> str | None:
