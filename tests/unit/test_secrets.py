@@ -109,3 +109,20 @@ def test_render_to_a_file_keeps_a_compose_file_with_secrets_private(tmp_path: Pa
     assert code == 0
     assert "hunter2-db-password" in out.read_text()
     assert stat.S_IMODE(out.stat().st_mode) & 0o077 == 0, oct(out.stat().st_mode)
+
+
+@pytest.mark.parametrize(("listed", "private"), [(True, True), (False, False)])
+def test_a_name_listed_under_secrets_makes_the_rendered_file_private(
+    tmp_path: Path, listed: bool, private: bool
+) -> None:
+    matrix = MATRIX.replace("POSTGRES_PASSWORD: hunter2-db-password", "SHOP_DSN: dsn-value")
+    if listed:
+        matrix += "secrets: [SHOP_DSN]\n"
+    (tmp_path / "matrix.yaml").write_text(matrix)
+    out = tmp_path / "flavor-a.yaml"
+
+    code = main(["render", "flavor-a", "-f", str(tmp_path / "matrix.yaml"), "-o", str(out)])
+
+    assert code == 0
+    assert "dsn-value" in out.read_text()
+    assert (stat.S_IMODE(out.stat().st_mode) & 0o077 == 0) is private, oct(out.stat().st_mode)
