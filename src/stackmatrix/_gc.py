@@ -12,7 +12,7 @@ from python_on_whales.utils import run as run_docker
 
 from stackmatrix._errors import EngineError
 from stackmatrix._results import JOURNAL_NAME, RunJournal
-from stackmatrix._stack import RUN_LABEL, docker_client, error_text, remove_by_label
+from stackmatrix._stack import RUN_LABEL, docker_client, docker_command, error_text, remove_by_label
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def find_leftovers(out_dir: Path) -> list[Leftover]:
     One listing call per kind, reading the label in the listing itself: nothing is inspected
     one by one, so objects another run removes meanwhile cannot make this fail.
     """
-    docker = list(docker_client().client_config.docker_cmd)
+    docker = docker_command(docker_client())
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     listings = (
         ["container", "ls", "--all"],

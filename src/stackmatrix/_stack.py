@@ -72,6 +72,40 @@ def docker_client(**kwargs: Any) -> DockerClient:
     return DockerClient(client_call=call, **kwargs)
 
 
+def docker_command(client: DockerClient, *args: str) -> list[str]:
+    """The client's own docker command (``setsid docker`` and its options), then *args*."""
+    return [*map(str, client.client_config.docker_cmd), *args]
+
+
+def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
+    """Start a docker command whose output is read line by line as it comes (events, stats);
+    None when it cannot start (the caller does without it)."""
+    try:
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
+    except OSError as error:
+        LOG.debug("cannot start %s: %s", " ".join(command[:4]), error)
+        return None
+
+
+def close_stream(process: subprocess.Popen[str], reader: threading.Thread | None = None) -> None:
+    """Kill a stream process, reap it, let *reader* (the thread reading it) see the end, and
+    close its output."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
+    if reader is not None:
+        reader.join(timeout=5)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def error_text(error: DockerException) -> str:
     """What docker said on failure: the tail of its stderr (or stdout)."""
     text = (error.stderr or error.stdout or str(error)).strip()
@@ -222,7 +256,7 @@ class Stack:
         (``compose ps`` would load the project and inspect each container on its own; this
         runs at every change while a stack comes up, so it is kept cheap.)
         """
-        docker = [*self._client.client_config.docker_cmd, "container"]
+        docker = docker_command(self._client, "container")
         project = f"label=com.docker.compose.project={self.project}"
         try:
             ids = str(run_docker([*docker, "ls", "--all", "-q", "--no-trunc", "--filter", project]))
@@ -238,7 +272,7 @@ class Stack:
     def wait_until_healthy(self, timeout: float) -> None:
         """Wait until every service is running and healthy (or exited 0 as a one-shot job)."""
         deadline = time.monotonic() + timeout
-        docker = [str(part) for part in self._client.client_config.docker_cmd]
+        docker = docker_command(self._client)
         now = time.time()
         # A second back covers a clock that differs a little from the engine's; the stream ends
         # by itself after the deadline, even if stackmatrix was killed and cannot end it.
@@ -443,18 +477,9 @@ class ContainerEvents:
         return HEALTH_EVENT_FALLBACK if alive else HEALTH_POLL_INTERVAL
 
     def __enter__(self) -> ContainerEvents:
-        try:
-            self._process = subprocess.Popen(
-                self._command,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                stdin=subprocess.DEVNULL,
-                text=True,
-                errors="replace",
-            )
-        except OSError as error:
-            LOG.debug("no event stream (%s); polling", error)
-            return self
+        self._process = open_stream(self._command)
+        if self._process is None:
+            return self  # no event stream: polling
         self._reader = threading.Thread(
             target=self._read, args=(self._process,), name="stackmatrix-events", daemon=True
         )
@@ -480,16 +505,8 @@ class ContainerEvents:
                 return
 
     def __exit__(self, *exc_info: object) -> None:
-        process = self._process
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        process.wait()
-        if self._reader is not None:
-            self._reader.join(timeout=5)
-        if process.stdout is not None:
-            process.stdout.close()
+        if self._process is not None:
+            close_stream(self._process, self._reader)
 
 
 _BUILD_LOCKS: dict[str, threading.Lock] = {}

@@ -25,6 +25,7 @@ from python_on_whales import DockerClient
 from python_on_whales.components.container.cli_wrapper import ContainerStats
 
 from stackmatrix._results import write_json_atomic
+from stackmatrix._stack import close_stream, docker_command, open_stream
 
 FIELDS = (
     "cpu_percent",
@@ -100,7 +101,7 @@ class StatsSampler:
         *,
         interval: float,
     ) -> None:
-        self._docker = [str(part) for part in client.client_config.docker_cmd]
+        self._docker = docker_command(client)
         self._containers = containers
         self._interval = interval
         self._stop = threading.Event()
@@ -159,16 +160,8 @@ class StatsSampler:
         with self._process_lock:
             if self._stop.is_set():
                 return None
-            try:
-                self._process = subprocess.Popen(
-                    command,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    stdin=subprocess.DEVNULL,
-                    text=True,
-                    errors="replace",
-                )
-            except OSError:
+            self._process = open_stream(command)
+            if self._process is None:
                 return None
             if self._streaming_since is None:
                 self._streaming_since = time.monotonic()
@@ -178,13 +171,8 @@ class StatsSampler:
         """Stop and reap the stream process (only ever called by the sampling thread)."""
         with self._process_lock:
             process, self._process = self._process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        if process is not None:
+            close_stream(process)
 
     def _follow(self, stream: IO[str], by_id: Mapping[str, str]) -> bool:
         """Record frames until the stream ends or the stop; True if the containers changed."""

@@ -77,9 +77,8 @@ def expand_template(
     reference that cannot be expanded. *quote* is applied to every value put in (a shell
     command line gets ``shlex.quote``: a value is always one word, never shell code).
     """
-    if quote is not None:
-        return TEMPLATE.sub(lambda match: quote(_value(match, context)), text)
-    return TEMPLATE.sub(lambda match: _value(match, context), text)
+    put = quote or str
+    return TEMPLATE.sub(lambda match: put(_value(match, context)), text)
 
 
 def _value(match: re.Match[str], context: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import Container, DockerClient
 
-from stackmatrix._stack import ContainerEvents
+from stackmatrix._stack import ContainerEvents, docker_command
 from stackmatrix._stats import StatsSampler
 
 from .conftest import LABEL
@@ -116,7 +116,7 @@ def test_engine_events_wake_the_health_wait_and_health_checks_do_not(
     docker_engine: DockerClient, session_run_id: str, start: list[Container]
 ) -> None:
     project = f"events-{session_run_id}"
-    docker = [str(part) for part in docker_engine.client_config.docker_cmd]
+    docker = docker_command(docker_engine)
     never = threading.Event()
     now = time.time()
     with ContainerEvents(docker, project, since=now - 1, until=now + 120) as events:
