@@ -9,6 +9,9 @@ VENV="${STACKMATRIX_VENV:-$ROOT/.venv}"
 SUITES="${STACKMATRIX_SUITES:-bullseye bookworm trixie}"
 MIRROR="${STACKMATRIX_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 DOCKERD_LOG="${STACKMATRIX_DOCKERD_LOG:-/var/log/stackmatrix-dockerd.log}"
+# The pidfile of a dockerd this script started: only that one may be restarted by it.
+DOCKERD_PIDFILE="${STACKMATRIX_DOCKERD_PIDFILE:-/var/run/stackmatrix-dockerd.pid}"
+LOCK="$ROOT/requirements/dev.lock"
 
 step() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 skip() { printf '[bootstrap] %s: already there, skipped\n' "$*"; }
@@ -41,20 +44,9 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-ensure_engine() {
-    if docker info >/dev/null 2>&1; then
-        skip "docker engine ($(docker info --format '{{.ServerVersion}}'))"
-        return
-    fi
-    if ! command -v dockerd >/dev/null 2>&1; then
-        apt_install docker.io
-    else
-        skip "dockerd package"
-    fi
-    if ! pgrep -x dockerd >/dev/null 2>&1; then
-        step "starting dockerd (log: $DOCKERD_LOG)"
-        as_root bash -c "nohup dockerd >>'$DOCKERD_LOG' 2>&1 </dev/null &"
-    fi
+start_dockerd() {
+    step "starting dockerd (log: $DOCKERD_LOG)"
+    as_root bash -c "nohup dockerd --pidfile '$DOCKERD_PIDFILE' >>'$DOCKERD_LOG' 2>&1 </dev/null &"
     step "waiting for the docker socket"
     for _ in $(seq 1 120); do
         if docker info >/dev/null 2>&1; then
@@ -67,23 +59,88 @@ ensure_engine() {
     die "dockerd did not answer within 60 s"
 }
 
+# A dockerd we started ourselves, still running (its pidfile names a live dockerd).
+started_by_us() {
+    local pid
+    pid="$(cat "$DOCKERD_PIDFILE" 2>/dev/null || true)"
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = dockerd ]
+}
+
+restart_dockerd() {
+    local pid
+    pid="$(cat "$DOCKERD_PIDFILE")"
+    step "restarting the dockerd this script started (pid $pid): $1"
+    as_root kill "$pid"
+    for _ in $(seq 1 60); do
+        [ -e "/proc/$pid" ] || break
+        sleep 0.5
+    done
+    start_dockerd
+}
+
+ensure_engine() {
+    if docker info >/dev/null 2>&1; then
+        skip "docker engine ($(docker info --format '{{.ServerVersion}}'))"
+    else
+        if ! command -v dockerd >/dev/null 2>&1; then
+            apt_install docker.io
+        else
+            skip "dockerd package"
+        fi
+        if pgrep -x dockerd >/dev/null 2>&1; then
+            die "a dockerd is running but does not answer on the docker socket (docker info: $(docker info 2>&1 | tail -n 1)); stop it or fix it, then run this again"
+        fi
+        start_dockerd
+    fi
+    local broken
+    if broken="$("$ROOT/scripts/check-engine.sh" bridge)"; then
+        return
+    fi
+    if started_by_us; then
+        restart_dockerd "$broken"
+        broken="$("$ROOT/scripts/check-engine.sh" bridge)" || die "$broken (after a restart of dockerd; log: $DOCKERD_LOG)"
+        return
+    fi
+    die "$broken"
+}
+
+# The end-to-end check once a base image exists: a container really starts on the default bridge.
+ensure_engine_runs_containers() {
+    local broken
+    if broken="$("$ROOT/scripts/check-engine.sh" container "debian:bookworm-slim")"; then
+        step "a container starts on the default bridge"
+        return
+    fi
+    if started_by_us; then
+        restart_dockerd "$broken"
+        broken="$("$ROOT/scripts/check-engine.sh" container "debian:bookworm-slim")" || die "$broken (after a restart of dockerd)"
+        return
+    fi
+    die "$broken"
+}
+
 ensure_test_tools() {
     # Debian packages the test suite drives: headless Chromium opens report.html, shellcheck
-    # lets actionlint check the workflows' scripts.
+    # lets actionlint check the workflows' scripts, iproute2 gives the fault tests' second
+    # engine a network namespace of its own.
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+    command -v ip >/dev/null 2>&1 || missing+=(iproute2)
     if [ "${#missing[@]}" -eq 0 ]; then
-        skip "test tools (chromium, shellcheck)"
+        skip "test tools (chromium, shellcheck, iproute2)"
         return
     fi
     apt_install "${missing[@]}"
 }
 
 ensure_venv() {
+    # The development environment is locked: requirements/dev.lock pins every package with its
+    # hashes, so a fresh machine installs exactly what the last green CI installed. Refresh it on
+    # purpose with `scripts/nox -s lock`.
     local stamp="$VENV/.stackmatrix-installed"
     local wanted
-    wanted="$(sha256sum <"$ROOT/pyproject.toml" | cut -c1-16)"
+    wanted="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -c1-16)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         skip "virtualenv $VENV"
         return
@@ -92,8 +149,10 @@ ensure_venv() {
         step "creating virtualenv $VENV"
         python3 -m venv "$VENV"
     fi
-    step "installing stackmatrix and its development tools into $VENV"
-    pip_install -e "$ROOT[dev]"
+    step "installing the locked development environment ($(grep -c '^[a-z0-9]' "$LOCK") packages) into $VENV"
+    pip_install --require-hashes -r "$LOCK"
+    step "installing stackmatrix itself (editable) into $VENV"
+    pip_install --no-deps --no-build-isolation -e "$ROOT"
     echo "$wanted" >"$stamp"
 }
 
@@ -159,6 +218,7 @@ main() {
     for suite in $SUITES; do
         ensure_base_image "$suite"
     done
+    case " $SUITES " in *" bookworm "*) ensure_engine_runs_containers ;; esac
     step "ready in $((SECONDS - started)) s"
 }
 

@@ -22,6 +22,9 @@ KeyPath = tuple[str | int, ...]
 
 MAX_DEPTH = 64
 MAX_NODES = 100_000
+_TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
+# The only trace libyaml leaves of its own nesting limit is the text of its scanner error.
+_LIBRARY_DEPTH_LIMIT = "exceeded maximum nesting depth"
 
 _TAG = "tag:yaml.org,2002:"
 _INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
@@ -128,8 +131,7 @@ def load_text(text: str, source: str) -> Document:
     try:
         too_deep = _too_deep(text)
         if too_deep is not None:
-            message = f"nesting deeper than {MAX_DEPTH} levels"
-            raise SpecError(problem(source, too_deep, "(yaml)", message))
+            raise SpecError(problem(source, too_deep, "(yaml)", _TOO_DEEP))
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         raise SpecError(_syntax_problem(exc, source)) from None
@@ -158,6 +160,10 @@ def _too_deep(text: str) -> Mark | None:
 def _syntax_problem(exc: yaml.MarkedYAMLError, source: str) -> str:
     mark = exc.problem_mark or exc.context_mark
     where = Mark(mark.line + 1, mark.column + 1) if mark else None
+    if _LIBRARY_DEPTH_LIMIT in (exc.problem or ""):
+        # libyaml 0.2.6+ (bundled since PyYAML 6.0.4) stops deep flow nesting itself, before
+        # our own count reaches MAX_DEPTH: the same document gets the same message either way.
+        return problem(source, where, "(yaml)", _TOO_DEEP)
     message = exc.problem or exc.context or "invalid YAML"
     if exc.context and exc.problem:
         message = f"{exc.problem} ({exc.context})"
