@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -22,6 +23,12 @@ ROOT = Path(__file__).parent
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 nox.options.default_venv_backend = "none"
 nox.options.sessions = ["lint", "typecheck", "tests"]
+LOCK = ROOT / "requirements" / "dev.lock"
+# How the lock is made; `nox -s lock` runs it (with --upgrade) and the bootstrap installs it.
+LOCK_COMMAND = (
+    "uv", "pip", "compile", "pyproject.toml", "--extra", "dev", "--generate-hashes",
+    "--universal", "--python-version", "3.11", "--quiet", "-o", "requirements/dev.lock",
+)  # fmt: skip
 nox.options.error_on_missing_interpreters = True
 PYTEST_NO_TESTS = 5
 
@@ -68,6 +75,70 @@ def integration(session: nox.Session) -> None:
     """Integration tests only: real engine, real containers."""
     _require_project_venv(session)
     _pytest(session, "tests/integration")
+
+
+def _unit_tests_with(session: nox.Session, resolution: str) -> None:
+    """Unit tests in a new venv whose runtime dependencies are resolved by ``resolution``."""
+    session.install("--resolution", resolution, "--upgrade", "-e", ".[test]")
+    session.run("python", "-c", _VERSIONS_SCRIPT)
+    _pytest(session, "tests/unit")
+
+
+# Which versions a bounds session really got, printed before its tests.
+_VERSIONS_SCRIPT = (
+    "import importlib.metadata as m;"
+    "print('runtime dependencies:', ', '.join(f'{d}=={m.version(d)}' for d in"
+    " ('nox', 'python-on-whales', 'PyYAML', 'junitparser', 'pydantic', 'defusedxml',"
+    " 'matplotlib')))"
+)
+
+
+@nox.session(name="tests-oldest", venv_backend="uv")
+def tests_oldest(session: nox.Session) -> None:
+    """Unit tests on the lowest versions the runtime dependencies' bounds allow."""
+    _unit_tests_with(session, "lowest-direct")
+
+
+@nox.session(name="tests-latest", venv_backend="uv")
+def tests_latest(session: nox.Session) -> None:
+    """Unit tests on the newest versions the runtime dependencies' bounds allow."""
+    _unit_tests_with(session, "highest")
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Refresh requirements/dev.lock to the newest versions pyproject.toml allows."""
+    _require_project_venv(session)
+    session.run(*LOCK_COMMAND, "--upgrade", *session.posargs)
+    session.log("locked; run scripts/bootstrap.sh to install it, then the tests before committing")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the sdist and wheel, check them with twine, and try the wheel from outside the repo."""
+    _require_project_venv(session)
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # The locked hatchling of this venv builds it: no download, the same backend every time.
+    session.run("uv", "build", "--quiet", "--no-build-isolation", "--python", sys.executable,
+                "--out-dir", str(dist), str(ROOT))  # fmt: skip
+    built = sorted(str(path) for pattern in ("*.whl", "*.tar.gz") for path in dist.glob(pattern))
+    session.run("twine", "check", "--strict", *built)
+    wheel = next(path for path in built if path.endswith(".whl"))
+    with tempfile.TemporaryDirectory(prefix="stackmatrix-wheel-") as scratch:
+        venv = Path(scratch) / "venv"
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv))
+        env = {"VIRTUAL_ENV": str(venv)}
+        session.run("uv", "pip", "install", "--quiet", wheel, env=env)
+        tool = str(venv / "bin" / "stackmatrix")
+        with session.chdir(scratch):
+            session.run(tool, "--version")
+            session.run(tool, "--help", silent=True)
+            session.run(tool, "list", "-f", str(ROOT / "matrix.yaml"))
+            typed = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            if not any(typed.glob("site-packages/stackmatrix/py.typed")):
+                session.error("the wheel has no stackmatrix/py.typed")
+    session.log(f"built and checked: {', '.join(Path(path).name for path in built)}")
 
 
 @nox.session

