@@ -107,9 +107,12 @@ def tests_latest(session: nox.Session) -> None:
 
 @nox.session
 def lock(session: nox.Session) -> None:
-    """Refresh requirements/dev.lock to the newest versions pyproject.toml allows."""
+    """Refresh requirements/dev.lock to the newest versions pyproject.toml allows.
+
+    ``nox -s lock -- --upgrade-package NAME`` moves one package only.
+    """
     _require_project_venv(session)
-    session.run(*LOCK_COMMAND, "--upgrade", *session.posargs)
+    session.run(*LOCK_COMMAND, *(session.posargs or ["--upgrade"]))
     session.log("locked; run scripts/bootstrap.sh to install it, then the tests before committing")
 
 
