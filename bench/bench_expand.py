@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from stackmatrix._cli import format_table, variants_json
-from stackmatrix._expand import expand
-from stackmatrix._spec import load_spec
+from stackmatrix.cli.main import format_table, variants_json
+from stackmatrix.matrix.expand import expand
+from stackmatrix.spec.load import load_spec
 
 AXES = {
     "python": [f"3.{minor}" for minor in range(5, 15)],

@@ -20,8 +20,8 @@ from xml.etree import ElementTree as ET
 from junitparser import JUnitXml
 from junitparser import cli as junitparser_cli
 
-from stackmatrix._junit import read_counts
-from stackmatrix._junit_merge import JunitInput, merge_junit
+from stackmatrix.junit.merge import JunitInput, merge_junit
+from stackmatrix.junit.write import read_counts
 
 # `junitparser merge PATHS... OUTPUT`, called in-process; typed here since junitparser is not.
 junitparser_merge: Callable[[list[str], str], int] = junitparser_cli.merge

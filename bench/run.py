@@ -387,8 +387,8 @@ def merge_benchmark(ours_repeat: int, theirs_repeat: int, files: int, cases: int
     import bench_merge  # noqa: PLC0415 - imports junitparser, only needed here
     from junitparser import JUnitXml  # noqa: PLC0415
 
-    from stackmatrix._junit import read_counts  # noqa: PLC0415
-    from stackmatrix._junit_merge import JunitInput, merge_junit  # noqa: PLC0415
+    from stackmatrix.junit.merge import JunitInput, merge_junit  # noqa: PLC0415
+    from stackmatrix.junit.write import read_counts  # noqa: PLC0415
 
     with tempfile.TemporaryDirectory(prefix="stackmatrix-bench-merge-") as tmp:
         folder = Path(tmp)

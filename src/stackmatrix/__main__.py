@@ -1,4 +1,4 @@
-from stackmatrix._cli import entry
+from stackmatrix.cli.main import entry
 
 if __name__ == "__main__":
     entry()

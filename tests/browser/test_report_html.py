@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from stackmatrix._reports import build_reports
+from stackmatrix.report.build import build_reports
 from tests.unit.test_reports_sample import build_sample_run
 
 pytestmark = pytest.mark.browser

@@ -49,7 +49,9 @@ def _answers(host: str) -> bool:
 def second_engine() -> Iterator[SecondEngine]:
     """Start a second dockerd in its own network namespace; always stopped and removed after."""
     if not all(shutil.which(tool) for tool in ("dockerd", "ip", "nsenter")):
-        raise RuntimeError("a second engine needs dockerd, ip and nsenter: run scripts/bootstrap.sh")
+        raise RuntimeError(
+            "a second engine needs dockerd, ip and nsenter: run scripts/bootstrap.sh"
+        )
     had_bridge = HOST_BRIDGE.exists()
     token = secrets.token_hex(3)
     # Unix socket paths are short (108 bytes), containerd's lies under the exec root.

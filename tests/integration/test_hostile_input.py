@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from python_on_whales import DockerClient
 
-from stackmatrix._expand import ID_PATTERN
+from stackmatrix.matrix.expand import ID_PATTERN
 
 from ._matrix import Project, make_project
 from .conftest import labelled_objects

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from stackmatrix._expand import expand
-from stackmatrix._render import dump_compose, project_name, render
-from stackmatrix._spec import load_spec
+from stackmatrix.compose.render import dump_compose, project_name, render
+from stackmatrix.matrix.expand import expand
+from stackmatrix.spec.load import load_spec
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import Container, DockerClient
 
-from stackmatrix._stack import ContainerEvents, docker_command
-from stackmatrix._stats import StatsSampler
+from stackmatrix.engine.stack import ContainerEvents, docker_command
+from stackmatrix.engine.stats import StatsSampler
 
 from .conftest import LABEL
 from .faults._support import proc_files

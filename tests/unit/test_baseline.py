@@ -13,7 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix._baseline import (
+from stackmatrix.cli.main import main
+from stackmatrix.errors import ReportError
+from stackmatrix.junit.read import Outcome
+from stackmatrix.report.baseline import (
     FLIPS_FOR_FLAKY,
     HISTORY_RUNS,
     CaseRecord,
@@ -27,18 +30,15 @@ from stackmatrix._baseline import (
     extend,
     snapshot_of,
 )
-from stackmatrix._baseline_io import (
+from stackmatrix.report.build import ReportPaths, build_reports
+from stackmatrix.report.model import load_runs
+from stackmatrix.report.results_file import (
     load_baseline,
     snapshot_from_merged_junit,
     snapshot_from_results,
 )
-from stackmatrix._cli import main
-from stackmatrix._errors import ReportError
-from stackmatrix._junit_read import Outcome
-from stackmatrix._report_model import load_runs
-from stackmatrix._reports import ReportPaths, build_reports
-from stackmatrix._results import RunJournal, Status
-from stackmatrix._summary import md_escape
+from stackmatrix.report.text import md_escape
+from stackmatrix.results.journal import RunJournal, Status
 from tests.unit.test_reports_sample import build_sample_run, write_pytest_junit
 
 P, F, R, S = Mark.PASS, Mark.FAIL, Mark.FLAKY, Mark.SKIP

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stackmatrix import __version__, _cli
-from stackmatrix._cli import main
+from stackmatrix import __version__
+from stackmatrix.cli import main as _cli
+from stackmatrix.cli.main import main
 
 MATRIX = """\
 name: shop

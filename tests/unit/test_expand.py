@@ -13,10 +13,17 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stackmatrix._expand import ID_PATTERN, MAX_ID_LENGTH, Variant, combine, expand, variant_ids
-from stackmatrix._spec import load_spec
-from stackmatrix._spec_check import value_key
-from stackmatrix._spec_models import Scalar
+from stackmatrix.matrix.expand import (
+    ID_PATTERN,
+    MAX_ID_LENGTH,
+    Variant,
+    combine,
+    expand,
+    variant_ids,
+)
+from stackmatrix.spec.checks import value_key
+from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.models import Scalar
 
 Combination = dict[str, Scalar]
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix._errors import UsageError
-from stackmatrix._expand import Variant
-from stackmatrix._gha import MAX_JOBS, gha_matrix, gha_matrix_json, variant_name
-from stackmatrix._runner import select_shard
-from stackmatrix._spec_models import Scalar
+from stackmatrix.ci.github import MAX_JOBS, gha_matrix, gha_matrix_json, variant_name
+from stackmatrix.engine.scheduler import select_shard
+from stackmatrix.errors import UsageError
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.spec.models import Scalar
 
 
 def variant(ident: str, values: Mapping[str, Scalar]) -> Variant:

@@ -7,9 +7,9 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from stackmatrix import _junit_read
-from stackmatrix._junit import Outcome, iter_cases, parse_junit, read_counts, write_error_junit
-from stackmatrix._results import TestCounts as Counts
+from stackmatrix.junit import read as _junit_read
+from stackmatrix.junit.write import Outcome, iter_cases, parse_junit, read_counts, write_error_junit
+from stackmatrix.results.journal import TestCounts as Counts
 
 CORPUS = Path(__file__).parent / "junit_corpus"
 

@@ -12,11 +12,11 @@ import junitparser
 import pytest
 import xmlschema
 
-from stackmatrix._errors import ReportError, UsageError
-from stackmatrix._junit import Outcome, iter_cases, parse_junit
-from stackmatrix._junit_merge import JunitInput, merge_junit, merge_paths
-from stackmatrix._results import RunJournal, Status, VariantResult
-from stackmatrix._results import TestCounts as Counts
+from stackmatrix.errors import ReportError, UsageError
+from stackmatrix.junit.merge import JunitInput, merge_junit, merge_paths
+from stackmatrix.junit.write import Outcome, iter_cases, parse_junit
+from stackmatrix.results.journal import RunJournal, Status, VariantResult
+from stackmatrix.results.journal import TestCounts as Counts
 
 CORPUS = Path(__file__).parent / "junit_corpus"
 # junitparser's recount, typed: it has no annotations of its own.

@@ -11,8 +11,8 @@ from xml.etree import ElementTree as ET
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackmatrix._junit import Outcome, count_outcomes, iter_cases, parse_junit
-from stackmatrix._junit_merge import JunitInput, merge_junit
+from stackmatrix.junit.merge import JunitInput, merge_junit
+from stackmatrix.junit.write import Outcome, count_outcomes, iter_cases, parse_junit
 
 _TEXT = st.text(alphabet=st.characters(codec="utf-8"), min_size=0, max_size=12)
 _RESULTS = st.lists(st.sampled_from(["failure", "error", "skipped", "system-out"]), max_size=3)

@@ -14,8 +14,8 @@ import nox.registry
 import pytest
 import yaml
 
-from stackmatrix._results import Status, TestCounts, VariantResult, write_json_atomic
 from stackmatrix.nox import RUN_ID_ENV, matrix_sessions
+from stackmatrix.results.journal import Status, TestCounts, VariantResult, write_json_atomic
 
 MATRIX: dict[str, Any] = {
     "name": "shop",

@@ -10,10 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stackmatrix._compose_merge import long_ports, merge
-from stackmatrix._errors import SpecError, UsageError
-from stackmatrix._expand import Variant, expand
-from stackmatrix._render import (
+from stackmatrix.compose.merge import long_ports, merge
+from stackmatrix.compose.render import (
     TemplateError,
     dump_compose,
     expand_template,
@@ -21,8 +19,10 @@ from stackmatrix._render import (
     render,
     when_matches,
 )
-from stackmatrix._spec import load_spec
-from stackmatrix._spec_models import Spec
+from stackmatrix.errors import SpecError, UsageError
+from stackmatrix.matrix.expand import Variant, expand
+from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.models import Spec
 
 LABELS = {"io.stackmatrix.run": "r1", "io.stackmatrix.variant": "pg-15"}
 

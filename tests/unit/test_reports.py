@@ -12,15 +12,15 @@ import junitparser
 import pytest
 import xmlschema
 
-from stackmatrix._errors import ReportError
-from stackmatrix._reports import (
+from stackmatrix.errors import ReportError
+from stackmatrix.report.build import (
     ReportPaths,
     build_reports,
     github_annotations,
     load_runs,
     summary_text,
 )
-from stackmatrix._results import RunJournal, Status
+from stackmatrix.results.journal import RunJournal, Status
 from tests.unit.test_reports_sample import build_sample_run
 
 SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parent / "junit.xsd"))

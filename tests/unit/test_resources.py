@@ -7,9 +7,9 @@ import json
 import re
 from pathlib import Path
 
-from stackmatrix._plot import PLOT_NAME, keep_plot
-from stackmatrix._reports import build_reports
-from stackmatrix._stats import _values, stats_frames
+from stackmatrix.engine.stats import _values, stats_frames
+from stackmatrix.report.build import build_reports
+from stackmatrix.report.plots import PLOT_NAME, keep_plot
 
 from .test_reports_sample import build_sample_run
 

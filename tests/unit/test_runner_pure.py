@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix._errors import UsageError
-from stackmatrix._expand import Variant
-from stackmatrix._proc import MASK, format_command, redact_env, redact_text, run_logged
-from stackmatrix._results import RunJournal, Status, TestCounts, VariantResult
-from stackmatrix._runner import exit_code_of, select_only, select_shard
-from stackmatrix._variant import env_name
+from stackmatrix.engine.lifecycle import env_name
+from stackmatrix.engine.processes import MASK, format_command, redact_env, redact_text, run_logged
+from stackmatrix.engine.scheduler import exit_code_of, select_only, select_shard
+from stackmatrix.errors import UsageError
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.results.journal import RunJournal, Status, TestCounts, VariantResult
 
 
 def _variants(n: int) -> list[Variant]:

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix._cli import main
-from stackmatrix._proc import MASK, is_secret_name, redact_env, redact_text, run_logged
+from stackmatrix.cli.main import main
+from stackmatrix.engine.processes import MASK, is_secret_name, redact_env, redact_text, run_logged
 
 SECRET_NAMES = [
     "PASSWORD", "POSTGRES_PASSWORD", "db_password", "PGPASSWORD", "MYSQL_ROOT_PASSWORD",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from stackmatrix._errors import SpecError
-from stackmatrix._spec import load_spec
-from stackmatrix._spec_models import (
+from stackmatrix.errors import SpecError
+from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.models import (
     CommandProbe,
     HttpProbe,
     LogProbe,

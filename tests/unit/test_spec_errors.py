@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stackmatrix._errors import SpecError
-from stackmatrix._spec import load_spec
+from stackmatrix.errors import SpecError
+from stackmatrix.spec.load import load_spec
 
 CORPUS = Path(__file__).parent / "spec_errors"
 CASES = sorted(CORPUS.glob("*.yaml"))

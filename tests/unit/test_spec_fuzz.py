@@ -10,9 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stackmatrix._errors import SpecError
-from stackmatrix._expand import expand
-from stackmatrix._spec import load_spec
+from stackmatrix.errors import SpecError
+from stackmatrix.matrix.expand import expand
+from stackmatrix.spec.load import load_spec
 
 KEYS = ["name", "compose", "axes", "exclude", "include", "overlays", "ready", "tests", "run",
         "profiles", "when", "command", "env", "where", "timeout", "shell", "workdir", "jobs",

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from stackmatrix._spec import SCHEMA_PATH, _main, json_schema, load_spec, schema_text
+from stackmatrix.spec.load import SCHEMA_PATH, _main, json_schema, load_spec, schema_text
 
 ROOT = Path(__file__).parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "specs").glob("*/matrix.yaml"))

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stackmatrix._expand import Variant
-from stackmatrix._gha import gha_matrix
+from stackmatrix.ci.github import gha_matrix
+from stackmatrix.matrix.expand import Variant
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"

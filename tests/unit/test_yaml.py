@@ -7,8 +7,8 @@ import re
 import pytest
 import yaml
 
-from stackmatrix._errors import SpecError
-from stackmatrix._yaml import MAX_DEPTH, load_text
+from stackmatrix.errors import SpecError
+from stackmatrix.spec.source import MAX_DEPTH, load_text
 
 # libyaml 0.2.6+ (bundled with PyYAML 6.0.4 and newer) has a nesting limit of its own (1,000
 # by default) that it checks while scanning, before stackmatrix counts; older ones have none.

@@ -1,0 +1,162 @@
+"""Render one variant into one compose document: pure data in, pure data out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from stackmatrix.compose.merge import as_mapping, merge, normalize
+from stackmatrix.engine.processes import compose_secrets
+from stackmatrix.errors import SpecError, UsageError
+from stackmatrix.matrix.expand import ID_PATTERN, Variant
+from stackmatrix.spec.checks import display_path, value_key
+from stackmatrix.spec.models import Scalar, Spec, describe
+from stackmatrix.spec.source import load_file, problem
+from stackmatrix.spec.templates import EXPRESSION, TemplateError, expand_template, value_text
+
+__all__ = [
+    "LABEL_RUN",
+    "LABEL_VARIANT",
+    "TemplateError",
+    "dump_compose",
+    "expand_template",
+    "project_name",
+    "render",
+    "substitute",
+    "when_matches",
+]
+
+LABEL_RUN = "io.stackmatrix.run"
+LABEL_VARIANT = "io.stackmatrix.variant"
+
+
+def project_name(spec: Spec, variant: Variant, run_id: str) -> str:
+    """The compose project name of a variant in a run: ``<name>-<variant id>-<run id>``."""
+    return f"{spec.name}-{variant.id}-{run_id}"
+
+
+def when_matches(when: Mapping[str, tuple[Scalar, ...]], values: Mapping[str, Scalar]) -> bool:
+    """Whether a variant's values satisfy an overlay's ``when`` (each key: any of its values)."""
+    for key, allowed in when.items():
+        value = values.get(key, False if key == "experimental" else None)
+        if value is None or value_key(value) not in {value_key(a) for a in allowed}:
+            return False
+    return True
+
+
+def substitute(data: Any, values: Mapping[str, Scalar]) -> Any:
+    """A copy of ``data`` with ``${{ matrix.KEY }}`` replaced in every key and string.
+
+    ``$`` in substituted values is doubled so that compose's own interpolation keeps it.
+    """
+
+    def text(value: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            inner = match[1]
+            key = inner.removeprefix("matrix.")
+            return value_text(values.get(key)).replace("$", "$$") if key != inner else match[0]
+
+        return EXPRESSION.sub(replace, value) if "${{" in value else value
+
+    if isinstance(data, str):
+        return text(data)
+    if isinstance(data, Mapping):
+        return {
+            text(k) if isinstance(k, str) else k: substitute(v, values) for k, v in data.items()
+        }
+    if isinstance(data, list | tuple):
+        return [substitute(item, values) for item in data]
+    return data
+
+
+def render(spec: Spec, variant: Variant, *, run_id: str) -> dict[str, Any]:
+    """The compose document of ``variant``: base files, then matching overlays, merged;
+    matrix values substituted; labels, loopback ports and absolute paths applied."""
+    if not ID_PATTERN.match(run_id):
+        raise UsageError(f"invalid run id {run_id!r}: use lowercase letters, digits, '-' and '_'")
+    values = variant.values
+    document: dict[str, Any] = {}
+    for path in spec.compose:
+        name = display_path(path)
+        data = load_file(path, name).data
+        if not isinstance(data, Mapping):
+            raise SpecError(
+                problem(name, None, "(root)", f"expected a compose mapping, found {describe(data)}")
+            )
+        document = merge(document, normalize(substitute(data, values), path.parent))
+    for overlay in spec.overlays:
+        if when_matches(overlay.when, values):
+            document = merge(
+                document, normalize(substitute(overlay.compose, values), spec.path.parent)
+            )
+    document.pop("name", None)
+    document.pop("version", None)
+    _label(document, {LABEL_RUN: run_id, LABEL_VARIANT: variant.id})
+    return document
+
+
+def _label(document: dict[str, Any], labels: Mapping[str, str]) -> None:
+    services = document.get("services")
+    if isinstance(services, dict):
+        for service in services.values():
+            if isinstance(service, dict):
+                service["labels"] = {**as_mapping(service.get("labels")), **labels}
+    networks = document.get("networks")
+    document["networks"] = networks = dict(networks) if isinstance(networks, Mapping) else {}
+    networks.setdefault("default", {})
+    for section in ("networks", "volumes"):
+        declared = document.get(section)
+        if not isinstance(declared, dict):
+            continue
+        for name, config in declared.items():
+            entry = {} if config is None else config
+            if isinstance(entry, dict) and not entry.get("external"):
+                entry["labels"] = {**as_mapping(entry.get("labels")), **labels}
+            declared[name] = entry
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+# Strings that a YAML 1.2 reader (compose) would read as numbers or booleans stay quoted.
+_NOT_A_STRING = re.compile(
+    r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)|true|True|TRUE|false|False|FALSE|~|null|Null|NULL|)$"
+)
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else ("'" if _NOT_A_STRING.match(value) else None)
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+SECRET_ASSIGNMENT = re.compile(
+    r"(?i)(password|passwd|secret|token|credential|api[_-]?key|auth)\w*\s*[:=]"
+)
+
+
+def holds_secrets(data: Mapping[str, Any], secret_names: Sequence[str] = ()) -> bool:
+    """Whether a compose document carries something secret (so: keep it private): a value of
+    a secret-looking variable or of one named in *secret_names* (the spec's ``secrets``)."""
+    return bool(compose_secrets(data, secret_names)) or bool(
+        SECRET_ASSIGNMENT.search(dump_compose(data))
+    )
+
+
+def dump_compose(data: Mapping[str, Any]) -> str:
+    """YAML text of a compose document; the same data always gives the same bytes."""
+    return yaml.dump(
+        dict(data),
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1_000_000,
+    )

@@ -1,0 +1,150 @@
+"""Readiness probes beyond healthchecks: is a service really answering?
+
+Each probe is one quick attempt that returns ``None`` when ready or a short reason when not;
+the stack polls them with a short interval until a deadline.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from stackmatrix.spec.load import (
+    CommandProbe,
+    HttpProbe,
+    LogProbe,
+    PostgresProbe,
+    Probe,
+    RedisProbe,
+    TcpProbe,
+)
+
+ATTEMPT_TIMEOUT = 1.0
+TCP_SETTLE = 0.1
+# Socket probes are a connection from this process: cheap, so tried often. Log and command
+# probes start a docker process every try: on a small CI machine that costs real CPU.
+SOCKET_POLL_INTERVAL = 0.05
+ENGINE_POLL_INTERVAL = 0.25
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may use: the service's published ports, its logs, a way to exec into it."""
+
+    service: str
+    host_port: Callable[[int], int]  # container port -> published 127.0.0.1 port
+    logs: Callable[[], str]
+    execute: Callable[[list[str]], int]  # exit code of a command run inside the service
+
+
+def describe(probe: Probe) -> str:
+    """A short human name for *probe*, e.g. ``postgres:5432``."""
+    match probe:
+        case TcpProbe() | RedisProbe() | PostgresProbe():
+            return f"{probe.kind}:{probe.port}"
+        case HttpProbe():
+            return f"http:{probe.port}{probe.path}"
+        case LogProbe():
+            return f"log /{probe.pattern}/"
+        case CommandProbe():
+            return "command " + " ".join(probe.command)
+    return probe.kind  # pragma: no cover - the union above is exhaustive
+
+
+def poll_interval(probe: Probe) -> float:
+    """How long to wait between two tries of *probe*."""
+    match probe:
+        case LogProbe() | CommandProbe():
+            return ENGINE_POLL_INTERVAL
+    return SOCKET_POLL_INTERVAL
+
+
+def attempt(probe: Probe, ctx: ProbeContext) -> str | None:
+    """Try *probe* once: ``None`` when ready, else why not."""
+    try:
+        match probe:
+            case TcpProbe():
+                return _tcp(ctx, probe)
+            case HttpProbe():
+                return _http(ctx, probe)
+            case PostgresProbe():
+                return _postgres(ctx, probe)
+            case RedisProbe():
+                return _redis(ctx, probe)
+            case LogProbe():
+                found = re.search(probe.pattern, ctx.logs(), re.MULTILINE)
+                return None if found else f"no log line matches /{probe.pattern}/ yet"
+            case CommandProbe():
+                code = ctx.execute(list(probe.command))
+                return None if code == 0 else f"command exited {code}"
+    except (OSError, ValueError) as error:  # ValueError: undecodable bytes, say
+        return f"{type(error).__name__}: {error}"
+    return f"unknown probe {probe!r}"  # pragma: no cover
+
+
+def _addr(ctx: ProbeContext, port: int) -> tuple[str, int]:
+    return ("127.0.0.1", ctx.host_port(port))
+
+
+def _tcp(ctx: ProbeContext, probe: TcpProbe) -> str | None:
+    """Connected and not closed at once: docker-proxy accepts on the published port even
+    while nothing listens inside the container, and then closes the connection."""
+    with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT) as conn:
+        conn.settimeout(TCP_SETTLE)
+        try:
+            data = conn.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            return None  # still open: a process listens behind the proxy
+        return None if data else "connection closed at once: nothing listens behind the port"
+
+
+def _http(ctx: ProbeContext, probe: HttpProbe) -> str | None:
+    host, port = _addr(ctx, probe.port)
+    url = f"http://{host}:{port}{probe.path}"
+    try:
+        with urllib.request.urlopen(url, timeout=ATTEMPT_TIMEOUT) as response:
+            status = int(response.status)
+    except urllib.error.HTTPError as error:
+        status = error.code
+    if probe.status is not None:
+        return None if status == probe.status else f"HTTP {status}, want {probe.status}"
+    return None if status < 400 else f"HTTP {status}"
+
+
+def _postgres(ctx: ProbeContext, probe: PostgresProbe) -> str | None:
+    """Speak the start of the PostgreSQL protocol: an auth request means it accepts sessions."""
+    params = b"".join(
+        key + b"\0" + value.encode() + b"\0"
+        for key, value in ((b"user", probe.user), (b"database", probe.database))
+    )
+    body = struct.pack("!I", 196608) + params + b"\0"  # protocol 3.0
+    with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT) as conn:
+        conn.sendall(struct.pack("!I", len(body) + 4) + body)
+        reply = conn.recv(1024)
+    if not reply:
+        return "connection closed without a reply"
+    if reply[:1] == b"R":
+        return None
+    if reply[:1] == b"E":
+        fields = [f[1:].decode(errors="replace") for f in reply[5:].split(b"\0") if f]
+        message = next((f[1:] for f in fields if f.startswith("M")), "error")
+        codes = [f[1:] for f in fields if f.startswith("C")]
+        # Auth and missing-database errors still mean the server accepts connections.
+        if codes and codes[0][:2] in {"28", "3D"}:
+            return None
+        return f"server says: {message}"
+    return f"unexpected reply {reply[:1]!r}"
+
+
+def _redis(ctx: ProbeContext, probe: RedisProbe) -> str | None:
+    with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT) as conn:
+        conn.sendall(b"PING\r\n")
+        reply = conn.recv(256)
+    if reply.startswith((b"+PONG", b"-NOAUTH")):
+        return None
+    return f"reply {reply[:40]!r}"

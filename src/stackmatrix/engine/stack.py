@@ -1,0 +1,551 @@
+"""One compose project: bring-up, readiness, ports, logs, stats and guaranteed teardown.
+
+This is the only module that talks to the Docker engine. Every call goes through one
+python-on-whales ``DockerClient`` per stack, run in its own session (``setsid``) so that a
+Ctrl-C in the terminal reaches stackmatrix alone: stackmatrix decides what to stop, and a
+second Ctrl-C can never cut a teardown short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.components.container.models import ContainerInspectResult
+from python_on_whales.exceptions import (
+    DockerException,
+    NoSuchContainer,
+    NoSuchNetwork,
+    NoSuchVolume,
+)
+from python_on_whales.utils import run as run_docker
+
+from stackmatrix.engine import probes as _probes
+from stackmatrix.engine.processes import run_logged
+from stackmatrix.errors import EngineError
+from stackmatrix.spec.load import Probe
+
+LOG = logging.getLogger("stackmatrix")
+# Health is read from the engine, two docker processes a reading: costly on a small CI machine
+# running several stacks. So a `docker events` stream of the project says when to read again
+# (a container was created, started, died or changed health); without it, every 0.25 s.
+HEALTH_POLL_INTERVAL = 0.25
+HEALTH_EVENT_FALLBACK = 1.0  # with the event stream: read anyway this often, in case
+WATCHED_EVENTS = ("create", "start", "die", "oom", "health_status")
+CANCEL_CHECK = 0.05  # a cancelled run is noticed within this while waiting for events
+LOG_TAIL_LINES = 30
+NO_LOG = "(no log: "  # how a log that could not be read begins
+RUN_LABEL = "io.stackmatrix.run"
+VARIANT_LABEL = "io.stackmatrix.variant"
+SERVICE_LABEL = "com.docker.compose.service"
+
+
+class StackFailure(Exception):
+    """The stack could not do its part; the variant fails with this reason and detail."""
+
+    def __init__(self, reason: str, detail: str = "", *, service: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+        self.service = service
+
+
+class Cancelled(Exception):
+    """The run was cancelled (fail-fast or a signal) while this stack was working."""
+
+
+def docker_client(**kwargs: Any) -> DockerClient:
+    """A client whose docker processes ignore the terminal's Ctrl-C (we handle it)."""
+    call = ["setsid", "docker"] if shutil.which("setsid") else ["docker"]
+    return DockerClient(client_call=call, **kwargs)
+
+
+def docker_command(client: DockerClient, *args: str) -> list[str]:
+    """The client's own docker command (``setsid docker`` and its options), then *args*."""
+    return [*map(str, client.client_config.docker_cmd), *args]
+
+
+def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
+    """Start a docker command whose output is read line by line as it comes (events, stats);
+    None when it cannot start (the caller does without it)."""
+    try:
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
+    except OSError as error:
+        LOG.debug("cannot start %s: %s", " ".join(command[:4]), error)
+        return None
+
+
+def close_stream(process: subprocess.Popen[str], reader: threading.Thread | None = None) -> None:
+    """Kill a stream process, reap it, let *reader* (the thread reading it) see the end, and
+    close its output."""
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
+    process.wait()
+    if reader is not None:
+        reader.join(timeout=5)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def error_text(error: DockerException) -> str:
+    """What docker said on failure: the tail of its stderr (or stdout)."""
+    text = (error.stderr or error.stdout or str(error)).strip()
+    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What ``compose ps`` says about one service's container."""
+
+    service: str
+    container_id: str
+    status: str  # created / running / exited / dead / ...
+    health: str | None  # starting / healthy / unhealthy, or None without a healthcheck
+    exit_code: int | None
+    health_output: str
+    ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153"
+    oom_killed: bool = False
+
+
+def _service_state(container: ContainerInspectResult) -> ServiceState:
+    labels = (container.config.labels if container.config else None) or {}
+    state = container.state
+    health = state.health if state else None
+    health_output = ""
+    if health is not None and health.log:
+        last = health.log[-1]
+        health_output = f"exit {last.exit_code}: {(last.output or '').strip()}"
+    ports: dict[str, str] = {}
+    published = container.network_settings.ports if container.network_settings else None
+    for key, bindings in (published or {}).items():
+        for binding in bindings or []:
+            host_ip = binding.get("HostIp") or "127.0.0.1"
+            if ":" in host_ip:  # an IPv6 twin of the same binding
+                continue
+            name = key.removesuffix("/tcp")
+            ports[name] = f"{host_ip}:{binding['HostPort']}"
+    return ServiceState(
+        service=labels.get(SERVICE_LABEL, container.name or ""),
+        container_id=container.id or "",
+        status=(state.status if state else None) or "unknown",
+        health=health.status if health is not None else None,
+        exit_code=state.exit_code if state else None,
+        oom_killed=bool(state and state.oom_killed),
+        health_output=health_output,
+        ports=ports,
+    )
+
+
+class Stack:
+    """A context manager around one compose project; leaving it always tears the stack down."""
+
+    def __init__(
+        self,
+        *,
+        project: str,
+        compose_file: Path,
+        project_directory: Path,
+        services: list[str],
+        cancel: threading.Event,
+        down_timeout: float = 10,
+        keep: bool = False,
+    ) -> None:
+        self.project = project
+        self.compose_file = compose_file.resolve()
+        self.services = services
+        self.keep = keep
+        self._cancel = cancel
+        self._down_timeout = down_timeout
+        self._client = docker_client(
+            compose_files=[self.compose_file],
+            compose_project_name=project,
+            compose_project_directory=project_directory,
+        )
+        self.states: dict[str, ServiceState] = {}
+        self.created = False
+
+    @property
+    def client(self) -> DockerClient:
+        """The python-on-whales client bound to this project."""
+        return self._client
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.keep:
+            self.down()
+
+    # -- bring-up -------------------------------------------------------------------------
+
+    def build(
+        self, builds: Mapping[str, str | None], *, log_path: Path, always: bool = False
+    ) -> list[str]:
+        """Build the services in *builds* (service -> image tag or None); return those built.
+
+        A tagged image that already exists is reused unless *always*; variants that share a
+        tag build it once, the others wait for it instead of building it again side by side.
+        A build can take minutes, so unlike the other engine calls it runs as a process of
+        its own (the command python-on-whales composes) that a cancelled run kills.
+        """
+        built = []
+        for service, tag in builds.items():
+            with _build_lock(tag or f"{self.project}/{service}"):
+                if tag and not always and self._client.image.exists(tag):
+                    continue
+                self._check_cancel()
+                command = [str(part) for part in self._client.client_config.docker_compose_cmd]
+                # run_logged gives the build a session of its own already; `setsid` would fork
+                # (a session leader cannot start a new session) and hide the exit code.
+                command = command[1:] if Path(command[0]).name == "setsid" else command
+                outcome = run_logged(
+                    [*command, "build", service],
+                    log_path=log_path,
+                    env=os.environ,
+                    cwd=self.compose_file.parent,
+                    timeout=None,
+                    cancel=self._cancel,
+                )
+                self._check_cancel()
+                if outcome.exit_code != 0:
+                    tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                    raise StackFailure(
+                        f"building the image of service {service!r} failed",
+                        "\n".join(tail[-LOG_TAIL_LINES:]),
+                        service=service,
+                    )
+                built.append(service)
+        return built
+
+    def up(self) -> None:
+        """Create and start every service, without waiting (readiness is polled after)."""
+        self._check_cancel()
+        self.created = True
+        try:
+            self._client.compose.up(detach=True, quiet=True, wait=False)
+        except DockerException as error:
+            raise StackFailure("docker compose up failed", error_text(error)) from error
+
+    def refresh(self) -> dict[str, ServiceState]:
+        """Inspect every container of the project: two engine calls, whatever their number.
+
+        (``compose ps`` would load the project and inspect each container on its own; this
+        runs at every change while a stack comes up, so it is kept cheap.)
+        """
+        docker = docker_command(self._client, "container")
+        project = f"label=com.docker.compose.project={self.project}"
+        try:
+            ids = str(run_docker([*docker, "ls", "--all", "-q", "--no-trunc", "--filter", project]))
+            found = json.loads(str(run_docker([*docker, "inspect", *ids.split()]))) if ids else []
+        except DockerException as error:
+            raise EngineError(
+                f"cannot inspect project {self.project}: {error_text(error)}"
+            ) from error
+        states = (_service_state(ContainerInspectResult(**item)) for item in found)
+        self.states = {state.service: state for state in states}
+        return self.states
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        """Wait until every service is running and healthy (or exited 0 as a one-shot job)."""
+        deadline = time.monotonic() + timeout
+        docker = docker_command(self._client)
+        now = time.time()
+        # A second back covers a clock that differs a little from the engine's; the stream ends
+        # by itself after the deadline, even if stackmatrix was killed and cannot end it.
+        with ContainerEvents(
+            docker, self.project, since=now - 1, until=now + timeout + 5
+        ) as events:
+            while True:
+                self._check_cancel()
+                states = self.refresh()
+                blocking = self._blocking(states)
+                if blocking is None:
+                    return
+                state, final = blocking
+                if final or time.monotonic() >= deadline:
+                    why = "did not become healthy" if not final else _final_reason(state)
+                    if not final:
+                        why += f" within {timeout:g} s"
+                    raise StackFailure(
+                        f"service {state.service!r} {why}",
+                        self.diagnose(state),
+                        service=state.service,
+                    )
+                left = max(0.0, deadline - time.monotonic())
+                events.wait(min(events.interval, left), self._cancel)
+
+    def _blocking(self, states: Mapping[str, ServiceState]) -> tuple[ServiceState, bool] | None:
+        """The first service that is not ready yet, and whether that is final."""
+        for name in self.services:
+            state = states.get(name)
+            if state is None:
+                # Not created (yet): depends_on ordering or a failed create.
+                missing = ServiceState(name, "", "missing", None, None, "", {})
+                return missing, False
+            if state.status in {"exited", "dead"}:
+                if state.exit_code == 0:
+                    continue  # a one-shot job that finished
+                return state, True
+            if state.health == "unhealthy":
+                return state, True
+            if state.status != "running" or state.health == "starting":
+                return state, False
+        return None
+
+    def wait_until_ready(self, probes: Mapping[str, tuple[Probe, ...]], timeout: float) -> None:
+        """Poll the ``ready`` probes until each answers, or fail naming the one that did not."""
+        deadline = time.monotonic() + timeout
+        for service, service_probes in probes.items():
+            context = self._probe_context(service)
+            for probe in service_probes:
+                while True:
+                    self._check_cancel()
+                    why = _probes.attempt(probe, context)
+                    if why is None:
+                        break
+                    if time.monotonic() >= deadline:
+                        state = self.refresh().get(service)
+                        raise StackFailure(
+                            f"service {service!r} not ready: probe {_probes.describe(probe)} "
+                            f"still failing after {timeout:g} s ({why})",
+                            self.diagnose(state) if state else "",
+                            service=service,
+                        )
+                    self._cancel.wait(_probes.poll_interval(probe))
+
+    def _probe_context(self, service: str) -> _probes.ProbeContext:
+        def host_port(port: int) -> int:
+            state = self.states.get(service) or self.refresh().get(service)
+            address = state.ports.get(str(port)) if state else None
+            if address is None:
+                raise OSError(f"port {port} of {service!r} is not published")
+            return int(address.rsplit(":", 1)[1])
+
+        def execute(command: list[str]) -> int:
+            try:
+                self._client.compose.execute(service, command, tty=False)
+            except DockerException as error:
+                return error.return_code
+            return 0
+
+        def logs() -> str:
+            state = self.states.get(service)
+            if state is not None and state.container_id:
+                text = self.container_log(state.container_id)
+                if not text.startswith(NO_LOG):
+                    return text
+            return self.logs(service)  # a container recreated since: compose finds the new one
+
+        return _probes.ProbeContext(
+            service=service, host_port=host_port, logs=logs, execute=execute
+        )
+
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled
+
+    # -- while up -------------------------------------------------------------------------
+
+    def ports(self) -> dict[str, dict[str, str]]:
+        """Published ports: service -> container port -> ``127.0.0.1:HOSTPORT``."""
+        return {name: dict(state.ports) for name, state in sorted(self.states.items())}
+
+    def container_ids(self) -> dict[str, str]:
+        """Running container id -> service name."""
+        return {s.container_id: s.service for s in self.states.values() if s.status == "running"}
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        """The log of one service (stdout and stderr), or a note why there is none."""
+        try:
+            text = self._client.compose.logs(
+                services=[service], no_log_prefix=True, tail=None if tail is None else str(tail)
+            )
+        except DockerException as error:
+            return f"{NO_LOG}{error_text(error)})"
+        return text if isinstance(text, str) else ""
+
+    def container_log(self, container_id: str) -> str:
+        """The log of one container: by id there is no compose project to load, so quicker."""
+        try:
+            return str(self._client.container.logs(container_id))
+        except DockerException as error:
+            return f"{NO_LOG}{error_text(error)})"
+
+    def diagnose(self, state: ServiceState) -> str:
+        """Health output and the tail of the log of a service that blocks the stack."""
+        parts = [f"service {state.service}: status {state.status}"]
+        if state.health:
+            parts[0] += f", health {state.health}"
+        if state.exit_code not in (None, 0) and state.status in {"exited", "dead"}:
+            parts[0] += f", exit code {state.exit_code}"
+        if state.oom_killed:
+            parts[0] += ", killed by the kernel: out of memory"
+        if state.health_output:
+            parts.append(f"last health check: {state.health_output}")
+        tail = self.logs(state.service, tail=LOG_TAIL_LINES).rstrip()
+        parts.append(f"last {LOG_TAIL_LINES} log lines:\n{tail}" if tail else "log is empty")
+        return "\n".join(parts)
+
+    def save_logs(self, logs_dir: Path) -> dict[str, Path]:
+        """Write every service's full log to ``logs_dir/<service>.log``."""
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        written: dict[str, Path] = {}
+        for service in self.services:
+            path = logs_dir / f"{service}.log"
+            state = self.states.get(service)
+            if state is not None and state.container_id:
+                text = self.container_log(state.container_id)
+            else:
+                text = self.logs(service)
+            path.write_text(text, encoding="utf-8", errors="replace")
+            written[service] = path
+        return written
+
+    # -- teardown -------------------------------------------------------------------------
+
+    def down(self) -> None:
+        """``down -v --remove-orphans``; on failure, remove what carries the project's label."""
+        try:
+            self._client.compose.down(
+                volumes=True,
+                remove_orphans=True,
+                timeout=max(1, int(self._down_timeout)),
+                quiet=True,
+            )
+        except DockerException as error:
+            LOG.warning("compose down of %s failed (%s); removing by label", self.project, error)
+            remove_by_label(f"com.docker.compose.project={self.project}")
+
+    def teardown_hint(self) -> str:
+        """How a person reaches and removes a kept stack."""
+        return (
+            f"docker compose -p {self.project} -f {self.compose_file} ps\n"
+            f"docker compose -p {self.project} -f {self.compose_file} down -v --remove-orphans"
+        )
+
+
+class ContainerEvents:
+    """The engine's events about a project's containers, as a signal to read their state again.
+
+    One ``docker events`` process for the whole wait; ``since`` replays what happened between
+    that moment and the stream's start, ``until`` ends it. If the stream cannot start or ends,
+    :meth:`wait` falls back to a plain poll interval.
+    """
+
+    def __init__(self, docker: list[str], project: str, *, since: float, until: float) -> None:
+        filters = [
+            f"label=com.docker.compose.project={project}",
+            "type=container",
+            *(f"event={event}" for event in WATCHED_EVENTS),
+        ]
+        self._command = [
+            *docker, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+            *(part for f in filters for part in ("--filter", f)), "--format", "{{.Status}}",
+        ]  # fmt: skip
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._changed = threading.Event()
+
+    @property
+    def interval(self) -> float:
+        """How long to wait at most before reading the state again."""
+        alive = self._reader is not None and self._reader.is_alive()
+        return HEALTH_EVENT_FALLBACK if alive else HEALTH_POLL_INTERVAL
+
+    def __enter__(self) -> ContainerEvents:
+        self._process = open_stream(self._command)
+        if self._process is None:
+            return self  # no event stream: polling
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process,), name="stackmatrix-events", daemon=True
+        )
+        self._reader.start()
+        return self
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        try:
+            for _line in process.stdout or ():
+                self._changed.set()
+        finally:
+            self._changed.set()  # the stream is over: the wait goes back to polling at once
+
+    def wait(self, timeout: float, cancel: threading.Event) -> None:
+        """Until the engine reports a change, *cancel* is set, or *timeout* seconds pass."""
+        end = time.monotonic() + timeout
+        while not cancel.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            if self._changed.wait(min(left, CANCEL_CHECK)):
+                self._changed.clear()
+                return
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._process is not None:
+            close_stream(self._process, self._reader)
+
+
+_BUILD_LOCKS: dict[str, threading.Lock] = {}
+_BUILD_LOCKS_GUARD = threading.Lock()
+
+
+def _build_lock(key: str) -> threading.Lock:
+    with _BUILD_LOCKS_GUARD:
+        return _BUILD_LOCKS.setdefault(key, threading.Lock())
+
+
+def _final_reason(state: ServiceState) -> str:
+    if state.health == "unhealthy":
+        return "is unhealthy"
+    if state.oom_killed:
+        return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
+    return f"exited with code {state.exit_code}"
+
+
+def remove_by_label(label: str) -> int:
+    """Remove every container, then network and volume, carrying *label*; return how many.
+
+    Objects that vanish meanwhile (another process removed them) are simply gone already.
+    """
+    client = docker_client()
+    removed = 0
+    try:
+        for container in client.container.list(all=True, filters={"label": label}):
+            with contextlib.suppress(NoSuchContainer):
+                client.container.remove(container, force=True, volumes=True)
+                removed += 1
+        for network in client.network.list(filters={"label": label}):
+            with contextlib.suppress(NoSuchNetwork):
+                client.network.remove(network)
+                removed += 1
+        for volume in client.volume.list(filters={"label": label}):
+            with contextlib.suppress(NoSuchVolume):
+                client.volume.remove(volume)
+                removed += 1
+    except DockerException as error:
+        raise EngineError(f"cannot remove objects labelled {label}: {error_text(error)}") from error
+    return removed

@@ -1,0 +1,299 @@
+"""Reading JUnit XML safely: bounded size, no entities, no network; per-testcase results.
+
+A testcase's outcome is the first of error, failure, skipped that it contains, so each testcase
+counts exactly once and ``tests == passed + failures + errors + skipped``. Counts always come
+from the testcases; the count attributes of a file are never trusted.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as StdET
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+from junitparser import junitparser as _jp
+
+from stackmatrix.results.journal import TestCounts
+
+# Elements come from whichever ElementTree junitparser uses (lxml when installed, else the
+# standard library); both share the API used here, so they are typed loosely on purpose.
+XmlElement = Any
+ETREE: Any = vars(_jp)["etree"]
+
+MAX_JUNIT_BYTES = 128 * 1024 * 1024
+"""Inputs larger than this are reported as broken instead of being loaded into memory."""
+NESTED_SUITE_SEPARATOR = " / "
+
+_RESULT_TAGS = ("skipped", "error", "failure")
+_ILLEGAL_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
+
+
+class Outcome(enum.StrEnum):
+    """Outcome of one testcase."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One testcase as read from a JUnit file (names as the tests wrote them)."""
+
+    suite: str
+    classname: str
+    name: str
+    outcome: Outcome
+    message: str = ""  # message attribute of the failure/error/skipped element
+    text: str = ""  # its text: usually the traceback
+    file: str | None = None
+    line: int | None = None
+    time: float | None = None
+
+    @property
+    def test_id(self) -> str:
+        """``classname::name``, or just the name when there is no classname."""
+        return f"{self.classname}::{self.name}" if self.classname else self.name
+
+
+@dataclass(frozen=True)
+class ParsedReport:
+    """The outcome of reading one JUnit file: a root element, or the problem that prevented it."""
+
+    path: Path
+    root: XmlElement | None
+    problem: str = ""
+    warnings: tuple[str, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def clean_xml_text(text: str) -> str:
+    """Replace characters XML 1.0 cannot carry (ANSI escapes, NUL, ...) by a visible ``\\xNN``."""
+    if _ILLEGAL_XML_CHARS.search(text) is None:
+        return text
+    return _ILLEGAL_XML_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _declared_encoding(data: bytes) -> str:
+    match = _XML_DECLARED_ENCODING.match(data)
+    return match.group(1).decode("ascii").lower() if match else "utf-8"
+
+
+def _safe_parse(data: bytes) -> XmlElement:
+    """Parse without entities, external references or network; raises on any of them."""
+    root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    if ETREE is StdET:
+        return root
+    # junitparser runs on lxml here: the document is known to be entity-free, so parse it again
+    # with a hardened lxml parser to get elements junitparser can hold.
+    parser = ETREE.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
+    )
+    return ETREE.fromstring(data, parser)
+
+
+class _Unreadable(Exception):
+    """Internal signal carrying the reason a file cannot be read."""
+
+    pass
+
+
+def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    try:
+        if not path.exists():
+            raise _Unreadable("file not found")
+        if path.is_dir():
+            raise _Unreadable("is a directory, not a file")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise _Unreadable(f"file is {size} bytes, over the limit of {max_bytes} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise _Unreadable("file is empty")
+    return data
+
+
+def _parse_bytes(data: bytes) -> tuple[XmlElement, str]:
+    """The root element and a note on any repair made; raises _Unreadable."""
+    try:
+        return _safe_parse(data), ""
+    except (defusedxml.EntitiesForbidden, defusedxml.ExternalReferenceForbidden) as exc:
+        raise _Unreadable(f"XML entities are not allowed ({type(exc).__name__})") from exc
+    except StdET.ParseError as exc:
+        repaired = _repair(data)
+        if repaired is not None:
+            try:
+                return _safe_parse(repaired[0]), repaired[1]
+            except (StdET.ParseError, defusedxml.DefusedXmlException):
+                pass
+        raise _Unreadable(f"not well-formed XML: {exc}") from exc
+    except Exception as exc:  # lxml's own errors, when junitparser runs on lxml
+        raise _Unreadable(f"not well-formed XML: {exc}") from exc
+
+
+def parse_junit(path: Path, *, max_bytes: int | None = None) -> ParsedReport:
+    """Read a JUnit file safely; a missing, empty, oversized (over *max_bytes*, default
+    ``MAX_JUNIT_BYTES``), malformed or non-JUnit file yields a report with a ``problem``
+    instead of raising."""
+    limit = MAX_JUNIT_BYTES if max_bytes is None else max_bytes
+    try:
+        root, repaired = _parse_bytes(_read_bounded(path, limit))
+    except _Unreadable as exc:
+        return ParsedReport(path, None, str(exc))
+    tag = root.tag if isinstance(root.tag, str) else "?"
+    if tag not in ("testsuites", "testsuite"):
+        return ParsedReport(
+            path,
+            None,
+            f"not a JUnit report: root element is <{tag}>, expected <testsuites> or <testsuite>",
+        )
+    return ParsedReport(path, root, "", (f"{path}: {repaired}",) if repaired else ())
+
+
+def _repair(data: bytes) -> tuple[bytes, str] | None:
+    """Fix the two common defects of reports written by test runners: invalid UTF-8 and control
+    characters (ANSI colours) in text. Returns the fixed document and what was done, or None."""
+    encoding = _declared_encoding(data)
+    if encoding not in ("utf-8", "utf8"):
+        return None
+    what = []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("utf-8", errors="replace")
+        what.append("invalid UTF-8 bytes replaced by U+FFFD")
+    cleaned = clean_xml_text(text)
+    if cleaned != text:
+        what.append("characters not allowed in XML replaced by \\xNN")
+    if not what:
+        return None
+    return cleaned.encode("utf-8"), "; ".join(what)
+
+
+def outcome_of(case: XmlElement) -> tuple[Outcome, XmlElement | None]:
+    found: dict[str, XmlElement] = {}
+    for child in case:
+        tag = child.tag
+        if tag in _RESULT_TAGS and tag not in found:
+            found[tag] = child
+    for tag, outcome in (
+        ("error", Outcome.ERROR),
+        ("failure", Outcome.FAILED),
+        ("skipped", Outcome.SKIPPED),
+    ):
+        if tag in found:
+            return outcome, found[tag]
+    return Outcome.PASSED, None
+
+
+def _iter_suites(elem: XmlElement, path: tuple[str, ...]) -> Iterator[tuple[XmlElement, str]]:
+    """Every ``<testsuite>`` under *elem* (depth first), with its flattened name."""
+    for child in elem:
+        if child.tag == "testsuite":
+            own = child.get("name") or ""
+            name_path = (*path, own) if own else path
+            yield child, NESTED_SUITE_SEPARATOR.join(name_path)
+            yield from _iter_suites(child, name_path)
+
+
+def suites_of_root(root: XmlElement, fallback: str) -> Iterator[tuple[XmlElement, str]]:
+    if root.tag == "testsuite":
+        own = root.get("name") or fallback
+        yield root, own
+        yield from _iter_suites(root, (own,))
+    else:
+        yield from _iter_suites(root, ())
+
+
+def to_float(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw.replace(",", ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _to_int(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    try:
+        return int(raw.strip())
+    except ValueError:
+        return None
+
+
+def case_groups(root: XmlElement, fallback: str) -> list[tuple[XmlElement, str, list[XmlElement]]]:
+    """(suite element, suite name, its testcases) of a report; testcases directly under
+    ``<testsuites>`` form a group of the root's own."""
+    groups: list[tuple[XmlElement, str, list[XmlElement]]] = [
+        (suite, name or fallback, [c for c in suite if c.tag == "testcase"])
+        for suite, name in suites_of_root(root, fallback)
+    ]
+    loose = [c for c in root if c.tag == "testcase"] if root.tag == "testsuites" else []
+    if loose:
+        groups.append((root, root.get("name") or fallback, loose))
+    return groups
+
+
+def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
+    """Every testcase of a readable report; testcases directly under ``<testsuites>`` count too."""
+    root = parsed.root
+    if root is None:
+        return
+    for _suite, suite_name, cases in case_groups(root, parsed.path.stem):
+        for case in cases:
+            outcome, result = outcome_of(case)
+            yield CaseResult(
+                suite=suite_name,
+                classname=case.get("classname") or "",
+                name=case.get("name") or "",
+                outcome=outcome,
+                message=(result.get("message") or "") if result is not None else "",
+                text=(result.text or "") if result is not None else "",
+                file=case.get("file"),
+                line=_to_int(case.get("line")),
+                time=to_float(case.get("time")),
+            )
+
+
+def count_outcomes(outcomes: Iterable[Outcome]) -> TestCounts:
+    """Totals of a sequence of testcase outcomes."""
+    tally = dict.fromkeys(Outcome, 0)
+    for outcome in outcomes:
+        tally[outcome] += 1
+    return counts_of(tally)
+
+
+def counts_of(tally: Mapping[Outcome, int]) -> TestCounts:
+    """Totals from a count per outcome."""
+    return TestCounts(
+        total=sum(tally.values()),
+        passed=tally[Outcome.PASSED],
+        failed=tally[Outcome.FAILED],
+        errors=tally[Outcome.ERROR],
+        skipped=tally[Outcome.SKIPPED],
+    )
+
+
+def read_counts(path: Path) -> TestCounts:
+    """Totals of a JUnit file, counted from its testcases; an unreadable file counts as 1 error."""
+    parsed = parse_junit(path)
+    if parsed.root is None:
+        return TestCounts(total=1, errors=1)
+    return count_outcomes(case.outcome for case in iter_cases(parsed))

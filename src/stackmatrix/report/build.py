@@ -1,0 +1,156 @@
+"""Reports of a run: merged JUnit, summary.md (also the GitHub step summary), report.html and
+results.json (machine-readable; the next run's baseline).
+
+Several run directories (the shards of a CI matrix) combine into one report; a variant found in
+more than one directory is taken from the last one given, with a warning. Given a baseline (a
+previous run or report), every variant and test x variant is classified against it and the
+reports show that first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from stackmatrix.errors import ReportError
+from stackmatrix.junit.merge import MergeSummary, merge_paths
+from stackmatrix.report.baseline import Comparison, compare, snapshot_of
+from stackmatrix.report.changes import changes_markdown
+from stackmatrix.report.html import render_html
+from stackmatrix.report.model import RunReport, load_runs
+from stackmatrix.report.results_file import (
+    RESULTS_NAME,
+    dump_results,
+    load_baseline,
+    results_document,
+)
+from stackmatrix.report.text import (
+    MAX_FAILURES_LISTED,
+    md_code,
+    md_escape,
+    render_markdown,
+    render_text,
+    workflow_commands,
+)
+from stackmatrix.results.journal import write_text_atomic
+
+JUNIT_NAME = "junit.xml"
+SUMMARY_NAME = "summary.md"
+HTML_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """The files :func:`build_reports` wrote."""
+
+    junit: Path
+    summary: Path
+    html: Path
+    step_summary: Path | None
+    merge: MergeSummary
+    warnings: tuple[str, ...] = ()
+    results: Path | None = None
+    comparison: Comparison | None = None  # None without a (readable) baseline
+
+
+def build_reports(
+    run_dirs: Sequence[Path],
+    out_dir: Path,
+    *,
+    github_step_summary: Path | None = None,
+    baseline: Path | None = None,
+) -> ReportPaths:
+    """Write ``junit.xml`` (merged), ``summary.md``, ``report.html`` and ``results.json`` into
+    *out_dir*.
+
+    The Markdown summary is also appended to *github_step_summary*, or to the file named by
+    ``$GITHUB_STEP_SUMMARY`` when that is set. With a *baseline* (a previous run directory,
+    report directory, ``run.json`` or ``results.json``) the reports open with the comparison.
+    A baseline that cannot be read still leaves this run's reports written, without the
+    comparison and with a warning in them, and then raises ReportError.
+    """
+    report = load_runs(run_dirs)
+    current = snapshot_of(report, ", ".join(map(str, run_dirs)))
+    comparison: Comparison | None = None
+    baseline_problem = ""
+    if baseline is not None:
+        try:
+            previous = load_baseline(baseline)
+        except ReportError as exc:
+            baseline_problem = str(exc)
+        else:
+            comparison = compare(current, previous)
+            report = replace(report, warnings=(*report.warnings, *previous.notes))
+    try:
+        merge = merge_paths(run_dirs, out_dir / JUNIT_NAME)
+        lead: Sequence[str] = ()
+        if comparison is not None:
+            lead = changes_markdown(comparison, limit=MAX_FAILURES_LISTED)
+        elif baseline_problem:
+            lead = [
+                f"### Compared with {md_code(str(baseline))}",
+                "",
+                f"⚠️ No comparison: {md_escape(baseline_problem)}",
+            ]
+        markdown = render_markdown(report, lead=lead)
+        summary = out_dir / SUMMARY_NAME
+        write_text_atomic(summary, markdown)
+        html = out_dir / HTML_NAME
+        # summary.md says it in its comparison section; the page says it in its header.
+        page = (
+            replace(report, warnings=(*report.warnings, f"no comparison: {baseline_problem}"))
+            if baseline_problem
+            else report
+        )
+        write_text_atomic(html, render_html(page, out_dir, comparison=comparison))
+        results = out_dir / RESULTS_NAME
+        write_text_atomic(results, dump_results(results_document(report, current, comparison)))
+        if github_step_summary is None and os.environ.get("GITHUB_STEP_SUMMARY"):
+            github_step_summary = Path(os.environ["GITHUB_STEP_SUMMARY"])
+        if github_step_summary is not None:
+            with github_step_summary.open("a", encoding="utf-8") as handle:
+                handle.write(markdown)
+    except OSError as exc:
+        raise ReportError(f"cannot write reports: {exc}") from exc
+    if baseline_problem:
+        raise ReportError(
+            f"{baseline_problem} (the reports of this run are written to {out_dir}, without the"
+            " comparison)"
+        )
+    return ReportPaths(
+        junit=out_dir / JUNIT_NAME,
+        summary=summary,
+        html=html,
+        step_summary=github_step_summary,
+        merge=merge,
+        warnings=tuple(dict.fromkeys((*report.warnings, *merge.warnings))),
+        results=results,
+        comparison=comparison,
+    )
+
+
+def summary_text(run_dirs: Sequence[Path]) -> str:
+    """A plain-text table of the variants of *run_dirs* and their failures, for the terminal."""
+    return render_text(load_runs(run_dirs))
+
+
+def github_annotations(run_dirs: Sequence[Path], *, workspace: Path | None = None) -> list[str]:
+    """GitHub ``::error file=...,line=...::message`` commands for the failures of *run_dirs*.
+
+    Absolute paths are made relative to *workspace* (default ``$GITHUB_WORKSPACE``).
+    """
+    return workflow_commands(load_runs(run_dirs), workspace=workspace)
+
+
+__all__ = [
+    "RESULTS_NAME",
+    "Comparison",
+    "ReportPaths",
+    "RunReport",
+    "build_reports",
+    "github_annotations",
+    "load_runs",
+    "summary_text",
+]

@@ -1,0 +1,342 @@
+"""Plain-text and Markdown summaries of a run, and GitHub ``::error`` annotations."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import assert_never
+
+from stackmatrix.format import format_bytes, format_duration
+from stackmatrix.junit.write import CaseResult, Outcome
+from stackmatrix.report.model import Cell, RunReport, VariantReport
+from stackmatrix.results.journal import Status
+
+MAX_GRID_ROWS = 200
+MAX_FAILURES_LISTED = 50
+MAX_MESSAGE_CHARS = 300
+
+
+def status_label(status: Status) -> str:
+    """A short word for a status, as people read it in a table."""
+    match status:
+        case Status.PASSED:
+            return "passed"
+        case Status.FAILED:
+            return "failed"
+        case Status.ERROR:
+            return "error"
+        case Status.EXPERIMENTAL_FAILED:
+            return "failed (experimental)"
+        case Status.CANCELLED:
+            return "cancelled"
+        case Status.INTERRUPTED:
+            return "interrupted"
+        case _:
+            assert_never(status)
+
+
+def status_icon(status: Status) -> str:
+    """An emoji for a status, for Markdown."""
+    match status:
+        case Status.PASSED:
+            return "✅"
+        case Status.FAILED:
+            return "❌"
+        case Status.ERROR:
+            return "💥"
+        case Status.EXPERIMENTAL_FAILED:
+            return "⚠️"
+        case Status.CANCELLED:
+            return "⏹️"
+        case Status.INTERRUPTED:
+            return "⏸️"
+        case _:
+            assert_never(status)
+
+
+def cell_symbol(cell: Cell, *, emoji: bool) -> str:
+    """How one test's outcome on one variant is drawn in the grid."""
+    if cell is None:
+        return "—" if emoji else "-"
+    match cell:
+        case Outcome.PASSED:
+            return "✅" if emoji else "pass"
+        case Outcome.FAILED:
+            return "❌" if emoji else "FAIL"
+        case Outcome.ERROR:
+            return "💥" if emoji else "ERROR"
+        case Outcome.SKIPPED:
+            return "⏭️" if emoji else "skip"
+        case _:
+            assert_never(cell)
+
+
+def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The first non-empty line of *text*, cut to *limit* characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def case_message(case: CaseResult) -> str:
+    """The short message of a failed testcase: its message attribute, else its text."""
+    return first_line(case.message or case.text or case.outcome.value)
+
+
+def variant_tally(report: RunReport) -> str:
+    """``5 variants — 2 passed, 1 failed, ...``."""
+    parts = [f"{n} {status_label(s)}" for s, n in report.status_counts().items()]
+    total = len(report.variants)
+    noun = "variant" if total == 1 else "variants"
+    return f"{total} {noun}" + (f" — {', '.join(parts)}" if parts else "")
+
+
+def headline(report: RunReport) -> str:
+    """One line: the run's name and how many variants passed, failed, errored."""
+    return f"{report.name}: {variant_tally(report)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Terminal
+
+
+def _table(rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in rows
+    ]
+
+
+def render_text(report: RunReport) -> str:
+    """A plain-text table of variants and their failures, for the terminal."""
+    header = ["VARIANT", "STATUS", "PASSED", "FAILED", "ERRORS", "SKIPPED", "TIME", "PEAK MEM"]
+    rows = [header]
+    for v in report.variants:
+        c = v.counts
+        rows.append(
+            [
+                v.id,
+                status_label(v.result.status),
+                str(c.passed),
+                str(c.failed),
+                str(c.errors),
+                str(c.skipped),
+                format_duration(v.result.duration),
+                format_bytes(v.peak_memory_bytes),
+            ]
+        )
+    lines = [headline(report), "", *_table(rows, right={2, 3, 4, 5, 6, 7})]
+    flaky = flaky_lines(report, markdown=False)
+    if flaky:
+        lines += ["", "Flaky (passed on a retry):", *flaky]
+    failures = _failure_lines(report, markdown=False)
+    if failures:
+        lines += ["", "Failures:", *failures]
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines) + "\n"
+
+
+def _failure_lines(report: RunReport, *, markdown: bool) -> list[str]:
+    lines: list[str] = []
+    for v in report.variants:
+        if variant_failed_as_a_whole(v):
+            lines.append(_failure_line(v, "(variant)", variant_reason(v), markdown=markdown))
+        if v.junit_problem and v.result.junit:
+            lines.append(_failure_line(v, "(JUnit report)", v.junit_problem, markdown=markdown))
+        lines.extend(
+            _failure_line(v, case.test_id, case_message(case), markdown=markdown)
+            for case in v.problems
+        )
+    if len(lines) > MAX_FAILURES_LISTED:
+        cut = len(lines) - MAX_FAILURES_LISTED
+        lines = [*lines[:MAX_FAILURES_LISTED], f"... and {cut} more"]
+    return lines
+
+
+def attempts_note(v: VariantReport) -> str:
+    """``passed on attempt 2 of 2`` for a variant that ran more than once; else empty."""
+    result = v.result
+    if result.attempts == 1:
+        return ""
+    if result.flaky:
+        return f"passed on attempt {result.attempts} of {result.attempts}"
+    return f"{result.attempts} attempts"
+
+
+def flaky_lines(report: RunReport, *, markdown: bool) -> list[str]:
+    """Variants that passed on a retry, and tests that failed in an earlier attempt and passed
+    in the last (of any variant)."""
+    lines = []
+    for v in report.variants:
+        if v.result.flaky:
+            lines.append(_failure_line(v, "(variant)", attempts_note(v), markdown=markdown))
+        lines.extend(
+            _failure_line(
+                v, test, "failed in an earlier attempt, passed on retry", markdown=markdown
+            )
+            for test in v.flaky_tests
+        )
+    if len(lines) > MAX_FAILURES_LISTED:
+        cut = len(lines) - MAX_FAILURES_LISTED
+        lines = [*lines[:MAX_FAILURES_LISTED], f"... and {cut} more"]
+    return lines
+
+
+def variant_failed_as_a_whole(v: VariantReport) -> bool:
+    """Whether a variant failed without a failing test to show for it (stack, timeout, ...)."""
+    if v.problems or (v.result.status.ok and not v.synthetic):
+        return False
+    return v.result.status is not Status.PASSED or bool(v.synthetic)
+
+
+def variant_reason(v: VariantReport) -> str:
+    """Why a variant failed as a whole, in one line."""
+    reason = v.result.reason or next((case_message(c) for c in v.synthetic), "")
+    return first_line(reason or status_label(v.result.status))
+
+
+def _failure_line(v: VariantReport, what: str, message: str, *, markdown: bool) -> str:
+    if markdown:
+        return f"- {md_code(v.id)} · {md_code(what)}: {md_escape(message)}"
+    return f"  {v.id}  {what}: {message}"
+
+
+# --------------------------------------------------------------------------------------------
+# Markdown
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+
+
+def md_escape(text: str) -> str:
+    """Make untrusted text inert in GitHub Markdown (no HTML, no links, no table breaks)."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_SPECIAL.sub(r"\\\1", text)
+    return " ".join(text.split())
+
+
+def md_code(text: str) -> str:
+    """Untrusted text as an inline code span that cannot break a table or the span."""
+    if "`" in text or "\n" in text:
+        return md_escape(text)
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
+    """summary.md: *lead* (the comparison with a baseline) first, then the variant table, the
+    flaky variants and tests, the test x variant grid of tests that did not pass everywhere,
+    and the failure messages."""
+    icon = "✅" if report.ok else "❌"
+    lines = [f"## {icon} stackmatrix {md_escape(report.name)}: {variant_tally(report)}", ""]
+    if lead:
+        lines += [*lead, "", "### Variants", ""]
+    lines += [
+        "| Variant | Status | Passed | Failed | Errors | Skipped | Duration | Peak memory |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for v in report.variants:
+        c = v.counts
+        status = v.result.status
+        note = f" ({attempts_note(v)})" if v.result.attempts > 1 else ""
+        lines.append(
+            f"| {md_code(v.id)} | {status_icon(status)} {status_label(status)}{note} | {c.passed}"
+            f" | {c.failed} | {c.errors} | {c.skipped} | {format_duration(v.result.duration)}"
+            f" | {format_bytes(v.peak_memory_bytes)} |"
+        )
+    flaky = flaky_lines(report, markdown=True)
+    if flaky and not lead:
+        lines += ["", "### 🟡 Flaky: passed on a retry", "", *flaky]
+    rows = report.grid()
+    if rows:
+        ran = [v for v in report.variants if v.ran_tests]
+        lines += ["", "### Tests that did not pass on every variant", ""]
+        lines.append("| Test | " + " | ".join(md_code(v.id) for v in ran) + " |")
+        lines.append("| --- |" + " :---: |" * len(ran))
+        for row in rows[:MAX_GRID_ROWS]:
+            cells = " | ".join(cell_symbol(row.cells.get(v.id), emoji=True) for v in ran)
+            lines.append(f"| {md_code(row.test_id)} | {cells} |")
+        if len(rows) > MAX_GRID_ROWS:
+            lines.append(f"\n{len(rows) - MAX_GRID_ROWS} more tests are in report.html.")
+        lines.append("\n✅ passed · ❌ failed · 💥 error · ⏭️ skipped · — not run")
+    failures = _failure_lines(report, markdown=True)
+    if failures:
+        lines += ["", "### Failures", "", *failures]
+    if report.warnings:
+        lines += ["", *(f"> {md_escape(w)}" for w in report.warnings)]
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# GitHub annotations
+
+_LOCATIONS = (
+    # pytest and go: a line starting with FILE:LINE: (e.g. the last frame of a traceback)
+    re.compile(r"^\s*(?P<file>[\w./\\-]+\.\w+):(?P<line>\d+):", re.MULTILINE),
+    # jest / node: "at Object.<anonymous> (/repo/src/cart.test.js:31:27)"
+    re.compile(r"\((?P<file>[^()\s]+\.\w+):(?P<line>\d+)(?::\d+)?\)"),
+    # python tracebacks: File "tests/test_x.py", line 12
+    re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)'),
+)
+
+
+def location_of(case: CaseResult) -> tuple[str, int] | None:
+    """Where a failure happened: the testcase's file/line attributes, else the last location
+    found in its message or traceback."""
+    if case.file and case.line is not None:
+        return case.file, case.line
+    text = f"{case.message}\n{case.text}"
+    for pattern in _LOCATIONS:
+        found = list(pattern.finditer(text))
+        if found:
+            return found[-1]["file"], int(found[-1]["line"])
+    return None
+
+
+def _relative_to_workspace(file: str, workspace: Path | None) -> str:
+    path = Path(file)
+    if workspace is not None and path.is_absolute():
+        try:
+            return path.relative_to(workspace).as_posix()
+        except ValueError:
+            return file
+    return file
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> list[str]:
+    """``::error`` workflow commands: one per failed or errored testcase (with ``file`` and
+    ``line`` where known) and one per variant whose stack errored; ``::warning`` for
+    experimental variants."""
+    if workspace is None and os.environ.get("GITHUB_WORKSPACE"):
+        workspace = Path(os.environ["GITHUB_WORKSPACE"])
+    commands = []
+    for v in report.variants:
+        # An experimental variant may fail: say so without marking the run red.
+        level = (
+            "warning"
+            if v.result.experimental or v.result.status is Status.EXPERIMENTAL_FAILED
+            else "error"
+        )
+        if variant_failed_as_a_whole(v) and v.result.status is not Status.CANCELLED:
+            title = _escape_property(f"{v.id}: {status_label(v.result.status)}")
+            commands.append(f"::{level} title={title}::{_escape_data(variant_reason(v))}")
+        for case in v.problems:
+            props = []
+            where = location_of(case)
+            if where is not None:
+                file = _relative_to_workspace(where[0], workspace)
+                props += [f"file={_escape_property(file)}", f"line={where[1]}"]
+            props.append(f"title={_escape_property(f'{v.id}: {case.test_id}')}")
+            commands.append(f"::{level} {','.join(props)}::{_escape_data(case_message(case))}")
+    return commands

@@ -1,0 +1,295 @@
+"""Checks of a matrix file that span several keys: axes vs exclude/include/overlays,
+template references, services known from the compose files."""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackmatrix.errors import SpecError
+from stackmatrix.spec.models import AXIS_PATTERN, Scalar, Spec, describe
+from stackmatrix.spec.source import Document, KeyPath, format_path, load_file, problem
+from stackmatrix.spec.templates import references
+
+# Expansion is linear in the cross product: cap it so a typo cannot expand 10**10 variants.
+MAX_COMBINATIONS = 100_000
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem at a key path of the matrix file (``at_key``: point at the key, not the value)."""
+
+    loc: KeyPath
+    message: str
+    at_key: bool = False
+
+
+def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
+    """`` — did you mean 'x'?``, or `` — expected one of: a, b``, or empty without choices."""
+    options = sorted({str(c) for c in choices})
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if close:
+        return f" — did you mean {close[0]!r}?"
+    if not options:
+        return ""
+    return f" — {what or 'expected one of'}: {', '.join(options)}"
+
+
+def display_path(path: Path) -> str:
+    """A path as messages show it: relative to the working directory when below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def value_key(value: Scalar) -> tuple[str, Scalar]:
+    """Equality of matrix values: ``1 == 1.0``, but ``1 != true`` and ``1 != '1'``."""
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int | float):
+        return ("number", value)
+    return ("string", value)
+
+
+def show(value: Scalar) -> str:
+    """A matrix value as messages show it."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
+def walk_strings(data: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
+    """Every string value inside nested mappings and lists, with its path."""
+    if isinstance(data, str):
+        yield path, data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from walk_strings(value, (*path, key))
+    elif isinstance(data, list | tuple):
+        for index, value in enumerate(data):
+            yield from walk_strings(value, (*path, index))
+
+
+_MATRIX_FORM = "${{ matrix.KEY }}"
+
+
+class Checker:
+    """Collects the cross-key problems of one validated spec."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.issues: list[Issue] = []
+        self.external: list[str] = []  # problems located in other files (compose files)
+        self.services: set[str] | None = set()
+        # A profile narrows the axes: values were checked against the whole file already.
+        self.all_values = spec.profile is None
+
+    def add(self, loc: KeyPath, message: str, *, at_key: bool = False) -> None:
+        self.issues.append(Issue(loc, message, at_key))
+
+    def run(self) -> None:
+        self.check_axes()
+        self.check_exclude()
+        self.check_include()
+        self.check_overlays()
+        self.check_compose_files()
+        self.check_services()
+        self.check_tests()
+
+    def check_axes(self) -> None:
+        spec = self.spec
+        if not spec.axes and not spec.include:
+            self.add((), "expected at least one axis under 'axes' or one entry under 'include'")
+        combinations = math.prod(len(values) for values in spec.axes.values())
+        if combinations > MAX_COMBINATIONS:
+            self.add(
+                ("axes",),
+                f"the axes multiply to {combinations:,} combinations; at most "
+                f"{MAX_COMBINATIONS:,} are supported (split the matrix, or move the wide "
+                "axes into a profile)",
+                at_key=True,
+            )
+        for name, values in spec.axes.items():
+            if not re.match(AXIS_PATTERN, name):
+                self.add(
+                    ("axes", name),
+                    f"invalid axis name {name!r}: use letters, digits, '-' and '_', "
+                    "starting with a letter or '_'",
+                    at_key=True,
+                )
+            if not values:
+                self.add(("axes", name), f"axis {name!r} has no values; expected a non-empty list")
+            seen: dict[tuple[str, Scalar], int] = {}
+            for index, value in enumerate(values):
+                first = seen.setdefault(value_key(value), index)
+                if first != index:
+                    self.add(
+                        ("axes", name, index),
+                        f"duplicate value {show(value)} (same as index {first})",
+                    )
+                if name == "experimental" and not isinstance(value, bool):
+                    self.add(
+                        ("axes", name, index), f"expected true or false, found {describe(value)}"
+                    )
+
+    def check_exclude(self) -> None:
+        axes = self.spec.axes
+        for index, entry in enumerate(self.spec.exclude):
+            if not entry:
+                self.add(
+                    ("exclude", index), "an empty exclude entry would exclude every combination"
+                )
+            for key, value in entry.items():
+                if key not in axes:
+                    hint = did_you_mean(key, axes, "axes are")
+                    self.add(("exclude", index, key), f"unknown axis {key!r}{hint}", at_key=True)
+                elif self.all_values and value_key(value) not in {value_key(v) for v in axes[key]}:
+                    known = ", ".join(show(v) for v in axes[key])
+                    self.add(
+                        ("exclude", index, key),
+                        f"{show(value)} is not a value of axis {key!r} (values: {known})",
+                    )
+
+    def check_include(self) -> None:
+        for index, entry in enumerate(self.spec.include):
+            if not entry:
+                self.add(("include", index), "an empty include entry adds nothing")
+            flag = entry.get("experimental", False)
+            if not isinstance(flag, bool):
+                self.add(
+                    ("include", index, "experimental"),
+                    f"expected true or false, found {describe(flag)}",
+                )
+
+    def known_values(self) -> dict[str, set[tuple[str, Scalar]]]:
+        """Every value each matrix key can take."""
+        known: dict[str, set[tuple[str, Scalar]]] = {
+            k: {value_key(v) for v in vs} for k, vs in self.spec.axes.items()
+        }
+        for entry in self.spec.include:
+            for key, value in entry.items():
+                known.setdefault(key, set()).add(value_key(value))
+        known.setdefault("experimental", set()).update({value_key(True), value_key(False)})
+        return known
+
+    def check_overlays(self) -> None:
+        known = self.known_values()
+        for index, overlay in enumerate(self.spec.overlays):
+            for key, values in overlay.when.items():
+                loc = ("overlays", index, "when", key)
+                if key not in known:
+                    self.add(
+                        loc, f"unknown matrix key {key!r}{did_you_mean(key, known)}", at_key=True
+                    )
+                    continue
+                for position, value in enumerate(values):
+                    if self.all_values and value_key(value) not in known[key]:
+                        where = loc if len(values) == 1 else (*loc, position)
+                        self.add(where, f"{show(value)} is never a value of {key!r}")
+            for path, text in walk_strings(overlay.compose, ("overlays", index, "compose")):
+                for message in self.expression_problems(text):
+                    self.add(path, message)
+
+    def expression_problems(self, text: str) -> Iterator[str]:
+        keys = self.spec.matrix_keys
+        for expression, ref in references(text, compose=True):
+            if ref is None:
+                yield f"unsupported expression {expression}: only {_MATRIX_FORM} is substituted"
+            elif ref.key not in keys and ref.key != "experimental":
+                yield f"unknown matrix key {ref.key!r} in {expression}{did_you_mean(ref.key, keys)}"
+
+    def check_compose_files(self) -> None:
+        for index, path in enumerate(self.spec.compose):
+            if not path.is_file():
+                self.add(("compose", index), f"file not found: {display_path(path)}")
+                self.services = None
+                continue
+            name = display_path(path)
+            try:
+                document = load_file(path, name)
+            except SpecError as exc:
+                self.external.extend(exc.problems)
+                self.services = None
+                continue
+            self.scan_compose(document, name)
+
+    def scan_compose(self, document: Document, name: str) -> None:
+        data = document.data
+        if not isinstance(data, Mapping):
+            self.external.append(
+                problem(
+                    name,
+                    document.value_mark(()),
+                    "(root)",
+                    f"expected a compose mapping, found {describe(data)}",
+                )
+            )
+            self.services = None
+            return
+        services = data.get("services") or {}
+        if isinstance(services, Mapping) and self.services is not None:
+            self.services.update(services)
+        for path, text in walk_strings(data, ()):
+            for message in self.expression_problems(text):
+                self.external.append(
+                    problem(name, document.value_mark(path), format_path(path), message)
+                )
+
+    def check_services(self) -> None:
+        for overlay in self.spec.overlays:
+            services = overlay.compose.get("services")
+            if isinstance(services, Mapping) and self.services is not None:
+                self.services.update(services)
+        if self.services is None:
+            return  # a compose file is broken: do not guess
+        if not self.services:
+            self.add(
+                (), "no services: list compose files under 'compose' or add services in an overlay"
+            )
+            return
+        for service in self.spec.ready:
+            if service not in self.services:
+                hint = did_you_mean(service, self.services, "services are")
+                self.add(("ready", service), f"unknown service {service!r}{hint}", at_key=True)
+
+    def check_tests(self) -> None:
+        tests = self.spec.tests
+        if tests.where != "host" and self.services is not None and tests.where not in self.services:
+            hint = did_you_mean(tests.where, self.services, "expected 'host' or a service")
+            self.add(("tests", "where"), f"unknown service {tests.where!r}{hint}")
+        if not tests.workdir.is_dir():
+            self.add(("tests", "workdir"), f"directory not found: {display_path(tests.workdir)}")
+        command = (tests.command,) if isinstance(tests.command, str) else tests.command
+        texts: list[tuple[KeyPath, str]] = [
+            (
+                ("tests", "command") if isinstance(tests.command, str) else ("tests", "command", i),
+                word,
+            )
+            for i, word in enumerate(command)
+        ]
+        texts += [(("tests", "env", key), value) for key, value in tests.env.items()]
+        keys = self.spec.matrix_keys
+        for loc, text in texts:
+            for expression, ref in references(text, compose=False):
+                if ref is None:
+                    self.add(loc, f"unknown reference {expression}: expected matrix.KEY, "
+                                  "ports.SERVICE.PORT, variant, run_id or junit")  # fmt: skip
+                elif ref.kind == "matrix" and ref.key not in keys and ref.key != "experimental":
+                    hint = did_you_mean(ref.key, keys)
+                    self.add(loc, f"unknown matrix key {ref.key!r} in {expression}{hint}")
+                elif ref.kind == "ports" and self.services and ref.service not in self.services:
+                    hint = did_you_mean(ref.service, self.services, "services are")
+                    self.add(loc, f"unknown service {ref.service!r} in {expression}{hint}")
+
+
+def check(spec: Spec) -> tuple[list[Issue], list[str]]:
+    """Cross-key problems of ``spec``: issues in the matrix file, and problems in compose files."""
+    checker = Checker(spec)
+    checker.run()
+    return checker.issues, checker.external

@@ -1,0 +1,408 @@
+"""The validated shape of a matrix file: frozen pydantic models, no I/O."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
+from pydantic_core import CoreSchema, PydanticCustomError
+
+from stackmatrix.spec.templates import TEMPLATE
+
+Scalar = str | int | float | bool
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+AXIS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
+_DURATION = re.compile(
+    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$"
+)
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?h)?([0-9]+(\.[0-9]+)?m)?([0-9]+(\.[0-9]+)?s)?$"
+
+
+def describe(value: object) -> str:
+    """How a found value is named in messages: ``a string 'x'``, ``a list``, ``null``."""
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return f"a boolean {str(value).lower()}"
+        case int():
+            return f"an integer {value}"
+        case float():
+            return f"a number {value}"
+        case str():
+            return f"a string {value!r}" if len(value) <= 60 else "a long string"
+        case list() | tuple():
+            return "a list"
+        case Mapping():
+            return "a mapping"
+        case _:
+            return type(value).__name__
+
+
+def _fail(expected: str, found: object) -> PydanticCustomError:
+    return PydanticCustomError(
+        "stackmatrix",
+        "expected {expected}, found {found}",
+        {"expected": expected, "found": describe(found)},
+    )
+
+
+def _scalar(value: object) -> Scalar:
+    if isinstance(value, str | int | float | bool):
+        return value
+    raise _fail("a string, number or boolean", value)
+
+
+def _scalars(value: object) -> tuple[Scalar, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(_scalar(item) for item in value)
+    return (_scalar(value),)
+
+
+def _duration(value: object) -> float:
+    if isinstance(value, bool):
+        raise _fail("a duration like 90s, 10m, 1h or 1m30s", value)
+    seconds: float | None = None
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        match = _DURATION.match(text)
+        if match and text:
+            h, m, s = (float(match[g] or 0) for g in "hms")
+            seconds = h * 3600 + m * 60 + s
+        else:
+            try:
+                seconds = float(text)
+            except ValueError:
+                seconds = None
+    if seconds is None or not seconds > 0 or seconds == float("inf"):
+        raise _fail("a positive duration like 90s, 10m, 1h or 1m30s", value)
+    return seconds
+
+
+def split_command(text: str) -> list[str]:
+    """Split a command line like a POSIX shell, keeping ``{{ ... }}`` templates whole."""
+    templates: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        templates.append(match[0])
+        return f"\0{len(templates) - 1}\0"
+
+    words = shlex.split(TEMPLATE.sub(hide, text))
+    return [re.sub(r"\0(\d+)\0", lambda m: templates[int(m[1])], word) for word in words]
+
+
+def _words(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            words = split_command(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "stackmatrix", "cannot split the command: {why}", {"why": str(exc)}
+            ) from None
+    elif isinstance(value, list | tuple):
+        for index, word in enumerate(value):
+            if isinstance(word, bool) or not isinstance(word, str | int | float):
+                raise PydanticCustomError(
+                    "stackmatrix",
+                    "expected a string as item {index} of the command, found {found}",
+                    {"index": index, "found": describe(word)},
+                )
+        words = [str(w) for w in value]
+    else:
+        raise _fail("a command: a string or a list of strings", value)
+    if not words:
+        raise PydanticCustomError("stackmatrix", "the command is empty", {})
+    return tuple(words)
+
+
+def _env_value(value: object) -> str:
+    match value:
+        case bool():
+            return "true" if value else "false"
+        case str() | int() | float():
+            return str(value)
+        case _:
+            raise _fail("a string, number or boolean", value)
+
+
+SCALAR_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}
+DURATION_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": DURATION_PATTERN, "minLength": 1},
+    ],
+    "description": "seconds, or a duration like 90s, 10m, 1h, 1m30s",
+}
+COMMAND_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+    ]
+}
+
+MatrixValue = Annotated[Scalar, PlainValidator(_scalar), WithJsonSchema(SCALAR_SCHEMA)]
+WhenValue = Annotated[
+    tuple[Scalar, ...],
+    PlainValidator(_scalars),
+    WithJsonSchema({"anyOf": [SCALAR_SCHEMA, {"type": "array", "items": SCALAR_SCHEMA}]}),
+]
+Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
+Words = Annotated[tuple[str, ...], PlainValidator(_words), WithJsonSchema(COMMAND_SCHEMA)]
+EnvValue = Annotated[str, PlainValidator(_env_value), WithJsonSchema(SCALAR_SCHEMA)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Model(BaseModel):
+    """Base of every spec model: immutable, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TcpProbe(Model):
+    """Ready when a TCP connection to the published port succeeds."""
+
+    kind: Literal["tcp"] = "tcp"
+    port: Port
+
+
+class HttpProbe(Model):
+    """Ready when an HTTP GET answers (any status below 500, or exactly ``status``)."""
+
+    kind: Literal["http"] = "http"
+    port: Port
+    path: str = Field("/", pattern=r"^/")
+    status: int | None = Field(None, ge=100, le=599)
+
+
+class PostgresProbe(Model):
+    """Ready when PostgreSQL accepts a connection and answers a query."""
+
+    kind: Literal["postgres"] = "postgres"
+    port: Port
+    user: str = "postgres"
+    database: str = "postgres"
+
+
+class RedisProbe(Model):
+    """Ready when Redis answers PING."""
+
+    kind: Literal["redis"] = "redis"
+    port: Port
+
+
+class LogProbe(Model):
+    """Ready when the service's log contains a line matching ``pattern``."""
+
+    kind: Literal["log"] = "log"
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise PydanticCustomError(
+                "stackmatrix", "invalid regular expression: {why}", {"why": str(exc)}
+            ) from None
+        return value
+
+
+class CommandProbe(Model):
+    """Ready when the command exits 0 inside the service (``compose exec``)."""
+
+    kind: Literal["command"] = "command"
+    command: Words
+
+
+Probe = Annotated[
+    TcpProbe | HttpProbe | PostgresProbe | RedisProbe | LogProbe | CommandProbe,
+    Field(discriminator="kind"),
+]
+PROBE_KINDS: dict[str, type[Model]] = {
+    "tcp": TcpProbe,
+    "http": HttpProbe,
+    "postgres": PostgresProbe,
+    "redis": RedisProbe,
+    "log": LogProbe,
+    "command": CommandProbe,
+}
+# The key a probe's scalar shorthand ({tcp: 6379}) sets.
+PROBE_SHORTHAND = {"tcp": "port", "http": "port", "postgres": "port", "redis": "port",
+                   "log": "pattern", "command": "command"}  # fmt: skip
+
+
+def _probe_schema() -> dict[str, Any]:
+    variants = []
+    for kind, model in PROBE_KINDS.items():
+        params = model.model_json_schema()
+        params["properties"].pop("kind", None)
+        params.pop("title", None)
+        short = params["properties"][PROBE_SHORTHAND[kind]]
+        variants.append(
+            {
+                "type": "object",
+                "properties": {kind: {"anyOf": [short, params]}},
+                "required": [kind],
+                "additionalProperties": False,
+                "description": (model.__doc__ or "").strip(),
+            }
+        )
+    probe = {"oneOf": variants}
+    return {
+        "type": "object",
+        "additionalProperties": {"anyOf": [probe, {"type": "array", "items": probe}]},
+        "description": "readiness probes per service: one probe or a list",
+    }
+
+
+class _YamlShapeOfReady:
+    """JSON Schema of ``ready`` as written in YAML (shorthands), built only when asked for."""
+
+    def __get_pydantic_json_schema__(
+        self, _schema: CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return _probe_schema()
+
+
+Ready = Annotated[dict[str, tuple[Probe, ...]], _YamlShapeOfReady()]
+
+
+class TestsSpec(Model):
+    """How the test suite runs against a variant's stack."""
+
+    __test__ = False  # not a pytest test class
+
+    shell: bool = False
+    command: Annotated[tuple[str, ...] | str, WithJsonSchema(COMMAND_SCHEMA)]
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    where: str = "host"
+    timeout: Duration | None = None
+    workdir: Path = Path()
+
+    @field_validator("command", mode="plain")
+    @classmethod
+    def _command(cls, value: object, info: ValidationInfo) -> tuple[str, ...] | str:
+        if info.data.get("shell"):
+            if isinstance(value, str) and value.strip():
+                return value
+            return shlex.join(_words(value))
+        return _words(value)
+
+
+class RunOptions(Model):
+    """Scheduling and timeouts of a run."""
+
+    jobs: int | None = Field(None, ge=1)
+    fail_fast: bool = False
+    up_timeout: Duration = 120.0
+    ready_timeout: Duration = 60.0
+    down_timeout: Duration = 10.0
+    stats_interval: Duration = 1.0
+
+
+class Overlay(Model):
+    """A compose fragment merged into the variants whose values match ``when``."""
+
+    when: dict[str, WhenValue] = Field(default_factory=dict)
+    compose: dict[str, Any] = Field(default_factory=dict)
+
+
+MatrixEntry = dict[str, MatrixValue]
+
+
+class ProfileExtension(Model):
+    """What a profile appends: axis values, exclude and include entries."""
+
+    axes: dict[str, list[MatrixValue]] = Field(default_factory=dict)
+    exclude: tuple[MatrixEntry, ...] = ()
+    include: tuple[MatrixEntry, ...] = ()
+
+
+class Profile(Model):
+    """A named variation of the matrix (e.g. ``nightly``): replaces, then extends."""
+
+    axes: dict[str, list[MatrixValue]] | None = None
+    exclude: tuple[MatrixEntry, ...] | None = None
+    include: tuple[MatrixEntry, ...] | None = None
+    extend: ProfileExtension | None = None
+    run: RunOptions | None = None
+
+
+def _resolve(base: Path, value: object) -> object:
+    if isinstance(value, str) and value and not value.startswith("$"):
+        return os.path.normpath(base / Path(value).expanduser())
+    return value
+
+
+class Spec(Model):
+    """A validated matrix file. Paths are absolute."""
+
+    path: SkipJsonSchema[Path]
+    profile: SkipJsonSchema[str | None] = None
+    name: str = Field(pattern=NAME_PATTERN, max_length=30)
+    compose: Annotated[
+        tuple[Path, ...],
+        WithJsonSchema(
+            {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+        ),
+    ] = ()
+    axes: dict[str, list[MatrixValue]] = Field(default_factory=dict)
+    exclude: tuple[MatrixEntry, ...] = ()
+    include: tuple[MatrixEntry, ...] = ()
+    overlays: tuple[Overlay, ...] = ()
+    ready: Ready = Field(default_factory=dict)
+    tests: TestsSpec
+    run: RunOptions = RunOptions()
+    profiles: dict[str, Profile] = Field(default_factory=dict)
+    # Variables whose values are secret besides those with secret-looking names (PASSWORD,
+    # TOKEN, KEY, ...): masked in logs and reports, kept off command lines.
+    secrets: tuple[EnvName, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _absolute_paths(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not isinstance(data.get("path"), str | Path):
+            return data
+        base = Path(data["path"]).parent
+        out = dict(data)
+        compose = out.get("compose")
+        if isinstance(compose, str):
+            compose = [compose]
+        if isinstance(compose, list):
+            out["compose"] = [_resolve(base, item) for item in compose]
+        tests = out.get("tests")
+        if isinstance(tests, Mapping):
+            tests = dict(tests)
+            tests["workdir"] = _resolve(base, tests.get("workdir") or ".")
+            out["tests"] = tests
+        return out
+
+    @property
+    def matrix_keys(self) -> tuple[str, ...]:
+        """Every matrix key: the axes, then keys that only include entries add."""
+        keys = dict.fromkeys(self.axes)
+        for entry in self.include:
+            keys.update(dict.fromkeys(entry))
+        return tuple(keys)
