@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from stackmatrix.cli.main import format_table, variants_json
+from stackmatrix.cli.matrix import format_table, variants_json
 from stackmatrix.matrix.expand import expand
 from stackmatrix.spec.load import load_spec
 

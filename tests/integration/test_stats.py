@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import Container, DockerClient
 
-from stackmatrix.engine.stack import ContainerEvents, docker_command
+from stackmatrix.engine.docker import docker_command
+from stackmatrix.engine.stack import ContainerEvents
 from stackmatrix.engine.stats import StatsSampler
 
 from .conftest import LABEL

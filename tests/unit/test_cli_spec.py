@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stackmatrix import __version__
-from stackmatrix.cli import main as _cli
+from stackmatrix.cli import common as cli_common
 from stackmatrix.cli.main import main
 
 MATRIX = """\
@@ -141,7 +141,7 @@ def test_interrupt_exits_130(
     def interrupted(*_: object, **__: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_cli, "load_spec", interrupted)
+    monkeypatch.setattr(cli_common, "load_spec", interrupted)
     assert main(["list"]) == 130
     assert capsys.readouterr().err == "stackmatrix: interrupted\n"
 

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stackmatrix.ci.github import MAX_JOBS, gha_matrix, gha_matrix_json, variant_name
-from stackmatrix.engine.scheduler import select_shard
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
+from stackmatrix.matrix.select import select_shard
 from stackmatrix.spec.models import Scalar
 
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from stackmatrix.nox import RUN_ID_ENV, matrix_sessions
-from stackmatrix.results.journal import Status, TestCounts, VariantResult, write_json_atomic
+from stackmatrix.results.files import write_json_atomic
+from stackmatrix.results.journal import Status, TestCounts, VariantResult
 
 MATRIX: dict[str, Any] = {
     "name": "shop",

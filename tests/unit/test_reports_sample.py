@@ -10,7 +10,8 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from stackmatrix.junit.write import write_error_junit
-from stackmatrix.results.journal import RunJournal, Status, VariantResult, write_json_atomic
+from stackmatrix.results.files import write_json_atomic
+from stackmatrix.results.journal import RunJournal, Status, VariantResult
 from stackmatrix.results.journal import TestCounts as Counts
 
 T0 = 1_773_480_000.0  # 2026-03-14, a fixed clock keeps reports reproducible

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stackmatrix.cli.main import main
-from stackmatrix.engine.processes import MASK, is_secret_name, redact_env, redact_text, run_logged
+from stackmatrix.engine.processes import run_logged
+from stackmatrix.redact import MASK, is_secret_name, redact_env, redact_text
 
 SECRET_NAMES = [
     "PASSWORD", "POSTGRES_PASSWORD", "db_password", "PGPASSWORD", "MYSQL_ROOT_PASSWORD",

@@ -20,9 +20,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stackmatrix.engine.scheduler import select_shard
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
+from stackmatrix.matrix.select import select_shard
 from stackmatrix.spec.models import Scalar
 
 MAX_JOBS = 256

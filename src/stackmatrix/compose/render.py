@@ -8,18 +8,17 @@ from typing import Any
 
 import yaml
 
+from stackmatrix.compose import labels
 from stackmatrix.compose.merge import as_mapping, merge, normalize
-from stackmatrix.engine.processes import compose_secrets
 from stackmatrix.errors import SpecError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant
+from stackmatrix.redact import compose_secrets
 from stackmatrix.spec.checks import display_path, value_key
 from stackmatrix.spec.models import Scalar, Spec, describe
 from stackmatrix.spec.source import load_file, problem
 from stackmatrix.spec.templates import EXPRESSION, TemplateError, expand_template, value_text
 
 __all__ = [
-    "LABEL_RUN",
-    "LABEL_VARIANT",
     "TemplateError",
     "dump_compose",
     "expand_template",
@@ -28,9 +27,6 @@ __all__ = [
     "substitute",
     "when_matches",
 ]
-
-LABEL_RUN = "io.stackmatrix.run"
-LABEL_VARIANT = "io.stackmatrix.variant"
 
 
 def project_name(spec: Spec, variant: Variant, run_id: str) -> str:
@@ -94,7 +90,7 @@ def render(spec: Spec, variant: Variant, *, run_id: str) -> dict[str, Any]:
             )
     document.pop("name", None)
     document.pop("version", None)
-    _label(document, {LABEL_RUN: run_id, LABEL_VARIANT: variant.id})
+    _label(document, {labels.RUN: run_id, labels.VARIANT: variant.id})
     return document
 
 

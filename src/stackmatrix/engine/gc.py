@@ -10,13 +10,8 @@ from pathlib import Path
 from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as run_docker
 
-from stackmatrix.engine.stack import (
-    RUN_LABEL,
-    docker_client,
-    docker_command,
-    error_text,
-    remove_by_label,
-)
+from stackmatrix.compose import labels
+from stackmatrix.engine.docker import docker_client, docker_command, error_text, remove_by_label
 from stackmatrix.errors import EngineError
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal
 
@@ -67,8 +62,8 @@ def find_leftovers(out_dir: Path) -> list[Leftover]:
         for column, listing in enumerate(listings):
             out = str(
                 run_docker(
-                    [*docker, *listing, "--filter", f"label={RUN_LABEL}",
-                     "--format", f'{{{{.Label "{RUN_LABEL}"}}}}']
+                    [*docker, *listing, "--filter", f"label={labels.RUN}",
+                     "--format", f'{{{{.Label "{labels.RUN}"}}}}']
                 )
             )  # fmt: skip
             for run_id in out.split():
@@ -101,6 +96,6 @@ def collect(
         unsafe = leftover.active or not known_here(leftover.run_id, out_dir)
         if run_id is None and not everything and unsafe:
             continue
-        remove_by_label(f"{RUN_LABEL}={leftover.run_id}")
+        remove_by_label(f"{labels.RUN}={leftover.run_id}")
         removed.append(leftover)
     return removed

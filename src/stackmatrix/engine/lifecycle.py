@@ -21,25 +21,19 @@ from stackmatrix.compose.render import (
     project_name,
     render,
 )
-from stackmatrix.engine.processes import (
-    ProcessOutcome,
-    compose_secrets,
-    redact_file,
-    redact_text,
-    run_logged,
-    secret_values,
-    write_private_if,
-)
+from stackmatrix.engine.processes import ProcessOutcome, run_logged
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.stats import StatsSampler
 from stackmatrix.errors import EngineError
 from stackmatrix.junit.write import read_counts, write_error_junit
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.report.plots import keep_plot
+from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
+from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 from stackmatrix.spec.load import Spec
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
+StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
 LOG = logging.getLogger("stackmatrix")
 IN_SERVICE_JUNIT = "/tmp/stackmatrix-junit.xml"  # noqa: S108 - a path inside the test container
 
@@ -58,6 +52,7 @@ class VariantJob:
     on_phase: PhaseCallback = lambda _variant, _phase: None
     base_env: Mapping[str, str] | None = None  # the tests' environment; default os.environ
     rebuild: bool = False  # build images even when their tag exists
+    after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
 
     @property
     def directory(self) -> Path:
@@ -211,13 +206,14 @@ class _VariantRun:
             self.peak = sampler.peak_memory()
 
     def _start_plot(self) -> threading.Thread | None:
-        if self.stats_file is None:
+        hook = self.job.after_stats
+        if self.stats_file is None or hook is None:
             return None
         stats_file, salt = self.job.run_dir / self.stats_file, self.job.variant.id
 
         def draw() -> None:
             try:
-                keep_plot(stats_file, salt)
+                hook(stats_file, salt)
             except Exception as error:  # the report draws it again, and says what went wrong
                 LOG.warning("could not draw the resource plot of %s: %s", salt, error)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import logging
 import os
-import secrets
 import signal
 import threading
 import time
@@ -15,70 +13,39 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from fnmatch import fnmatchcase
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from stackmatrix import __version__
-from stackmatrix.console import Console
-from stackmatrix.engine.lifecycle import VariantJob, run_variant
+from stackmatrix.engine.lifecycle import StatsHook, VariantJob, run_variant
 from stackmatrix.engine.processes import signal_handlers
-from stackmatrix.errors import UsageError
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.results.journal import RunJournal, Status, VariantResult
+from stackmatrix.results.journal import RunJournal, Status, VariantResult, exit_code_of
+from stackmatrix.results.run_dir import DEFAULT_OUT, new_run_id, prepare_run_dir, spec_digest
 from stackmatrix.spec.load import Spec
 
-DEFAULT_OUT = Path(".stackmatrix")
 LOG = logging.getLogger("stackmatrix")
 
 
-def new_run_id() -> str:
-    """A run id unique per invocation, sortable by time: ``20261122-180401-a1b2``."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+class RunObserver(Protocol):
+    """Who is told how a run goes (the console, in the command line)."""
 
+    def start(self, variants: Sequence[Variant], *, run_dir: Path, jobs: int) -> None:
+        """The run begins: these variants, this many at once."""
 
-def default_jobs(spec: Spec) -> int:
-    """The spec's ``run.jobs``, else one stack per core (at least 2)."""
-    return spec.run.jobs or max(2, os.cpu_count() or 2)
+    def phase(self, variant_id: str, phase: str) -> None:
+        """A variant entered a phase (``up``, ``tests``, ...)."""
 
+    def note(self, text: str) -> None:
+        """Something the person running it should read now."""
 
-def select_shard(variants: Sequence[Variant], shard: str) -> list[Variant]:
-    """Variants of shard ``I/N`` (1-based): a deterministic round-robin split."""
-    try:
-        index_text, count_text = shard.split("/")
-        index, count = int(index_text), int(count_text)
-    except ValueError:
-        raise UsageError(f"--shard {shard!r}: expected I/N, e.g. 1/3") from None
-    if count < 1 or not 1 <= index <= count:
-        raise UsageError(f"--shard {shard!r}: I must be between 1 and N")
-    return [v for position, v in enumerate(variants) if position % count == index - 1]
+    def finished(self, result: VariantResult) -> None:
+        """A variant ended."""
 
-
-def select_only(variants: Sequence[Variant], only: Sequence[str]) -> list[Variant]:
-    """The variants named by ``--only`` (ids or shell-style patterns), in matrix order."""
-    unknown = [o for o in only if not any(fnmatchcase(v.id, o) for v in variants)]
-    if unknown:
-        known = ", ".join(v.id for v in variants)
-        raise UsageError(f"--only {', '.join(unknown)}: no such variant (known: {known})")
-    return [v for v in variants if any(fnmatchcase(v.id, o) for o in only)]
-
-
-def spec_digest(spec: Spec) -> str:
-    """sha256 of the matrix file's bytes."""
-    return hashlib.sha256(spec.path.read_bytes()).hexdigest()
-
-
-def exit_code_of(results: Sequence[VariantResult], *, interrupted: bool) -> int:
-    """0 all required variants passed; 1 tests failed; 3 a stack failed; 130 interrupted."""
-    if interrupted or any(r.status is Status.INTERRUPTED for r in results):
-        return 130
-    if any(r.status is Status.ERROR for r in results):
-        return 3
-    if any(r.status in (Status.FAILED, Status.CANCELLED) for r in results):
-        return 1
-    return 0
+    def done(self, journal: RunJournal, run_dir: Path) -> None:
+        """The run ended; its journal is written."""
 
 
 @dataclass
@@ -87,7 +54,7 @@ class _Signals:
 
     cancel: threading.Event
     interrupted: threading.Event
-    console: Console
+    console: RunObserver
     received: list[int] = field(default_factory=list)
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
@@ -121,6 +88,10 @@ class RunRequest:
     run_id: str = field(default_factory=new_run_id)
     profile: str | None = None
     shard: str | None = None
+    # Modules only the end of a run needs, imported in the background once tests start.
+    warm_up: tuple[str, ...] = ()
+    # Called with a variant's stats.json while its stack comes down (the CLI draws its plot).
+    after_stats: StatsHook | None = None
 
 
 def _retryable(result: VariantResult) -> bool:
@@ -155,16 +126,10 @@ def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> Var
     reason = "never started: " + (
         "the run was interrupted" if interrupted else "fail-fast stopped the run"
     )
-    junit = run_dir / variant.id / "junit.xml"
-    write_error_junit(junit, variant_id=variant.id, message=reason)
-    return VariantResult(
-        id=variant.id,
-        values=dict(variant.values),
-        status=Status.INTERRUPTED if interrupted else Status.CANCELLED,
-        experimental=variant.experimental,
-        reason=reason,
-        junit=f"{variant.id}/junit.xml",
-    )
+    status = Status.INTERRUPTED if interrupted else Status.CANCELLED
+    result = VariantResult.never_ran(variant, status=status, reason=reason)
+    write_error_junit(run_dir / variant.id / "junit.xml", variant_id=variant.id, message=reason)
+    return result
 
 
 class _WarmUp:
@@ -175,14 +140,8 @@ class _WarmUp:
     import) is loaded before the first variant draws its plot.
     """
 
-    MODULES = (
-        "matplotlib.figure",
-        "matplotlib.backends.backend_svg",
-        "matplotlib.ticker",
-        "stackmatrix.report.build",
-    )
-
-    def __init__(self, on_phase: Callable[[str, str], None]) -> None:
+    def __init__(self, modules: Sequence[str], on_phase: Callable[[str, str], None]) -> None:
+        self._modules = tuple(modules)
         self._on_phase = on_phase
         self._lock = threading.Lock()
         self._started = False
@@ -190,7 +149,7 @@ class _WarmUp:
     def phase(self, variant: str, phase: str) -> None:
         """A PhaseCallback: passes the phase on, and starts the imports at the first tests."""
         self._on_phase(variant, phase)
-        if phase not in ("tests", "collect"):
+        if phase not in ("tests", "collect") or not self._modules:
             return
         with self._lock:
             if self._started:
@@ -200,36 +159,15 @@ class _WarmUp:
 
     def _load(self) -> None:
         try:
-            for module in self.MODULES:
+            for module in self._modules:
                 importlib.import_module(module)
         except Exception as error:  # the report imports it again and says what is wrong
             LOG.debug("warm-up import failed: %s", error)
 
 
-def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path:
-    """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it.
-
-    *shared*: several processes of one run (nox sessions) may each call this.
-    """
-    runs = out_dir / "runs"
-    run_dir = runs / run_id
-    try:
-        run_dir.mkdir(parents=True, exist_ok=shared)
-        latest = runs / "latest"
-        tmp = runs / f".latest-{run_id}-{os.getpid()}-{threading.get_ident()}"
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(run_id)
-        tmp.replace(latest)
-    except OSError as error:
-        raise UsageError(
-            f"cannot use the output directory {out_dir}: {error.strerror or error}"
-        ) from None
-    return run_dir
-
-
 def run_matrix(
     request: RunRequest,
-    console: Console,
+    console: RunObserver,
     *,
     finish: Callable[[Path], None] = lambda _run_dir: None,
 ) -> tuple[RunJournal, Path]:
@@ -249,7 +187,7 @@ def run_matrix(
         stackmatrix_version=__version__,
     )
     journal.write(run_dir)
-    warm_up = _WarmUp(console.phase)
+    warm_up = _WarmUp(request.warm_up, console.phase)
     results: dict[str, VariantResult] = {}
     signals = _Signals(cancel, interrupted, console)
     console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
@@ -265,6 +203,7 @@ def run_matrix(
             keep=request.keep,
             rebuild=request.rebuild,
             on_phase=warm_up.phase,
+            after_stats=request.after_stats,
         )
 
     def record(result: VariantResult) -> None:

@@ -8,11 +8,9 @@ second Ctrl-C can never cut a teardown short.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -20,19 +18,26 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.components.container.models import ContainerInspectResult
 from python_on_whales.exceptions import (
     DockerException,
-    NoSuchContainer,
-    NoSuchNetwork,
-    NoSuchVolume,
 )
 from python_on_whales.utils import run as run_docker
 
+from stackmatrix.compose import labels as compose_labels
+from stackmatrix.compose.labels import selector
 from stackmatrix.engine import probes as _probes
+from stackmatrix.engine.docker import (
+    LOG_TAIL_LINES,
+    close_stream,
+    docker_client,
+    docker_command,
+    error_text,
+    open_stream,
+    remove_by_label,
+)
 from stackmatrix.engine.processes import run_logged
 from stackmatrix.errors import EngineError
 from stackmatrix.spec.load import Probe
@@ -45,11 +50,7 @@ HEALTH_POLL_INTERVAL = 0.25
 HEALTH_EVENT_FALLBACK = 1.0  # with the event stream: read anyway this often, in case
 WATCHED_EVENTS = ("create", "start", "die", "oom", "health_status")
 CANCEL_CHECK = 0.05  # a cancelled run is noticed within this while waiting for events
-LOG_TAIL_LINES = 30
 NO_LOG = "(no log: "  # how a log that could not be read begins
-RUN_LABEL = "io.stackmatrix.run"
-VARIANT_LABEL = "io.stackmatrix.variant"
-SERVICE_LABEL = "com.docker.compose.service"
 
 
 class StackFailure(Exception):
@@ -64,52 +65,6 @@ class StackFailure(Exception):
 
 class Cancelled(Exception):
     """The run was cancelled (fail-fast or a signal) while this stack was working."""
-
-
-def docker_client(**kwargs: Any) -> DockerClient:
-    """A client whose docker processes ignore the terminal's Ctrl-C (we handle it)."""
-    call = ["setsid", "docker"] if shutil.which("setsid") else ["docker"]
-    return DockerClient(client_call=call, **kwargs)
-
-
-def docker_command(client: DockerClient, *args: str) -> list[str]:
-    """The client's own docker command (``setsid docker`` and its options), then *args*."""
-    return [*map(str, client.client_config.docker_cmd), *args]
-
-
-def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
-    """Start a docker command whose output is read line by line as it comes (events, stats);
-    None when it cannot start (the caller does without it)."""
-    try:
-        return subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            text=True,
-            errors="replace",
-        )
-    except OSError as error:
-        LOG.debug("cannot start %s: %s", " ".join(command[:4]), error)
-        return None
-
-
-def close_stream(process: subprocess.Popen[str], reader: threading.Thread | None = None) -> None:
-    """Kill a stream process, reap it, let *reader* (the thread reading it) see the end, and
-    close its output."""
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    process.wait()
-    if reader is not None:
-        reader.join(timeout=5)
-    if process.stdout is not None:
-        process.stdout.close()
-
-
-def error_text(error: DockerException) -> str:
-    """What docker said on failure: the tail of its stderr (or stdout)."""
-    text = (error.stderr or error.stdout or str(error)).strip()
-    return "\n".join(text.splitlines()[-LOG_TAIL_LINES:])
 
 
 @dataclass(frozen=True)
@@ -144,7 +99,7 @@ def _service_state(container: ContainerInspectResult) -> ServiceState:
             name = key.removesuffix("/tcp")
             ports[name] = f"{host_ip}:{binding['HostPort']}"
     return ServiceState(
-        service=labels.get(SERVICE_LABEL, container.name or ""),
+        service=labels.get(compose_labels.COMPOSE_SERVICE, container.name or ""),
         container_id=container.id or "",
         status=(state.status if state else None) or "unknown",
         health=health.status if health is not None else None,
@@ -257,7 +212,7 @@ class Stack:
         runs at every change while a stack comes up, so it is kept cheap.)
         """
         docker = docker_command(self._client, "container")
-        project = f"label=com.docker.compose.project={self.project}"
+        project = selector(compose_labels.COMPOSE_PROJECT, self.project)
         try:
             ids = str(run_docker([*docker, "ls", "--all", "-q", "--no-trunc", "--filter", project]))
             found = json.loads(str(run_docker([*docker, "inspect", *ids.split()]))) if ids else []
@@ -438,7 +393,7 @@ class Stack:
             )
         except DockerException as error:
             LOG.warning("compose down of %s failed (%s); removing by label", self.project, error)
-            remove_by_label(f"com.docker.compose.project={self.project}")
+            remove_by_label(f"{compose_labels.COMPOSE_PROJECT}={self.project}")
 
     def teardown_hint(self) -> str:
         """How a person reaches and removes a kept stack."""
@@ -458,7 +413,7 @@ class ContainerEvents:
 
     def __init__(self, docker: list[str], project: str, *, since: float, until: float) -> None:
         filters = [
-            f"label=com.docker.compose.project={project}",
+            selector(compose_labels.COMPOSE_PROJECT, project),
             "type=container",
             *(f"event={event}" for event in WATCHED_EVENTS),
         ]
@@ -524,28 +479,3 @@ def _final_reason(state: ServiceState) -> str:
     if state.oom_killed:
         return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
     return f"exited with code {state.exit_code}"
-
-
-def remove_by_label(label: str) -> int:
-    """Remove every container, then network and volume, carrying *label*; return how many.
-
-    Objects that vanish meanwhile (another process removed them) are simply gone already.
-    """
-    client = docker_client()
-    removed = 0
-    try:
-        for container in client.container.list(all=True, filters={"label": label}):
-            with contextlib.suppress(NoSuchContainer):
-                client.container.remove(container, force=True, volumes=True)
-                removed += 1
-        for network in client.network.list(filters={"label": label}):
-            with contextlib.suppress(NoSuchNetwork):
-                client.network.remove(network)
-                removed += 1
-        for volume in client.volume.list(filters={"label": label}):
-            with contextlib.suppress(NoSuchVolume):
-                client.volume.remove(volume)
-                removed += 1
-    except DockerException as error:
-        raise EngineError(f"cannot remove objects labelled {label}: {error_text(error)}") from error
-    return removed

@@ -24,8 +24,8 @@ from typing import IO, Any
 from python_on_whales import DockerClient
 from python_on_whales.components.container.cli_wrapper import ContainerStats
 
-from stackmatrix.engine.stack import close_stream, docker_command, open_stream
-from stackmatrix.results.journal import write_json_atomic
+from stackmatrix.engine.docker import close_stream, docker_command, open_stream
+from stackmatrix.results.files import write_json_atomic
 
 FIELDS = (
     "cpu_percent",

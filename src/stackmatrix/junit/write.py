@@ -23,7 +23,7 @@ from stackmatrix.junit.read import (
     parse_junit,
     read_counts,
 )
-from stackmatrix.results.journal import atomic_target
+from stackmatrix.results.files import atomic_target
 
 __all__ = [
     "ERROR_CLASSNAME",

@@ -26,12 +26,12 @@ import nox.command
 import nox.registry
 from nox.logger import logger
 
-from stackmatrix.engine.scheduler import new_run_id
 from stackmatrix.errors import StackmatrixError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant, expand
 from stackmatrix.nox.run_dir import Matrix, ensure_run_dir, finish
 from stackmatrix.nox.worker import run_worker
 from stackmatrix.results.journal import Status, VariantResult
+from stackmatrix.results.run_dir import new_run_id
 from stackmatrix.spec.load import load_spec
 
 __all__ = ["RUN_ID_ENV", "matrix_sessions"]

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackmatrix import __version__
-from stackmatrix.engine.scheduler import exit_code_of, prepare_run_dir, spec_digest
 from stackmatrix.errors import StackmatrixError
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.report.build import build_reports, github_annotations, summary_text
-from stackmatrix.results.journal import RunJournal, Status, VariantResult, write_json_atomic
+from stackmatrix.results.files import write_json_atomic
+from stackmatrix.results.journal import RunJournal, Status, VariantResult, exit_code_of
+from stackmatrix.results.run_dir import prepare_run_dir, spec_digest
 from stackmatrix.spec.load import Spec
 
 if sys.platform != "win32":
@@ -82,18 +83,11 @@ def read_results(matrix: Matrix) -> dict[str, VariantResult]:
 
 def stand_in(matrix: Matrix, variant: Variant, reason: str, status: Status) -> VariantResult:
     """The result of a variant without one of its own; the reports still show it."""
-    junit = f"{variant.id}/junit.xml"
-    write_error_junit(matrix.run_dir / junit, variant_id=variant.id, message=reason)
-    if variant.experimental and status is not Status.INTERRUPTED:
-        status = Status.EXPERIMENTAL_FAILED
-    return VariantResult(
-        id=variant.id,
-        values=dict(variant.values),
-        status=status,
-        experimental=variant.experimental,
-        reason=reason,
-        junit=junit,
+    result = VariantResult.never_ran(variant, status=status, reason=reason)
+    write_error_junit(
+        matrix.run_dir / variant.id / "junit.xml", variant_id=variant.id, message=reason
     )
+    return result
 
 
 def record(matrix: Matrix, result: VariantResult, *, pid: int) -> None:

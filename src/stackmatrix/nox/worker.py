@@ -26,6 +26,7 @@ from stackmatrix.engine.processes import signal_handlers
 from stackmatrix.errors import StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.nox.run_dir import RESULT_NAME, Matrix, record, say, stand_in
+from stackmatrix.report.plots import keep_plot
 from stackmatrix.results.journal import Status, VariantResult
 from stackmatrix.spec.load import load_spec
 
@@ -162,6 +163,7 @@ def worker_main() -> int:
         interrupted=interrupted,
         on_phase=on_phase,
         base_env=request["env"],
+        after_stats=keep_plot,
     )
     record(matrix, run_variant(job), pid=request["pid"])
     return 0

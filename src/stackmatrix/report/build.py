@@ -34,7 +34,7 @@ from stackmatrix.report.text import (
     render_text,
     workflow_commands,
 )
-from stackmatrix.results.journal import write_text_atomic
+from stackmatrix.results.files import write_text_atomic
 
 JUNIT_NAME = "junit.xml"
 SUMMARY_NAME = "summary.md"

@@ -18,9 +18,16 @@ from html import escape
 from pathlib import Path
 
 from stackmatrix.report.model import Stats, read_stats
-from stackmatrix.results.journal import write_text_atomic
+from stackmatrix.results.files import write_text_atomic
 
 PLOT_NAME = "stats.svg"
+# What the end of a run needs and a run may import in the background while its stacks run.
+WARM_UP_MODULES = (
+    "matplotlib.figure",
+    "matplotlib.backends.backend_svg",
+    "matplotlib.ticker",
+    "stackmatrix.report.build",
+)
 _STYLE = "2"  # change it when the drawing changes: plots kept from before are then redrawn
 _LOCK = threading.Lock()  # matplotlib's settings are process-wide: one drawing at a time
 

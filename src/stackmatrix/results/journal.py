@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import enum
 import json
-import os
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackmatrix.errors import EngineError, Interrupted
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.results.files import write_json_atomic
+
 JOURNAL_NAME = "run.json"
 JOURNAL_FORMAT = 1
+TESTS_FAILED = 1  # the exit code of a run whose stacks worked and whose tests did not
 
 
 class Status(enum.StrEnum):
@@ -94,6 +96,25 @@ class VariantResult:
             return None
         return self.finished_at - self.started_at
 
+    @classmethod
+    def never_ran(cls, variant: Variant, *, status: Status, reason: str) -> VariantResult:
+        """The result of a variant that has none of its own (never started, or its worker
+        died); the reports still show it, with an error report at ``<id>/junit.xml``.
+
+        An experimental variant may fail without failing the run, and not running is a way
+        of failing: it ends experimental-failed, unless the whole run was interrupted.
+        """
+        if variant.experimental and status is not Status.INTERRUPTED:
+            status = Status.EXPERIMENTAL_FAILED
+        return cls(
+            id=variant.id,
+            values=dict(variant.values),
+            status=status,
+            experimental=variant.experimental,
+            reason=reason,
+            junit=f"{variant.id}/junit.xml",
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = dataclasses.asdict(self)
@@ -160,27 +181,12 @@ class RunJournal:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-@contextlib.contextmanager
-def atomic_target(path: Path) -> Iterator[Path]:
-    """A temporary file beside *path* to write; it replaces *path* only once fully written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write *text* (UTF-8), replacing *path* only once fully written."""
-    with atomic_target(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
-
-
-def write_json_atomic(path: Path, data: Any) -> Path:
-    """Write *data* as indented JSON, replacing *path* only once fully written."""
-    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def exit_code_of(results: Sequence[VariantResult], *, interrupted: bool) -> int:
+    """0 all required variants passed; 1 tests failed; 3 a stack failed; 130 interrupted."""
+    if interrupted or any(r.status is Status.INTERRUPTED for r in results):
+        return Interrupted.exit_code
+    if any(r.status is Status.ERROR for r in results):
+        return EngineError.exit_code
+    if any(r.status in (Status.FAILED, Status.CANCELLED) for r in results):
+        return TESTS_FAILED
+    return 0

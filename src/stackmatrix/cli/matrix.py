@@ -1,0 +1,114 @@
+"""Subcommands that only read the matrix file: list, render, gha-matrix (no engine)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from stackmatrix.ci.github import gha_matrix_json
+from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
+from stackmatrix.compose.render import dump_compose, holds_secrets, render
+from stackmatrix.errors import UsageError
+from stackmatrix.matrix.expand import Variant, expand
+from stackmatrix.results.files import write_private_if
+from stackmatrix.spec.models import Scalar
+
+
+def _cell(value: Scalar | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def format_table(variants: Sequence[Variant]) -> str:
+    """Variants as an aligned text table: id, then one column per matrix key."""
+    keys: dict[str, None] = {}
+    for variant in variants:
+        keys.update(dict.fromkeys(variant.values))
+    header = ["VARIANT", *keys]
+    rows = [[v.id, *(_cell(v.values.get(key)) for key in keys)] for v in variants]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]  # fmt: skip
+    experimental = sum(v.experimental for v in variants)
+    summary = f"{len(variants)} variant{'s' if len(variants) != 1 else ''}"
+    if experimental:
+        summary += f" ({experimental} experimental)"
+    return "\n".join([*lines, summary]) + "\n"
+
+
+def variants_json(variants: Sequence[Variant]) -> str:
+    """Variants as JSON: a list of ``{"id", "values", "experimental"}``, one variant a line."""
+    lines = [
+        json.dumps(
+            {"id": v.id, "values": dict(v.values), "experimental": v.experimental},
+            ensure_ascii=False,
+        )
+        for v in variants
+    ]
+    return "[\n" + ",\n".join(f"  {line}" for line in lines) + ("\n]\n" if lines else "]\n")
+
+
+def _list(args: argparse.Namespace) -> int:
+    variants = expand(read_spec(args))
+    out: TextIO = sys.stdout
+    out.write(variants_json(variants) if args.json else format_table(variants))
+    return 0
+
+
+def register_list(subparsers: Subparsers) -> None:
+    """``stackmatrix list``."""
+    parser = subparsers.add_parser("list", help="list the variants of the matrix")
+    add_spec_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(handler=_list)
+
+
+def _render(args: argparse.Namespace) -> int:
+    spec = read_spec(args)
+    variant = find_variant(expand(spec), args.variant)
+    data = render(spec, variant, run_id=args.run_id)
+    text = dump_compose(data)
+    if args.output is None or str(args.output) == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            write_private_if(args.output, text, private=holds_secrets(data, spec.secrets))
+        except OSError as exc:
+            raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    return 0
+
+
+def register_render(subparsers: Subparsers) -> None:
+    """``stackmatrix render``."""
+    parser = subparsers.add_parser("render", help="print the compose file of one variant")
+    parser.add_argument("variant", metavar="VARIANT", help="a variant id, as 'list' shows it")
+    add_spec_arguments(parser)
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
+    parser.add_argument(
+        "--run-id", default="render", metavar="ID", help="run id for labels (default: render)"
+    )
+    parser.set_defaults(handler=_render)
+
+
+def _gha_matrix(args: argparse.Namespace) -> int:
+    print(gha_matrix_json(expand(read_spec(args)), shards=args.shards))
+    return 0
+
+
+def register_gha_matrix(subparsers: Subparsers) -> None:
+    """``stackmatrix gha-matrix``."""
+    parser = subparsers.add_parser(
+        "gha-matrix", help="print the JSON for a GitHub Actions strategy.matrix (fromJSON)"
+    )
+    add_spec_arguments(parser)
+    parser.add_argument("--shards", type=positive, metavar="N", help="at most N jobs, each a shard")
+    parser.set_defaults(handler=_gha_matrix)

@@ -1,0 +1,47 @@
+"""A run's identity and home: its run id, the digest of its matrix file, and
+``OUT/runs/<run-id>`` with the ``latest`` link beside it."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stackmatrix.errors import UsageError
+from stackmatrix.spec.models import Spec
+
+DEFAULT_OUT = Path(".stackmatrix")
+
+
+def new_run_id() -> str:
+    """A run id unique per invocation, sortable by time: ``20261122-180401-a1b2``."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+
+
+def spec_digest(spec: Spec) -> str:
+    """sha256 of the matrix file's bytes."""
+    return hashlib.sha256(spec.path.read_bytes()).hexdigest()
+
+
+def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path:
+    """Create ``OUT/runs/<run-id>`` and point ``OUT/runs/latest`` at it.
+
+    *shared*: several processes of one run (nox sessions) may each call this.
+    """
+    runs = out_dir / "runs"
+    run_dir = runs / run_id
+    try:
+        run_dir.mkdir(parents=True, exist_ok=shared)
+        latest = runs / "latest"
+        tmp = runs / f".latest-{run_id}-{os.getpid()}-{threading.get_ident()}"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(run_id)
+        tmp.replace(latest)
+    except OSError as error:
+        raise UsageError(
+            f"cannot use the output directory {out_dir}: {error.strerror or error}"
+        ) from None
+    return run_dir
