@@ -1,6 +1,7 @@
 """What a person sees while a run goes: a live board on a terminal, plain lines in CI.
 
-Under GitHub Actions each finished variant prints as one ``::group::`` block; elsewhere a
+Under a CI provider each finished variant prints as one block of its kind (a ``::group::``
+under GitHub Actions); elsewhere a
 finished variant prints as one block too, never interleaved with another variant's lines.
 """
 
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from stackmatrix.ci.provider import Provider, detect
 from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.journal import RunJournal, Status, VariantResult
@@ -40,13 +42,18 @@ DETAIL_LINES = 40
 class Console:
     """Thread-safe progress output for a run."""
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        live: bool | None = None,
+        provider: Provider | None = None,
+    ) -> None:
         self.stream = stream or sys.stderr
-        self.github = os.environ.get("GITHUB_ACTIONS") == "true"
+        self.provider = detect() if provider is None else provider
         is_tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.live = (
-            (is_tty and not self.github and os.environ.get("CI") is None) if live is None else live
-        )
+        in_ci = self.provider.name != "plain" or os.environ.get("CI") is not None
+        self.live = (is_tty and not in_ci) if live is None else live
         self.colour = self.live and "NO_COLOR" not in os.environ
         self._lock = threading.RLock()
         self._order: list[str] = []
@@ -73,7 +80,7 @@ class Console:
         with self._lock:
             self._since.setdefault(variant_id, time.monotonic())
             self._phase[variant_id] = phase
-            if not self.live and not self.github:
+            if not self.live and not self.provider.folds_blocks:
                 self._write(f"  {variant_id}: {phase}\n")
             self._redraw()
 
@@ -142,9 +149,7 @@ class Console:
             lines.append(
                 "  phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
             )
-        if self.github:
-            return f"::group::{head}\n" + "".join(f"{line}\n" for line in lines) + "::endgroup::\n"
-        return head + "\n" + "".join(f"{line}\n" for line in lines)
+        return self.provider.block(head, lines)
 
     def _board(self) -> list[str]:
         now = time.monotonic()

@@ -603,7 +603,7 @@ def test_unusable_baseline_still_writes_the_reports_then_fails(
     step = tmp_path / "step.md"
     out = tmp_path / "out"
     with pytest.raises(ReportError) as caught:
-        build_reports([current], out, baseline=bad, github_step_summary=step)
+        build_reports([current], out, baseline=bad, step_summary=step)
     message = str(caught.value)
     assert message.startswith(f"baseline {bad}: not valid JSON")
     assert f"the reports of this run are written to {out}, without the comparison" in message

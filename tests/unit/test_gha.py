@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix.ci.github import MAX_JOBS, gha_matrix, gha_matrix_json, variant_name
+from stackmatrix.ci.github_matrix import MAX_JOBS, gha_matrix, gha_matrix_json, variant_name
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_shard

@@ -12,11 +12,12 @@ import junitparser
 import pytest
 import xmlschema
 
+from stackmatrix.ci.github import GitHubActions
+from stackmatrix.ci.provider import detect
 from stackmatrix.errors import ReportError
 from stackmatrix.report.build import (
     ReportPaths,
     build_reports,
-    github_annotations,
     load_runs,
     summary_text,
 )
@@ -46,7 +47,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
     """The sample run's reports, built once for the tests that only read them."""
     path = tmp_path_factory.mktemp("runs") / "20260314-0926-a1b2"
     build_sample_run(path)
-    return build_reports([path], path, github_step_summary=path.parent / "step.md")
+    return build_reports([path], path, step_summary=path.parent / "step.md")
 
 
 def _grid_row(markdown: str, test_id: str) -> list[str]:
@@ -91,8 +92,9 @@ def test_step_summary_is_appended_from_environment(
 ) -> None:
     step = tmp_path / "step_summary.md"
     step.write_text("earlier step\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
-    paths = build_reports([run_dir], run_dir)
+    paths = build_reports([run_dir], run_dir, step_summary=detect().step_summary())
     assert paths.step_summary == step
     text = step.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n## ❌ stackmatrix shop")
@@ -100,7 +102,11 @@ def test_step_summary_is_appended_from_environment(
 
 
 def test_no_step_summary_outside_github(run_dir: Path) -> None:
-    assert build_reports([run_dir], run_dir).step_summary is None
+    outside = detect({"CI": "true", "GITHUB_STEP_SUMMARY": "/tmp/not-github.md"})
+    assert outside.step_summary() is None
+    assert (
+        build_reports([run_dir], run_dir, step_summary=outside.step_summary()).step_summary is None
+    )
 
 
 def test_explicit_step_summary_path(built: ReportPaths) -> None:
@@ -130,6 +136,11 @@ def test_summary_text_is_a_plain_table(run_dir: Path) -> None:
     )
     assert f"  postgres-13_redis-off  {NUMERIC}: AssertionError" in text
     assert "❌" not in text
+
+
+def github_annotations(run_dirs: list[Path], *, workspace: Path) -> list[str]:
+    github = GitHubActions({"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(workspace)})
+    return github.annotations(load_runs(run_dirs))
 
 
 def test_annotations_point_at_file_and_line(run_dir: Path) -> None:

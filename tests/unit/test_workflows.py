@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stackmatrix.ci.github import gha_matrix
+from stackmatrix.ci.github_matrix import gha_matrix
 from stackmatrix.matrix.expand import Variant
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,112 +1,117 @@
-"""The GitHub Actions matrix: variants (or shards of them) as JSON for ``fromJSON``.
+"""GitHub Actions: where it is detected, how output is grouped, where the step summary goes,
+and the ``::error`` / ``::warning`` workflow commands (annotations) of a run's failures.
 
-One entry per variant::
-
-    {"id": "postgres-15_redis-on", "name": "postgres 15, redis on",
-     "experimental": false, "values": {"postgres": "15", "redis": "on"}}
-
-or, with shards, one entry per shard::
-
-    {"shard": "1/4", "name": "shard 1/4 (3 variants)",
-     "variants": ["postgres-13_redis-off", ...], "experimental": false}
-
-The axis values stay nested under ``values`` so that an axis named ``id``, ``name`` or
-``shard`` cannot collide with the keys a workflow reads.
+The matrix JSON for ``strategy.matrix`` is :mod:`stackmatrix.ci.github_matrix`.
 """
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
-from stackmatrix.errors import UsageError
-from stackmatrix.matrix.expand import Variant
-from stackmatrix.matrix.select import select_shard
-from stackmatrix.spec.models import Scalar
+from stackmatrix.junit.read import CaseResult
+from stackmatrix.report.model import RunReport
+from stackmatrix.report.text import (
+    case_message,
+    status_label,
+    variant_failed_as_a_whole,
+    variant_reason,
+)
+from stackmatrix.results.journal import Status
 
-MAX_JOBS = 256
-"""GitHub Actions refuses a matrix that generates more jobs than this per workflow run."""
 
-_MAX_NAME = 80
+@dataclass(frozen=True)
+class GitHubActions:
+    """The GitHub Actions runner, read from its environment variables."""
+
+    environ: Mapping[str, str]
+    name: str = "github"
+    folds_blocks: bool = True
+
+    @staticmethod
+    def detected(environ: Mapping[str, str]) -> bool:
+        """Whether this process runs in a GitHub Actions job."""
+        return environ.get("GITHUB_ACTIONS") == "true"
+
+    def block(self, head: str, lines: Sequence[str]) -> str:
+        """One folded ``::group::`` in the job's log."""
+        return f"::group::{head}\n" + "".join(f"{line}\n" for line in lines) + "::endgroup::\n"
+
+    def step_summary(self) -> Path | None:
+        """The job's step summary file (``$GITHUB_STEP_SUMMARY``)."""
+        path = self.environ.get("GITHUB_STEP_SUMMARY")
+        return Path(path) if path else None
+
+    def annotations(self, report: RunReport) -> list[str]:
+        """Workflow commands for the failures of *report*, paths relative to the workspace."""
+        workspace = self.environ.get("GITHUB_WORKSPACE")
+        return workflow_commands(report, workspace=Path(workspace) if workspace else None)
 
 
-def gha_matrix(variants: Sequence[Variant], *, shards: int | None = None) -> dict[str, Any]:
-    """The value for ``strategy.matrix``: ``{"include": [...]}``, one entry per variant, or
-    with ``shards`` at most that many entries, each naming a non-empty shard ``I/N``.
+_LOCATIONS = (
+    # pytest and go: a line starting with FILE:LINE: (e.g. the last frame of a traceback)
+    re.compile(r"^\s*(?P<file>[\w./\\-]+\.\w+):(?P<line>\d+):", re.MULTILINE),
+    # jest / node: "at Object.<anonymous> (/repo/src/cart.test.js:31:27)"
+    re.compile(r"\((?P<file>[^()\s]+\.\w+):(?P<line>\d+)(?::\d+)?\)"),
+    # python tracebacks: File "tests/test_x.py", line 12
+    re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)'),
+)
 
-    Raises UsageError for an empty matrix, ``shards`` below 1, or more than 256 jobs.
-    """
-    if shards is not None and shards < 1:
-        raise UsageError(f"--shards {shards}: expected a number of shards of at least 1")
-    if not variants:
-        raise UsageError("the matrix has no variants: GitHub Actions cannot run an empty matrix")
-    if shards is None:
-        if len(variants) > MAX_JOBS:
-            raise UsageError(
-                f"the matrix has {len(variants)} variants, more than the {MAX_JOBS} jobs GitHub "
-                f"Actions allows in one matrix; group them into jobs with --shards N "
-                f"(N up to {MAX_JOBS}, e.g. --shards {_suggested_shards(len(variants))})"
-            )
-        return {"include": [_variant_entry(variant) for variant in variants]}
-    # Never more shards than variants: an empty shard would be a job with nothing to run.
-    count = min(shards, len(variants))
-    if count > MAX_JOBS:
-        raise UsageError(
-            f"--shards {shards}: GitHub Actions allows at most {MAX_JOBS} jobs in one matrix; "
-            f"use --shards {MAX_JOBS} or fewer"
+
+def location_of(case: CaseResult) -> tuple[str, int] | None:
+    """Where a failure happened: the testcase's file/line attributes, else the last location
+    found in its message or traceback."""
+    if case.file and case.line is not None:
+        return case.file, case.line
+    text = f"{case.message}\n{case.text}"
+    for pattern in _LOCATIONS:
+        found = list(pattern.finditer(text))
+        if found:
+            return found[-1]["file"], int(found[-1]["line"])
+    return None
+
+
+def _relative_to_workspace(file: str, workspace: Path | None) -> str:
+    path = Path(file)
+    if workspace is not None and path.is_absolute():
+        try:
+            return path.relative_to(workspace).as_posix()
+        except ValueError:
+            return file
+    return file
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> list[str]:
+    """``::error`` workflow commands: one per failed or errored testcase (with ``file`` and
+    ``line`` where known) and one per variant whose stack errored; ``::warning`` for
+    experimental variants."""
+    commands = []
+    for v in report.variants:
+        # An experimental variant may fail: say so without marking the run red.
+        level = (
+            "warning"
+            if v.result.experimental or v.result.status is Status.EXPERIMENTAL_FAILED
+            else "error"
         )
-    return {"include": [_shard_entry(variants, index, count) for index in range(1, count + 1)]}
-
-
-def gha_matrix_json(variants: Sequence[Variant], *, shards: int | None = None) -> str:
-    """``gha_matrix`` as compact one-line JSON, ready for ``matrix=...`` in ``$GITHUB_OUTPUT``."""
-    matrix = gha_matrix(variants, shards=shards)
-    try:
-        return json.dumps(matrix, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        raise UsageError(
-            "the matrix has a value that JSON cannot express (NaN or infinity); quote it"
-        ) from None
-
-
-def _suggested_shards(count: int) -> int:
-    # Enough shards to stay under the cap, rounded up to a tidy multiple of 4.
-    needed = -(-count // MAX_JOBS)
-    return min(MAX_JOBS, max(4, -(-needed // 4) * 4))
-
-
-def _text(value: Scalar) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
-def variant_name(variant: Variant) -> str:
-    """A short job title for a variant: ``postgres 15, redis on``, marked when experimental."""
-    shown: Mapping[str, Scalar] = {k: v for k, v in variant.values.items() if k != "experimental"}
-    name = ", ".join(f"{key} {_text(value)}" for key, value in shown.items()) or variant.id
-    if len(name) > _MAX_NAME:
-        name = variant.id
-    return f"{name} (experimental)" if variant.experimental else name
-
-
-def _variant_entry(variant: Variant) -> dict[str, Any]:
-    return {
-        "id": variant.id,
-        "name": variant_name(variant),
-        "experimental": variant.experimental,
-        "values": dict(variant.values),
-    }
-
-
-def _shard_entry(variants: Sequence[Variant], index: int, count: int) -> dict[str, Any]:
-    shard = f"{index}/{count}"
-    members = select_shard(variants, shard)
-    experimental = all(variant.experimental for variant in members)
-    plural = "variant" if len(members) == 1 else "variants"
-    name = f"shard {shard} ({len(members)} {plural}{', experimental' if experimental else ''})"
-    return {
-        "shard": shard,
-        "name": name,
-        "variants": [variant.id for variant in members],
-        "experimental": experimental,
-    }
+        if variant_failed_as_a_whole(v) and v.result.status is not Status.CANCELLED:
+            title = _escape_property(f"{v.id}: {status_label(v.result.status)}")
+            commands.append(f"::{level} title={title}::{_escape_data(variant_reason(v))}")
+        for case in v.problems:
+            props = []
+            where = location_of(case)
+            if where is not None:
+                file = _relative_to_workspace(where[0], workspace)
+                props += [f"file={_escape_property(file)}", f"line={where[1]}"]
+            props.append(f"title={_escape_property(f'{v.id}: {case.test_id}')}")
+            commands.append(f"::{level} {','.join(props)}::{_escape_data(case_message(case))}")
+    return commands

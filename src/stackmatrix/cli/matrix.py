@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from stackmatrix.ci.github import gha_matrix_json
+from stackmatrix.ci.github_matrix import gha_matrix_json
 from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
 from stackmatrix.compose.render import dump_compose, holds_secrets, render
 from stackmatrix.errors import UsageError

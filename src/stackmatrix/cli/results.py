@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from stackmatrix.ci.provider import detect
 from stackmatrix.cli.common import Subparsers
 from stackmatrix.errors import UsageError
 
@@ -43,7 +44,8 @@ def _report(args: argparse.Namespace) -> int:
     if missing:
         raise UsageError(f"not a run directory (no run.json): {', '.join(map(str, missing))}")
     out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("stackmatrix-report"))
-    paths = build_reports(args.run_dirs, out, baseline=args.baseline)
+    step_summary = detect().step_summary()
+    paths = build_reports(args.run_dirs, out, baseline=args.baseline, step_summary=step_summary)
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
     if paths.results is not None:
         print(f"results.json {paths.results}")

@@ -7,10 +7,10 @@ the command line starts: ``--help``, ``list`` and ``gha-matrix`` never load it.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from stackmatrix.ci.provider import detect, publish_annotations
 from stackmatrix.cli.common import (
     Subparsers,
     add_out_argument,
@@ -30,7 +30,8 @@ def _run(args: argparse.Namespace) -> int:
         variants = select_only(variants, args.only)
     if args.shard:
         variants = select_shard(variants, args.shard)
-    console = Console()
+    provider = detect()
+    console = Console(provider=provider)
     if not variants:
         console.note("no variant to run in this selection")
         return 0
@@ -56,18 +57,16 @@ def _run(args: argparse.Namespace) -> int:
 
     def reports(run_dir: Path) -> None:
         # Loaded in the background while the stacks run (see _runner): start-up stays short.
-        from stackmatrix.report.build import build_reports, github_annotations  # noqa: PLC0415
+        from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 
         try:
-            paths = build_reports([run_dir], run_dir)
+            paths = build_reports([run_dir], run_dir, step_summary=provider.step_summary())
         except Exception as error:
             console.note(f"could not build the reports: {error}")
             return
         for warning in paths.warnings:
             console.note(f"report: {warning}")
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            for line in github_annotations([run_dir]):
-                print(line, file=sys.stderr)
+        publish_annotations(provider, load_runs([run_dir]))
 
     journal, _run_dir = run_matrix(request, console, finish=reports)
     if args.keep:

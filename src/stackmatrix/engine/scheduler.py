@@ -17,13 +17,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from stackmatrix import __version__
 from stackmatrix.engine.lifecycle import StatsHook, VariantJob, run_variant
 from stackmatrix.engine.processes import signal_handlers
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.journal import RunJournal, Status, VariantResult, exit_code_of
-from stackmatrix.results.run_dir import DEFAULT_OUT, new_run_id, prepare_run_dir, spec_digest
+from stackmatrix.results.run_dir import DEFAULT_OUT, journal_of, new_run_id, prepare_run_dir
 from stackmatrix.spec.load import Spec
 
 LOG = logging.getLogger("stackmatrix")
@@ -174,17 +173,14 @@ def run_matrix(
     """Run every variant of *request*; return the journal and the run directory."""
     run_dir = prepare_run_dir(request.out_dir, request.run_id)
     cancel, interrupted = threading.Event(), threading.Event()
-    journal = RunJournal(
-        run_id=request.run_id,
-        name=request.spec.name,
-        spec_file=str(request.spec.path),
-        spec_digest=spec_digest(request.spec),
+    journal = journal_of(
+        request.spec,
+        request.run_id,
         started_at=time.time(),
         profile=request.profile,
         shard=request.shard,
         jobs=request.jobs,
         pid=os.getpid(),
-        stackmatrix_version=__version__,
     )
     journal.write(run_dir)
     warm_up = _WarmUp(request.warm_up, console.phase)
@@ -243,12 +239,11 @@ def run_matrix(
                 record(_never_started(variant, run_dir, interrupted=interrupted.is_set()))
     finally:
         ordered = tuple(results[v.id] for v in request.variants if v.id in results)
-        code = exit_code_of(ordered, interrupted=interrupted.is_set())
         journal = replace(
             journal,
             variants=ordered,
             finished_at=time.time(),
-            exit_code=code,
+            exit_code=exit_code_of(ordered, interrupted=interrupted.is_set()),
             interrupted=interrupted.is_set(),
         )
         journal.write(run_dir)

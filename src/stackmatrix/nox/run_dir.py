@@ -7,21 +7,20 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackmatrix import __version__
+from stackmatrix.ci.provider import detect, publish_annotations
 from stackmatrix.errors import StackmatrixError
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.report.build import build_reports, github_annotations, summary_text
+from stackmatrix.report.build import build_reports, load_runs, summary_text
 from stackmatrix.results.files import write_json_atomic
-from stackmatrix.results.journal import RunJournal, Status, VariantResult, exit_code_of
-from stackmatrix.results.run_dir import prepare_run_dir, spec_digest
+from stackmatrix.results.journal import RunJournal, Status, VariantResult
+from stackmatrix.results.run_dir import journal_of, prepare_run_dir
 from stackmatrix.spec.load import Spec
 
 if sys.platform != "win32":
@@ -129,34 +128,28 @@ def finish(matrix: Matrix, *, pid: int, missing_did_not_run: bool) -> RunJournal
         f"stackmatrix: run {matrix.run_id}: {run_dir / 'summary.md'}, "
         f"{run_dir / 'report.html'}, {run_dir / 'junit.xml'}"
     )
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        with contextlib.suppress(StackmatrixError, OSError):
-            for line in github_annotations([run_dir]):
-                print(line, file=sys.stderr, flush=True)
+    with contextlib.suppress(StackmatrixError, OSError):
+        publish_annotations(detect(), load_runs([run_dir]))
     return journal
 
 
 def write_run(
     matrix: Matrix, results: Mapping[str, VariantResult], *, pid: int, final: bool
 ) -> RunJournal:
-    """Write ``run.json`` and the merged reports; only the final write reaches
-    ``$GITHUB_STEP_SUMMARY``. Call with the run directory locked."""
+    """Write ``run.json`` and the merged reports; only the final write reaches the CI's step
+    summary. Call with the run directory locked."""
     ordered = tuple(results[v.id] for v in matrix.variants if v.id in results)
     starts = [r.started_at for r in ordered if r.started_at is not None]
     interrupted = any(r.status is Status.INTERRUPTED for r in ordered)
-    journal = RunJournal(
-        run_id=matrix.run_id,
-        name=matrix.spec.name,
-        spec_file=str(matrix.spec.path),
-        spec_digest=spec_digest(matrix.spec),
+    journal = journal_of(
+        matrix.spec,
+        matrix.run_id,
         started_at=min(starts, default=time.time()),
         finished_at=time.time() if final else None,
-        profile=matrix.profile,
-        exit_code=exit_code_of(ordered, interrupted=interrupted) if final else None,
-        interrupted=interrupted,
-        pid=pid,
         variants=ordered,
-        stackmatrix_version=__version__,
+        interrupted=interrupted,
+        profile=matrix.profile,
+        pid=pid,
     )
     journal.write(matrix.run_dir)
     try:
@@ -164,7 +157,7 @@ def write_run(
             build_reports(
                 [matrix.run_dir],
                 matrix.run_dir,
-                github_step_summary=None if final else Path(os.devnull),
+                step_summary=detect().step_summary() if final else None,
             )
     except (StackmatrixError, OSError) as error:
         say(f"stackmatrix: could not build the reports: {error}")

@@ -1,4 +1,4 @@
-"""Reports of a run: merged JUnit, summary.md (also the GitHub step summary), report.html and
+"""Reports of a run: merged JUnit, summary.md (also a CI's step summary), report.html and
 results.json (machine-readable; the next run's baseline).
 
 Several run directories (the shards of a CI matrix) combine into one report; a variant found in
@@ -9,7 +9,6 @@ reports show that first.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +31,6 @@ from stackmatrix.report.text import (
     md_escape,
     render_markdown,
     render_text,
-    workflow_commands,
 )
 from stackmatrix.results.files import write_text_atomic
 
@@ -59,14 +57,14 @@ def build_reports(
     run_dirs: Sequence[Path],
     out_dir: Path,
     *,
-    github_step_summary: Path | None = None,
+    step_summary: Path | None = None,
     baseline: Path | None = None,
 ) -> ReportPaths:
     """Write ``junit.xml`` (merged), ``summary.md``, ``report.html`` and ``results.json`` into
     *out_dir*.
 
-    The Markdown summary is also appended to *github_step_summary*, or to the file named by
-    ``$GITHUB_STEP_SUMMARY`` when that is set. With a *baseline* (a previous run directory,
+    The Markdown summary is also appended to *step_summary* (a CI's step summary file, see
+    :mod:`stackmatrix.ci.provider`). With a *baseline* (a previous run directory,
     report directory, ``run.json`` or ``results.json``) the reports open with the comparison.
     A baseline that cannot be read still leaves this run's reports written, without the
     comparison and with a warning in them, and then raises ReportError.
@@ -107,10 +105,8 @@ def build_reports(
         write_text_atomic(html, render_html(page, out_dir, comparison=comparison))
         results = out_dir / RESULTS_NAME
         write_text_atomic(results, dump_results(results_document(report, current, comparison)))
-        if github_step_summary is None and os.environ.get("GITHUB_STEP_SUMMARY"):
-            github_step_summary = Path(os.environ["GITHUB_STEP_SUMMARY"])
-        if github_step_summary is not None:
-            with github_step_summary.open("a", encoding="utf-8") as handle:
+        if step_summary is not None:
+            with step_summary.open("a", encoding="utf-8") as handle:
                 handle.write(markdown)
     except OSError as exc:
         raise ReportError(f"cannot write reports: {exc}") from exc
@@ -123,7 +119,7 @@ def build_reports(
         junit=out_dir / JUNIT_NAME,
         summary=summary,
         html=html,
-        step_summary=github_step_summary,
+        step_summary=step_summary,
         merge=merge,
         warnings=tuple(dict.fromkeys((*report.warnings, *merge.warnings))),
         results=results,
@@ -136,21 +132,12 @@ def summary_text(run_dirs: Sequence[Path]) -> str:
     return render_text(load_runs(run_dirs))
 
 
-def github_annotations(run_dirs: Sequence[Path], *, workspace: Path | None = None) -> list[str]:
-    """GitHub ``::error file=...,line=...::message`` commands for the failures of *run_dirs*.
-
-    Absolute paths are made relative to *workspace* (default ``$GITHUB_WORKSPACE``).
-    """
-    return workflow_commands(load_runs(run_dirs), workspace=workspace)
-
-
 __all__ = [
     "RESULTS_NAME",
     "Comparison",
     "ReportPaths",
     "RunReport",
     "build_reports",
-    "github_annotations",
     "load_runs",
     "summary_text",
 ]

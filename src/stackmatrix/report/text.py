@@ -1,11 +1,9 @@
-"""Plain-text and Markdown summaries of a run, and GitHub ``::error`` annotations."""
+"""Plain-text and Markdown summaries of a run."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import assert_never
 
 from stackmatrix.format import format_bytes, format_duration
@@ -268,75 +266,3 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
     if report.warnings:
         lines += ["", *(f"> {md_escape(w)}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# GitHub annotations
-
-_LOCATIONS = (
-    # pytest and go: a line starting with FILE:LINE: (e.g. the last frame of a traceback)
-    re.compile(r"^\s*(?P<file>[\w./\\-]+\.\w+):(?P<line>\d+):", re.MULTILINE),
-    # jest / node: "at Object.<anonymous> (/repo/src/cart.test.js:31:27)"
-    re.compile(r"\((?P<file>[^()\s]+\.\w+):(?P<line>\d+)(?::\d+)?\)"),
-    # python tracebacks: File "tests/test_x.py", line 12
-    re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)'),
-)
-
-
-def location_of(case: CaseResult) -> tuple[str, int] | None:
-    """Where a failure happened: the testcase's file/line attributes, else the last location
-    found in its message or traceback."""
-    if case.file and case.line is not None:
-        return case.file, case.line
-    text = f"{case.message}\n{case.text}"
-    for pattern in _LOCATIONS:
-        found = list(pattern.finditer(text))
-        if found:
-            return found[-1]["file"], int(found[-1]["line"])
-    return None
-
-
-def _relative_to_workspace(file: str, workspace: Path | None) -> str:
-    path = Path(file)
-    if workspace is not None and path.is_absolute():
-        try:
-            return path.relative_to(workspace).as_posix()
-        except ValueError:
-            return file
-    return file
-
-
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
-
-
-def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> list[str]:
-    """``::error`` workflow commands: one per failed or errored testcase (with ``file`` and
-    ``line`` where known) and one per variant whose stack errored; ``::warning`` for
-    experimental variants."""
-    if workspace is None and os.environ.get("GITHUB_WORKSPACE"):
-        workspace = Path(os.environ["GITHUB_WORKSPACE"])
-    commands = []
-    for v in report.variants:
-        # An experimental variant may fail: say so without marking the run red.
-        level = (
-            "warning"
-            if v.result.experimental or v.result.status is Status.EXPERIMENTAL_FAILED
-            else "error"
-        )
-        if variant_failed_as_a_whole(v) and v.result.status is not Status.CANCELLED:
-            title = _escape_property(f"{v.id}: {status_label(v.result.status)}")
-            commands.append(f"::{level} title={title}::{_escape_data(variant_reason(v))}")
-        for case in v.problems:
-            props = []
-            where = location_of(case)
-            if where is not None:
-                file = _relative_to_workspace(where[0], workspace)
-                props += [f"file={_escape_property(file)}", f"line={where[1]}"]
-            props.append(f"title={_escape_property(f'{v.id}: {case.test_id}')}")
-            commands.append(f"::{level} {','.join(props)}::{_escape_data(case_message(case))}")
-    return commands

@@ -10,7 +10,9 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackmatrix import __version__
 from stackmatrix.errors import UsageError
+from stackmatrix.results.journal import RunJournal, VariantResult, exit_code_of
 from stackmatrix.spec.models import Spec
 
 DEFAULT_OUT = Path(".stackmatrix")
@@ -45,3 +47,36 @@ def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path
             f"cannot use the output directory {out_dir}: {error.strerror or error}"
         ) from None
     return run_dir
+
+
+def journal_of(
+    spec: Spec,
+    run_id: str,
+    *,
+    started_at: float,
+    variants: tuple[VariantResult, ...] = (),
+    finished_at: float | None = None,
+    interrupted: bool = False,
+    profile: str | None = None,
+    shard: str | None = None,
+    jobs: int = 1,
+    pid: int | None = None,
+) -> RunJournal:
+    """The journal of a run of *spec*: its identity, the variants so far and, once
+    *finished_at* is given, the exit code they make."""
+    return RunJournal(
+        run_id=run_id,
+        name=spec.name,
+        spec_file=str(spec.path),
+        spec_digest=spec_digest(spec),
+        started_at=started_at,
+        finished_at=finished_at,
+        profile=profile,
+        shard=shard,
+        exit_code=None if finished_at is None else exit_code_of(variants, interrupted=interrupted),
+        interrupted=interrupted,
+        jobs=jobs,
+        pid=pid,
+        variants=variants,
+        stackmatrix_version=__version__,
+    )
