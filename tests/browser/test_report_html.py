@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from stackmatrix.report.build import build_reports
-from tests.unit.test_reports_sample import build_sample_run
+from tests.unit.report.sample_run import build_sample_run
 
 pytestmark = pytest.mark.browser
 

@@ -10,8 +10,7 @@ from pathlib import Path
 from stackmatrix.engine.stats import _values, stats_frames
 from stackmatrix.report.build import build_reports
 from stackmatrix.report.plots import PLOT_NAME, keep_plot
-
-from .test_reports_sample import build_sample_run
+from tests.unit.report.sample_run import build_sample_run
 
 # What `docker stats --format '{{json .}}' A B` prints when its output is not a terminal: the
 # screen is redrawn (cursor home, clear) with one line per container for every frame.

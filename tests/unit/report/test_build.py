@@ -22,9 +22,9 @@ from stackmatrix.report.build import (
     summary_text,
 )
 from stackmatrix.results.journal import RunJournal, Status
-from tests.unit.test_reports_sample import build_sample_run
+from tests.unit.report.sample_run import build_sample_run
 
-SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parent / "junit.xsd"))
+SCHEMA = xmlschema.XMLSchema(str(Path(__file__).parents[1] / "junit" / "junit.xsd"))
 NUMERIC = "tests.integration.test_orders::test_order_total_uses_numeric"
 
 
@@ -161,7 +161,7 @@ def test_annotations_point_at_file_and_line(run_dir: Path) -> None:
 def test_annotations_read_jest_and_go_locations(tmp_path: Path) -> None:
     run = tmp_path / "run"
     journal = build_sample_run(run)
-    corpus = Path(__file__).parent / "junit_corpus"
+    corpus = Path(__file__).parents[1] / "junit" / "junit_corpus"
     shutil.copy(corpus / "jest_junit.xml", run / "postgres-15_redis-on" / "junit.xml")
     shutil.copy(corpus / "gotestsum.xml", run / "postgres-15_redis-off" / "junit.xml")
     variants = tuple(

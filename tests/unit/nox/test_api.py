@@ -317,7 +317,7 @@ DESIGN_MATRIX = {
 
 
 def test_the_documented_noxfile_lists_what_the_docs_show(tmp_path: Path) -> None:
-    docs = (Path(__file__).parents[2] / "docs" / "nox.md").read_text(encoding="utf-8")
+    docs = (Path(__file__).parents[3] / "docs" / "nox.md").read_text(encoding="utf-8")
     noxfile = re.search(r"## A complete noxfile\n\n```python\n(.*?)```", docs, re.DOTALL)
     listing = re.search(r"`nox -l` shows:\n\n```\n(.*?)```", docs, re.DOTALL)
     assert noxfile

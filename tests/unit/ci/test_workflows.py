@@ -19,7 +19,7 @@ import yaml
 from stackmatrix.ci.github_matrix import gha_matrix
 from stackmatrix.matrix.expand import Variant
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / ".github" / "workflows"
 NAMES = ["ci.yml", "nightly.yml"]
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")

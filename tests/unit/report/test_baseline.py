@@ -39,7 +39,7 @@ from stackmatrix.report.results_file import (
 )
 from stackmatrix.report.text import md_escape
 from stackmatrix.results.journal import RunJournal, Status
-from tests.unit.test_reports_sample import build_sample_run, write_pytest_junit
+from tests.unit.report.sample_run import build_sample_run, write_pytest_junit
 
 P, F, R, S = Mark.PASS, Mark.FAIL, Mark.FLAKY, Mark.SKIP
 ORDERS = "tests.integration.test_orders"

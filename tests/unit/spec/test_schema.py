@@ -13,7 +13,7 @@ import yaml
 
 from stackmatrix.spec.load import SCHEMA_PATH, _main, json_schema, load_spec, schema_text
 
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 EXAMPLES = sorted((ROOT / "examples" / "specs").glob("*/matrix.yaml"))
 
 
