@@ -23,7 +23,7 @@ from typing import Any
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_shard
-from stackmatrix.spec.models import Scalar
+from stackmatrix.spec.values import Scalar, scalar_text
 
 MAX_JOBS = 256
 """GitHub Actions refuses a matrix that generates more jobs than this per workflow run."""
@@ -76,14 +76,10 @@ def _suggested_shards(count: int) -> int:
     return min(MAX_JOBS, max(4, -(-needed // 4) * 4))
 
 
-def _text(value: Scalar) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
 def variant_name(variant: Variant) -> str:
     """A short job title for a variant: ``postgres 15, redis on``, marked when experimental."""
     shown: Mapping[str, Scalar] = {k: v for k, v in variant.values.items() if k != "experimental"}
-    name = ", ".join(f"{key} {_text(value)}" for key, value in shown.items()) or variant.id
+    name = ", ".join(f"{key} {scalar_text(value)}" for key, value in shown.items()) or variant.id
     if len(name) > _MAX_NAME:
         name = variant.id
     return f"{name} (experimental)" if variant.experimental else name

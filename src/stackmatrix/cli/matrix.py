@@ -15,15 +15,12 @@ from stackmatrix.compose.render import dump_compose, holds_secrets, render
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.results.files import write_private_if
-from stackmatrix.spec.models import Scalar
+from stackmatrix.spec.values import Scalar, scalar_text
 
 
 def _cell(value: Scalar | None) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    # A variant without this key (an include may add keys to some variants only): a dash.
+    return "-" if value is None else scalar_text(value)
 
 
 def format_table(variants: Sequence[Variant]) -> str:

@@ -14,9 +14,10 @@ from stackmatrix.errors import SpecError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant
 from stackmatrix.redact import compose_secrets
 from stackmatrix.spec.checks import display_path, value_key
-from stackmatrix.spec.models import Scalar, Spec, describe
+from stackmatrix.spec.models import Spec, describe
 from stackmatrix.spec.source import load_file, problem
-from stackmatrix.spec.templates import EXPRESSION, TemplateError, expand_template, value_text
+from stackmatrix.spec.templates import EXPRESSION, TemplateError, expand_template
+from stackmatrix.spec.values import Scalar, scalar_text
 
 __all__ = [
     "TemplateError",
@@ -53,7 +54,7 @@ def substitute(data: Any, values: Mapping[str, Scalar]) -> Any:
         def replace(match: re.Match[str]) -> str:
             inner = match[1]
             key = inner.removeprefix("matrix.")
-            return value_text(values.get(key)).replace("$", "$$") if key != inner else match[0]
+            return scalar_text(values.get(key)).replace("$", "$$") if key != inner else match[0]
 
         return EXPRESSION.sub(replace, value) if "${{" in value else value
 

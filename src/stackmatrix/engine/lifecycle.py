@@ -31,6 +31,7 @@ from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret
 from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 from stackmatrix.spec.load import Spec
+from stackmatrix.spec.values import scalar_text
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
 StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
@@ -304,16 +305,10 @@ def tests_environment(
         for port, address in published.items():
             env[env_name(service, port.replace("/", "_"))] = address
     for key, value in variant.values.items():
-        env[env_name("axis", key)] = _scalar_text(value)
+        env[env_name("axis", key)] = scalar_text(value)
     for key, template in job.spec.tests.env.items():
         env[key] = expand_template(template, context)
     return env
-
-
-def _scalar_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
 
 
 def _template_context(
@@ -321,7 +316,7 @@ def _template_context(
 ) -> dict[str, Any]:
     return {
         "ports": {svc: dict(p) for svc, p in ports.items()},
-        "matrix": {k: _scalar_text(v) for k, v in job.variant.values.items()},
+        "matrix": {k: scalar_text(v) for k, v in job.variant.values.items()},
         "variant": job.variant.id,
         "run_id": job.run_id,
         "junit": junit,

@@ -46,10 +46,10 @@ from stackmatrix.junit.write import (
     SUITE_SEPARATOR,
     clip_attribute,
     error_case,
-    format_value,
     write_junit_atomic,
 )
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status, TestCounts
+from stackmatrix.spec.values import scalar_text
 
 # Schema order of a testcase's children (properties first, as pytest writes them).
 _CASE_CHILD_ORDER = {
@@ -121,7 +121,7 @@ def _new_suite(
     pairs: list[tuple[str, str]] = []
     if variant_id is not None:
         pairs.append((PROPERTY_VARIANT, variant_id))
-        pairs.extend((f"{PROPERTY_AXIS_PREFIX}{k}", format_value(v)) for k, v in values.items())
+        pairs.extend((f"{PROPERTY_AXIS_PREFIX}{k}", scalar_text(v)) for k, v in values.items())
     pairs.append((PROPERTY_SOURCE, source))
     for key, value in pairs:
         ETREE.SubElement(props, "property", {"name": key, "value": clean_xml_text(value)})

@@ -6,7 +6,6 @@ uses them). Reading is :mod:`stackmatrix.junit.read`; its names are exported her
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from junitparser import JUnitXml, TestSuite
 
@@ -34,7 +33,6 @@ __all__ = [
     "ParsedReport",
     "clean_xml_text",
     "count_outcomes",
-    "format_value",
     "iter_cases",
     "parse_junit",
     "read_counts",
@@ -49,17 +47,6 @@ PROPERTY_VARIANT = "stackmatrix.variant"
 PROPERTY_AXIS_PREFIX = "stackmatrix.axis."
 PROPERTY_SOURCE = "stackmatrix.source"
 SUITE_SEPARATOR = " :: "
-
-
-def format_value(value: Any) -> str:
-    """A matrix value as text: ``true``/``false`` for booleans, as YAML and GitHub write them."""
-    match value:
-        case bool():
-            return "true" if value else "false"
-        case None:
-            return ""
-        case _:
-            return str(value)
 
 
 def clip_attribute(value: str) -> str:

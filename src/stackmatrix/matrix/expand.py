@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from stackmatrix.spec.checks import value_key
-from stackmatrix.spec.models import Scalar, Spec
+from stackmatrix.spec.models import Spec
+from stackmatrix.spec.values import Scalar, scalar_text
 
 MAX_ID_LENGTH = 40
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -113,10 +114,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def _text(value: Scalar) -> str:
-    return ("true" if value else "false") if isinstance(value, bool) else str(value)
-
-
 def _digest(values: Mapping[str, Scalar]) -> str:
     # type names keep 1, 1.0, true and "1" apart; repr() of these types is stable across runs.
     canonical = "\x1f".join(f"{k}\x1e{type(v).__name__}\x1e{v!r}" for k, v in values.items())
@@ -135,7 +132,7 @@ def _part(text: str) -> str:
 def natural_id(values: Mapping[str, Scalar], axes: Sequence[str]) -> str:
     """The readable slug of a combination: its axis values, or every key of an added one."""
     keys = axes if axes and all(key in values for key in axes) else list(values)
-    parts = [_pair(key, _text(values[key])) for key in keys if key != "experimental"]
+    parts = [_pair(key, scalar_text(values[key])) for key in keys if key != "experimental"]
     return "_".join(parts) or ("experimental" if values.get("experimental") is True else "default")
 
 

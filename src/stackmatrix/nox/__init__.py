@@ -33,6 +33,7 @@ from stackmatrix.nox.worker import run_worker
 from stackmatrix.results.journal import Status, VariantResult
 from stackmatrix.results.run_dir import new_run_id
 from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.values import scalar_text
 
 __all__ = ["RUN_ID_ENV", "matrix_sessions"]
 
@@ -114,16 +115,10 @@ def variant_tags(variant: Variant, common: str) -> list[str]:
     tags = [common]
     for key, value in variant.values.items():
         if key != "experimental":
-            tags.append(re.sub(r"\s+", "-", f"{key}-{_value_text(value)}"))
+            tags.append(re.sub(r"\s+", "-", f"{key}-{scalar_text(value)}"))
     if variant.experimental:
         tags.append("experimental")
     return list(dict.fromkeys(tags))
-
-
-def _value_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "null" if value is None else str(value)
 
 
 def _shared_run_id() -> str:
@@ -176,7 +171,7 @@ def _broken_session(path: str, error: StackmatrixError) -> Callable[[nox.Session
 
 def _describe(variant: Variant) -> str:
     values = ", ".join(
-        f"{k}={_value_text(v)}" for k, v in variant.values.items() if k != "experimental"
+        f"{k}={scalar_text(v)}" for k, v in variant.values.items() if k != "experimental"
     )
     return values + (" (experimental: may fail)" if variant.experimental else "")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stackmatrix import __version__
 from stackmatrix.format import format_bytes, format_duration
-from stackmatrix.junit.write import CaseResult, Outcome, format_value
+from stackmatrix.junit.write import CaseResult, Outcome
 from stackmatrix.report.baseline import Comparison
 from stackmatrix.report.changes import (
     LISTED,
@@ -32,6 +32,7 @@ from stackmatrix.report.text import (
     variant_failed_as_a_whole,
     variant_reason,
 )
+from stackmatrix.spec.values import scalar_text
 
 MAX_DETAIL_CHARS = 20_000
 MAX_FAILURES_PER_VARIANT = 100
@@ -109,7 +110,7 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
         c = v.counts
         status = v.result.status
         axes = "".join(
-            f'<span class="axis">{escape(str(k))}={escape(format_value(val))}</span>'
+            f'<span class="axis">{escape(str(k))}={escape(scalar_text(val))}</span>'
             for k, val in v.result.values.items()
         )
         reason = (

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from stackmatrix.errors import SpecError
-from stackmatrix.spec.models import AXIS_PATTERN, Scalar, Spec, describe
+from stackmatrix.spec.models import AXIS_PATTERN, Spec, describe
 from stackmatrix.spec.source import Document, KeyPath, format_path, load_file, problem
 from stackmatrix.spec.templates import references
+from stackmatrix.spec.values import Scalar
 
 # Expansion is linear in the cross product: cap it so a typo cannot expand 10**10 variants.
 MAX_COMBINATIONS = 100_000

@@ -31,13 +31,13 @@ from stackmatrix.spec.models import (
     ProfileExtension,
     RedisProbe,
     RunOptions,
-    Scalar,
     Spec,
     TcpProbe,
     TestsSpec,
     describe,
 )
 from stackmatrix.spec.source import Document, KeyPath, Mark, format_path, load_file, problem
+from stackmatrix.spec.values import Scalar
 
 __all__ = [
     "CommandProbe",

@@ -25,8 +25,7 @@ from pydantic.json_schema import JsonSchemaValue, SkipJsonSchema
 from pydantic_core import CoreSchema, PydanticCustomError
 
 from stackmatrix.spec.templates import TEMPLATE
-
-Scalar = str | int | float | bool
+from stackmatrix.spec.values import Scalar, scalar_text
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 AXIS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -136,13 +135,9 @@ def _words(value: object) -> tuple[str, ...]:
 
 
 def _env_value(value: object) -> str:
-    match value:
-        case bool():
-            return "true" if value else "false"
-        case str() | int() | float():
-            return str(value)
-        case _:
-            raise _fail("a string, number or boolean", value)
+    if isinstance(value, str | int | float):  # bool is an int
+        return scalar_text(value)
+    raise _fail("a string, number or boolean", value)
 
 
 SCALAR_SCHEMA: dict[str, Any] = {"type": ["string", "number", "boolean"]}

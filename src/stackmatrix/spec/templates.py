@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stackmatrix.errors import SpecError
+from stackmatrix.spec.values import scalar_text
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 TEMPLATE = re.compile(r"\$?\{\{\s*(.*?)\s*\}\}|\{junit\}")
@@ -59,13 +60,6 @@ def references(text: str, *, compose: bool) -> Iterator[tuple[str, Reference | N
         yield match[0], ref
 
 
-def value_text(value: object) -> str:
-    """How a matrix value reads inside a string: booleans lowercase, as GitHub does."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else str(value)
-
-
 def expand_template(
     text: str, context: Mapping[str, Any], *, quote: Callable[[str], str] | None = None
 ) -> str:
@@ -88,12 +82,12 @@ def _value(match: re.Match[str], context: Mapping[str, Any]) -> str:
     if ref is None:
         raise TemplateError(f"{match[0]}: unknown reference; {_KNOWN}")
     if ref.kind == "matrix":
-        return value_text(Mapping.get(context.get("matrix") or {}, ref.key))
+        return scalar_text(Mapping.get(context.get("matrix") or {}, ref.key))
     if ref.kind == "ports":
         return _port(match[0], ref, context.get("ports") or {})
     if ref.kind not in context:
         raise TemplateError(f"{match[0]}: no value for {ref.kind!r} here")
-    return value_text(context[ref.kind])
+    return scalar_text(context[ref.kind])
 
 
 _KNOWN = (

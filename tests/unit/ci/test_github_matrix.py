@@ -15,7 +15,7 @@ from stackmatrix.ci.github_matrix import MAX_JOBS, gha_matrix, gha_matrix_json, 
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_shard
-from stackmatrix.spec.models import Scalar
+from stackmatrix.spec.values import Scalar
 
 
 def variant(ident: str, values: Mapping[str, Scalar]) -> Variant:

@@ -23,7 +23,7 @@ from stackmatrix.matrix.expand import (
 )
 from stackmatrix.spec.checks import value_key
 from stackmatrix.spec.load import load_spec
-from stackmatrix.spec.models import Scalar
+from stackmatrix.spec.values import Scalar
 
 Combination = dict[str, Scalar]
 
