@@ -18,24 +18,9 @@ from typing import TextIO
 from stackmatrix.ci.provider import Provider, detect
 from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.results.journal import RunJournal, Status, VariantResult
+from stackmatrix.report.symbols import STATUS
+from stackmatrix.results.journal import RunJournal, VariantResult
 
-MARK = {
-    Status.PASSED: "ok",
-    Status.FAILED: "FAILED",
-    Status.ERROR: "ERROR",
-    Status.EXPERIMENTAL_FAILED: "failed (experimental)",
-    Status.CANCELLED: "cancelled",
-    Status.INTERRUPTED: "interrupted",
-}
-COLOUR = {
-    Status.PASSED: "32",
-    Status.FAILED: "31;1",
-    Status.ERROR: "31;1",
-    Status.EXPERIMENTAL_FAILED: "33",
-    Status.CANCELLED: "2",
-    Status.INTERRUPTED: "33",
-}
 DETAIL_LINES = 40
 
 
@@ -127,9 +112,9 @@ class Console:
 
     def _block(self, result: VariantResult) -> str:
         counts = result.tests
-        mark = f"{MARK[result.status]:<8}"
+        mark = f"{STATUS[result.status].mark:<8}"
         if self.colour:
-            mark = f"\x1b[{COLOUR[result.status]}m{mark}\x1b[0m"
+            mark = f"\x1b[{STATUS[result.status].colour}m{mark}\x1b[0m"
         head = (
             f"{mark} {result.id}  "
             f"{counts.passed} passed, {counts.failed} failed, {counts.errors} errors, "

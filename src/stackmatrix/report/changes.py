@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import assert_never
 
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import CaseChange, Change, Comparison, Mark, VariantChange
+from stackmatrix.report.symbols import ABSENT, CHANGE, MARK
 from stackmatrix.report.text import first_line, md_code, md_escape, status_label
 from stackmatrix.results.journal import Status
 
@@ -20,76 +20,22 @@ _FAILING = (Outcome.FAILED, Outcome.ERROR)
 
 def change_icon(change: Change) -> str:
     """An emoji for a class, for Markdown."""
-    match change:
-        case Change.REGRESSION:
-            return "🔴"
-        case Change.FIXED:
-            return "🟢"
-        case Change.FLAKY:
-            return "🟡"
-        case Change.STILL_FAILING:
-            return "🟠"
-        case Change.NEW:
-            return "🆕"
-        case Change.REMOVED | Change.NOT_RUN | Change.UNCHANGED:
-            return "⚪"
-        case _:
-            assert_never(change)
+    return CHANGE[change].icon
 
 
 def change_title(change: Change) -> str:
     """The heading of a class's list."""
-    match change:
-        case Change.REGRESSION:
-            return "Regressions"
-        case Change.FIXED:
-            return "Fixed"
-        case Change.FLAKY:
-            return "Flaky"
-        case Change.STILL_FAILING:
-            return "Still failing"
-        case Change.NEW:
-            return "New"
-        case Change.REMOVED:
-            return "Removed"
-        case Change.NOT_RUN:
-            return "Not run"
-        case Change.UNCHANGED:
-            return "Unchanged"
-        case _:
-            assert_never(change)
+    return CHANGE[change].label
 
 
 def mark_symbol(mark: Mark, *, emoji: bool) -> str:
     """One run of a history."""
-    match mark:
-        case Mark.PASS:
-            return "✅" if emoji else "pass"
-        case Mark.FAIL:
-            return "❌" if emoji else "FAIL"
-        case Mark.FLAKY:
-            return "🔁" if emoji else "retry-pass"
-        case Mark.SKIP:
-            return "⏭️" if emoji else "skip"
-        case _:
-            assert_never(mark)
+    return MARK[mark].icon if emoji else MARK[mark].word
 
 
 def mark_label(mark: Mark | None) -> str:
     """What a history mark says, as a word."""
-    match mark:
-        case None:
-            return "absent"
-        case Mark.PASS:
-            return "passed"
-        case Mark.FAIL:
-            return "failed"
-        case Mark.FLAKY:
-            return "passed on retry"
-        case Mark.SKIP:
-            return "skipped"
-        case _:
-            assert_never(mark)
+    return (ABSENT if mark is None else MARK[mark]).label
 
 
 def history_text(marks: Sequence[Mark], *, emoji: bool) -> str:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import assert_never
 
 from stackmatrix.format import format_bytes, format_duration
-from stackmatrix.junit.write import CaseResult, Outcome
+from stackmatrix.junit.write import CaseResult
 from stackmatrix.report.model import Cell, RunReport, VariantReport
+from stackmatrix.report.symbols import NOT_RUN, OUTCOME, STATUS
 from stackmatrix.results.journal import Status
 
 MAX_GRID_ROWS = 200
@@ -18,57 +18,18 @@ MAX_MESSAGE_CHARS = 300
 
 def status_label(status: Status) -> str:
     """A short word for a status, as people read it in a table."""
-    match status:
-        case Status.PASSED:
-            return "passed"
-        case Status.FAILED:
-            return "failed"
-        case Status.ERROR:
-            return "error"
-        case Status.EXPERIMENTAL_FAILED:
-            return "failed (experimental)"
-        case Status.CANCELLED:
-            return "cancelled"
-        case Status.INTERRUPTED:
-            return "interrupted"
-        case _:
-            assert_never(status)
+    return STATUS[status].label
 
 
 def status_icon(status: Status) -> str:
     """An emoji for a status, for Markdown."""
-    match status:
-        case Status.PASSED:
-            return "✅"
-        case Status.FAILED:
-            return "❌"
-        case Status.ERROR:
-            return "💥"
-        case Status.EXPERIMENTAL_FAILED:
-            return "⚠️"
-        case Status.CANCELLED:
-            return "⏹️"
-        case Status.INTERRUPTED:
-            return "⏸️"
-        case _:
-            assert_never(status)
+    return STATUS[status].icon
 
 
 def cell_symbol(cell: Cell, *, emoji: bool) -> str:
     """How one test's outcome on one variant is drawn in the grid."""
-    if cell is None:
-        return "—" if emoji else "-"
-    match cell:
-        case Outcome.PASSED:
-            return "✅" if emoji else "pass"
-        case Outcome.FAILED:
-            return "❌" if emoji else "FAIL"
-        case Outcome.ERROR:
-            return "💥" if emoji else "ERROR"
-        case Outcome.SKIPPED:
-            return "⏭️" if emoji else "skip"
-        case _:
-            assert_never(cell)
+    look = NOT_RUN if cell is None else OUTCOME[cell]
+    return look.icon if emoji else look.word
 
 
 def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
