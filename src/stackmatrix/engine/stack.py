@@ -395,13 +395,6 @@ class Stack:
             LOG.warning("compose down of %s failed (%s); removing by label", self.project, error)
             remove_by_label(f"{compose_labels.COMPOSE_PROJECT}={self.project}")
 
-    def teardown_hint(self) -> str:
-        """How a person reaches and removes a kept stack."""
-        return (
-            f"docker compose -p {self.project} -f {self.compose_file} ps\n"
-            f"docker compose -p {self.project} -f {self.compose_file} down -v --remove-orphans"
-        )
-
 
 class ContainerEvents:
     """The engine's events about a project's containers, as a signal to read their state again.

@@ -27,15 +27,6 @@ from python_on_whales.components.container.cli_wrapper import ContainerStats
 from stackmatrix.engine.docker import close_stream, docker_command, open_stream
 from stackmatrix.results.files import write_json_atomic
 
-FIELDS = (
-    "cpu_percent",
-    "memory_bytes",
-    "memory_limit_bytes",
-    "net_rx_bytes",
-    "net_tx_bytes",
-    "block_read_bytes",
-    "block_write_bytes",
-)
 LOG = logging.getLogger("stackmatrix")
 WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containers
 # At the end, with no sample yet, wait for the first one until this long after the stream

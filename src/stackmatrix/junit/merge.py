@@ -386,13 +386,6 @@ def _read_journal(run_dir: Path) -> RunJournal:
         raise ReportError(f"{run_dir / JOURNAL_NAME}: cannot read the run journal: {exc}") from exc
 
 
-def journal_inputs(run_dirs: Sequence[Path]) -> tuple[list[JunitInput | MissingReport], list[str]]:
-    """The JUnit inputs of run directories, one per variant; a variant id present in several
-    directories is taken from the last one (with a warning)."""
-    items, notes = _collect([(p, True) for p in run_dirs])
-    return items, notes
-
-
 def _collect(
     entries: Sequence[tuple[Path, bool]],
 ) -> tuple[list[JunitInput | MissingReport], list[str]]:

@@ -173,16 +173,6 @@ class Snapshot:
         """The test *test* on *variant*, if this run had it."""
         return self._case_index.get((variant, test))
 
-    @property
-    def flaky_variants(self) -> list[VariantRecord]:
-        """Variants that passed on a retry."""
-        return [v for v in self.variants if v.flaky]
-
-    @property
-    def flaky_cases(self) -> list[CaseRecord]:
-        """Tests that failed in an earlier attempt and passed in the last."""
-        return [c for c in self.cases if c.flaky]
-
 
 def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")

@@ -35,9 +35,6 @@ class Status(enum.StrEnum):
         return self in (Status.PASSED, Status.EXPERIMENTAL_FAILED)
 
 
-PHASES = ("render", "build", "up", "ready", "tests", "collect", "down")
-
-
 @dataclass(frozen=True)
 class TestCounts:
     """Testcase totals of one variant's JUnit report."""
