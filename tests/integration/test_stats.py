@@ -26,7 +26,15 @@ pytestmark = pytest.mark.integration
 
 MIB = 2**20
 # perl-base is in every Debian minbase image: hold 48 MiB of memory, then sleep.
-HOLD_48_MIB = ["perl", "-e", '$x = "a" x (48 * 1024 * 1024); sleep 120']
+HOLD_48_MIB = ["perl", "-e", '$| = 1; $x = "a" x (48 * 1024 * 1024); print "held\\n"; sleep 120']
+
+
+def _holding(client: DockerClient, container: Container) -> None:
+    """Wait until the hog has its 48 MiB (it says so once the string is built)."""
+    deadline = time.monotonic() + 30
+    while "held" not in client.container.logs(container):
+        assert time.monotonic() < deadline, "the hog never got its memory"
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -99,6 +107,7 @@ def test_a_stack_up_briefly_still_gets_a_sample(
 ) -> None:
     hog = _run(docker_engine, session_run_id, HOLD_48_MIB)
     start.append(hog)
+    _holding(docker_engine, hog)
     with StatsSampler(docker_engine, lambda: {hog.id: "hog"}, interval=1.0) as sampler:
         pass  # the tests ended at once: leaving waits (briefly) for a first sample
     assert len(sampler.samples) == 1
