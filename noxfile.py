@@ -41,13 +41,14 @@ def _require_project_venv(session: nox.Session) -> None:
         )
 
 
-def _pytest(session: nox.Session, *args: str) -> None:
+def _pytest(session: nox.Session, *args: str, coverage: bool = False) -> None:
     """Run pytest; exit code 5 (nothing collected) is reported as the failure it is here."""
     report = ROOT / ".nox" / f"pytest-{session.name}.xml"
     report.parent.mkdir(exist_ok=True)
     report.unlink(missing_ok=True)
+    runner = ["-m", "coverage", "run", "-m", "pytest"] if coverage else ["-m", "pytest"]
     session.run(
-        "python", "-m", "pytest", *args, f"--junitxml={report}", *session.posargs,
+        "python", *runner, *args, f"--junitxml={report}", *session.posargs,
         success_codes=[0, PYTEST_NO_TESTS],
     )  # fmt: skip
     suites = ElementTree.parse(report).iter("testsuite")  # noqa: S314 - pytest's own report
@@ -58,9 +59,18 @@ def _pytest(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and integration tests (integration uses the real Docker engine)."""
+    """Unit, integration and browser tests, with coverage (the floor is in pyproject.toml)."""
     _require_project_venv(session)
-    _pytest(session, "tests")
+    data = ROOT / ".nox" / "coverage"
+    shutil.rmtree(data, ignore_errors=True)
+    data.mkdir(parents=True)
+    _pytest(session, "tests", coverage=True)
+    session.run("python", "-m", "coverage", "combine", "--quiet")
+    # Selecting tests (-k, a path) measures only part of the code: the floor is for the whole.
+    floor = ["--fail-under=0"] if session.posargs else []
+    session.run("python", "-m", "coverage", "report", *floor)
+    if session.posargs:
+        session.log("coverage floor not enforced: only some tests were selected")
 
 
 @nox.session

@@ -69,7 +69,18 @@ def entry() -> NoReturn:
     """
     code = main()
     logging.shutdown()
+    _save_coverage()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
     os._exit(code)
+
+
+def _save_coverage() -> None:
+    # The test suite measures the command lines it starts; coverage writes its data at exit,
+    # which os._exit skips, so it is written here when coverage is measuring this process.
+    coverage = sys.modules.get("coverage")
+    current = coverage.Coverage.current() if coverage is not None else None
+    if current is not None:
+        current.stop()
+        current.save()

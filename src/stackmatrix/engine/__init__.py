@@ -1,1 +1,12 @@
-"""engine."""
+"""engine: everything that talks to the Docker engine or runs a process.
+
+Owns: the docker client, its streams and its errors (``docker``), one compose project's
+bring-up, readiness, ports, logs and teardown (``stack``), readiness probes (``probes``),
+resource statistics (``stats``), the life of one variant from render to down (``lifecycle``),
+the schedule of many (``scheduler``), leftovers by label (``gc``), and every non-Docker
+subprocess (``processes``).
+
+May import: ``junit``, ``results``, ``compose``, ``matrix``, ``spec``, ``redact``, ``errors``,
+``format``, and python-on-whales. Never ``report``, ``ci`` or ``console``: what the run's end
+needs (plots, the console) is handed in by the caller (``RunObserver``, ``StatsHook``).
+"""
