@@ -235,14 +235,10 @@ class _VariantRun:
                 message=redact_text(message, self.secrets),
                 detail=redact_text(self.detail, self.secrets),
             )
-        if variant.experimental and status in (Status.FAILED, Status.ERROR):
-            status = Status.EXPERIMENTAL_FAILED
         secrets = self.secrets
-        return VariantResult(
-            id=variant.id,
-            values=dict(variant.values),
+        return VariantResult.of_variant(
+            variant,
             status=status,
-            experimental=variant.experimental,
             project=self.job.project,
             reason=redact_text(reason, secrets),
             detail=redact_text(self.detail, secrets),

@@ -48,6 +48,14 @@ class TestCounts:
     skipped: int = 0
 
 
+def _as_counted(status: Status, *, experimental: bool) -> Status:
+    # An experimental variant may fail without failing the run, and not running (a cancelled
+    # or never started variant) is a way of failing; an interrupted run is interrupted.
+    if experimental and status in (Status.FAILED, Status.ERROR, Status.CANCELLED):
+        return Status.EXPERIMENTAL_FAILED
+    return status
+
+
 @dataclass(frozen=True)
 class VariantResult:
     """What happened to one variant. Paths are relative to the run directory."""
@@ -98,18 +106,21 @@ class VariantResult:
         """The result of a variant that has none of its own (never started, or its worker
         died); the reports still show it, with an error report at ``<id>/junit.xml``.
 
-        An experimental variant may fail without failing the run, and not running is a way
-        of failing: it ends experimental-failed, unless the whole run was interrupted.
         """
-        if variant.experimental and status is not Status.INTERRUPTED:
-            status = Status.EXPERIMENTAL_FAILED
+        return cls.of_variant(
+            variant, status=status, reason=reason, junit=f"{variant.id}/junit.xml"
+        )
+
+    @classmethod
+    def of_variant(cls, variant: Variant, *, status: Status, **fields: Any) -> VariantResult:
+        """The result of *variant*: its id, values and experimental flag, and *status* as the
+        run counts it (an experimental variant's failure is experimental-failed)."""
         return cls(
             id=variant.id,
             values=dict(variant.values),
-            status=status,
+            status=_as_counted(status, experimental=variant.experimental),
             experimental=variant.experimental,
-            reason=reason,
-            junit=f"{variant.id}/junit.xml",
+            **fields,
         )
 
     def to_dict(self) -> dict[str, Any]:
