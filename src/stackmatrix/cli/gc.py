@@ -23,11 +23,17 @@ def _gc(args: argparse.Namespace) -> int:
     if left:
         print(
             "still there (active, or not from this folder; use --all or --run ID): "
-            + ", ".join(f"{x.run_id}{' (active)' if x.active else ''}" for x in left)
+            + ", ".join(f"{x.run_id}{_why_kept(x.run_id, x.active)}" for x in left)
         )
     elif not removed:
         print("nothing to remove")
     return 0
+
+
+def _why_kept(run_id: str, active: bool) -> str:
+    if run_id == "held":  # engine.held.HELD_RUN_ID, not imported: the engine loads lazily
+        return " (stacks held by 'stackmatrix up'; 'stackmatrix down' removes them)"
+    return " (active)" if active else ""
 
 
 def register_gc(subparsers: Subparsers) -> None:

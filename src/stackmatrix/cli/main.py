@@ -11,15 +11,16 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from stackmatrix import __version__
-from stackmatrix.cli import gc, matrix, results, run
+from stackmatrix.cli import gc, held, matrix, results, run
 from stackmatrix.cli.common import Handler, Subparsers
-from stackmatrix.errors import Interrupted, StackmatrixError
+from stackmatrix.errors import Interrupted, StackmatrixError, UsageError
 
 # Each module registers its subcommands; a new command adds its register function here.
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     matrix.register_list,
     matrix.register_render,
     run.register_run,
+    held.register_held,
     gc.register_gc,
     results.register_merge,
     results.register_report,
@@ -43,11 +44,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    # Everything after the first `--` belongs to the command stackmatrix runs (the tests', or
+    # one inside a service), whatever options it has: argparse never sees it.
+    passed: list[str] | None = None
+    if "--" in words:
+        cut = words.index("--")
+        words, passed = words[:cut], words[cut + 1 :]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         if args.command is None:
             parser.print_help(sys.stderr)
             return 2
+        if passed is not None and not getattr(args, "takes_arguments", False):
+            raise UsageError(f"{args.command} takes no arguments after --")
+        args.passed = passed or []
         handler: Handler = args.handler
         return handler(args)
     except StackmatrixError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 RUN = "io.stackmatrix.run"  # the run id: `gc` finds every leftover of a run by it
 VARIANT = "io.stackmatrix.variant"  # the variant id
+HELD = "io.stackmatrix.held"  # "true" on a stack `stackmatrix up` holds for a person
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from stackmatrix.compose import labels
+from stackmatrix.compose import labels as names
 from stackmatrix.compose.merge import as_mapping, merge, normalize
 from stackmatrix.errors import SpecError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant
@@ -69,9 +70,12 @@ def substitute(data: Any, values: Mapping[str, Scalar]) -> Any:
     return data
 
 
-def render(spec: Spec, variant: Variant, *, run_id: str) -> dict[str, Any]:
+def render(
+    spec: Spec, variant: Variant, *, run_id: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The compose document of ``variant``: base files, then matching overlays, merged;
-    matrix values substituted; labels, loopback ports and absolute paths applied."""
+    matrix values substituted; labels (the run's and the variant's, and *labels*), loopback
+    ports and absolute paths applied."""
     if not ID_PATTERN.match(run_id):
         raise UsageError(f"invalid run id {run_id!r}: use lowercase letters, digits, '-' and '_'")
     values = variant.values
@@ -91,7 +95,7 @@ def render(spec: Spec, variant: Variant, *, run_id: str) -> dict[str, Any]:
             )
     document.pop("name", None)
     document.pop("version", None)
-    _label(document, {labels.RUN: run_id, labels.VARIANT: variant.id})
+    _label(document, {**(labels or {}), names.RUN: run_id, names.VARIANT: variant.id})
     return document
 
 
@@ -145,6 +149,12 @@ def holds_secrets(data: Mapping[str, Any], secret_names: Sequence[str] = ()) -> 
     return bool(compose_secrets(data, secret_names)) or bool(
         SECRET_ASSIGNMENT.search(dump_compose(data))
     )
+
+
+def load_compose(path: Path) -> dict[str, Any]:
+    """A compose file stackmatrix wrote (``dump_compose``), read back."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def dump_compose(data: Mapping[str, Any]) -> str:

@@ -18,6 +18,7 @@ from stackmatrix.compose.render import (
     dump_compose,
     expand_template,
     holds_secrets,
+    load_compose,
     project_name,
     render,
 )
@@ -54,6 +55,9 @@ class VariantJob:
     base_env: Mapping[str, str] | None = None  # the tests' environment; default os.environ
     rebuild: bool = False  # build images even when their tag exists
     after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
+    run_tests: bool = True  # False: bring the stack up and hold it there (`stackmatrix up`)
+    extra_args: tuple[str, ...] = ()  # appended to the test command (`-- -k name -x`)
+    labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
 
     @property
     def directory(self) -> Path:
@@ -97,6 +101,11 @@ def run_variant(job: VariantJob) -> VariantResult:
     return _VariantRun(job).run()
 
 
+def test_held_variant(job: VariantJob) -> VariantResult:
+    """Run the tests of *job* against its stack, held up by an earlier ``stackmatrix up``."""
+    return _VariantRun(job).test_held()
+
+
 class _VariantRun:
     """The mutable bookkeeping of one variant while it runs; it ends as a VariantResult."""
 
@@ -126,21 +135,15 @@ class _VariantRun:
         self.junit.unlink(missing_ok=True)
         try:
             with self.rec.phase("render"):
-                data = render(self.job.spec, self.job.variant, run_id=self.job.run_id)
+                data = render(
+                    self.job.spec, self.job.variant, run_id=self.job.run_id, labels=self.job.labels
+                )
                 names = self.job.spec.secrets
                 self.secrets.extend(compose_secrets(data, names))
                 private = holds_secrets(data, names)
                 write_private_if(self.compose_path, dump_compose(data), private=private)
             services: Mapping[str, Any] = data.get("services", {})
-            stack = Stack(
-                project=self.job.project,
-                compose_file=self.compose_path,
-                project_directory=self.job.spec.path.parent,
-                services=list(services),
-                cancel=self.job.cancel,
-                down_timeout=self.job.spec.run.down_timeout,
-                keep=self.job.keep,
-            )
+            stack = self._stack(list(services))
             with stack:
                 builds = {n: cfg.get("image") for n, cfg in services.items() if "build" in cfg}
                 self._drive(stack, builds)
@@ -148,6 +151,44 @@ class _VariantRun:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
         except EngineError as error:
             self.status, self.reason = Status.ERROR, str(error)
+        return self._result()
+
+    def _stack(self, services: list[str]) -> Stack:
+        return Stack(
+            project=self.job.project,
+            compose_file=self.compose_path,
+            project_directory=self.job.spec.path.parent,
+            services=services,
+            cancel=self.job.cancel,
+            down_timeout=self.job.spec.run.down_timeout,
+            keep=self.job.keep,
+        )
+
+    def test_held(self) -> VariantResult:
+        """Run the tests against this variant's stack, which is already up (``stackmatrix
+        test``): no render, no bring-up, no teardown."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.junit.unlink(missing_ok=True)
+        stack = self._stack([])
+        try:
+            self.secrets.extend(
+                compose_secrets(load_compose(self.compose_path), self.job.spec.secrets)
+            )
+            stack.refresh()
+            self.ports = stack.ports()
+            with self.rec.phase("tests"):
+                outcome = _run_tests(self.job, stack, self.ports, self.junit, self.secrets)
+            self.tests_log = f"{self.job.variant.id}/tests.log"
+            self.exit_code = outcome.exit_code
+            self.status, self.reason = _judge(outcome, self.junit, self.job)
+        except StackFailure as failure:
+            self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
+        except Cancelled:
+            self.status, self.reason = Status.INTERRUPTED, "interrupted"
+        except EngineError as error:
+            self.status, self.reason = Status.ERROR, str(error)
+        for written in (self.junit, self.dir / "tests.log"):
+            redact_file(written, self.secrets)
         return self._result()
 
     def _drive(self, stack: Stack, builds: Mapping[str, str | None]) -> None:
@@ -170,6 +211,9 @@ class _VariantRun:
                     probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
                     stack.wait_until_ready(probes, spec.run.ready_timeout)
                 self.ports = stack.ports()
+                if not self.job.run_tests:
+                    self.status = Status.PASSED  # up and ready: held for the person who asked
+                    return
                 with self.rec.phase("tests"):
                     outcome = _run_tests(self.job, stack, self.ports, self.junit, self.secrets)
             self.tests_log = f"{self.job.variant.id}/tests.log"
@@ -307,6 +351,12 @@ def tests_environment(
     return env
 
 
+def environment_for(job: VariantJob, ports: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The variables the tests of *job* get on the host, for a stack with these *ports*."""
+    junit = str(job.directory / "junit.xml")
+    return tests_environment(job, ports, junit, _template_context(job, ports, junit))
+
+
 def _template_context(
     job: VariantJob, ports: Mapping[str, Mapping[str, str]], junit: str
 ) -> dict[str, Any]:
@@ -336,8 +386,10 @@ def _run_tests(
         if isinstance(tests.command, str):  # `shell: true`: one command line for `sh -c`
             # Every value goes in quoted, as one word, never as shell code.
             argv = [expand_template(tests.command, context, quote=shlex.quote)]
+            if job.extra_args:
+                argv = [f"{argv[0]} {shlex.join(job.extra_args)}"]
         else:
-            argv = [expand_template(part, context) for part in tests.command]
+            argv = [*(expand_template(part, context) for part in tests.command), *job.extra_args]
     except (KeyError, ValueError) as error:
         raise StackFailure(f"cannot prepare the test command: {error}") from error
     shell = tests.shell and not in_service
