@@ -97,7 +97,18 @@ def register_render(subparsers: Subparsers) -> None:
 
 
 def _gha_matrix(args: argparse.Namespace) -> int:
-    print(gha_matrix_json(expand(read_spec(args)), shards=args.shards))
+    variants = expand(read_spec(args))
+    if args.failed is not None:
+        from stackmatrix.report.rerun import plan_rerun, variants_to_rerun  # noqa: PLC0415
+
+        rerun = plan_rerun(args.failed)
+        variants = variants_to_rerun(variants, rerun)
+        if not variants:
+            # GitHub Actions refuses an empty matrix: the workflow skips the job on this.
+            print(f"stackmatrix: every variant of run {rerun.run_id} passed", file=sys.stderr)
+            print(json.dumps({"include": []}))
+            return 0
+    print(gha_matrix_json(variants, shards=args.shards))
     return 0
 
 
@@ -108,4 +119,11 @@ def register_gha_matrix(subparsers: Subparsers) -> None:
     )
     add_spec_arguments(parser)
     parser.add_argument("--shards", type=positive, metavar="N", help="at most N jobs, each a shard")
+    parser.add_argument(
+        "--failed",
+        type=Path,
+        metavar="RUN_DIR",
+        help="only the variants that did not pass in that run (a run dir or an --out folder);"
+        " each job then runs `stackmatrix run --failed RUN_DIR --shard I/N`",
+    )
     parser.set_defaults(handler=_gha_matrix)

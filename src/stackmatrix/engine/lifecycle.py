@@ -32,6 +32,7 @@ from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret
 from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 from stackmatrix.spec.load import Spec
+from stackmatrix.spec.templates import FAILED_ANYWHERE, FAILED_WORD
 from stackmatrix.spec.values import scalar_text
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
@@ -57,6 +58,8 @@ class VariantJob:
     after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
     run_tests: bool = True  # False: bring the stack up and hold it there (`stackmatrix up`)
     extra_args: tuple[str, ...] = ()  # appended to the test command (`-- -k name -x`)
+    # `run --failed-tests`: the testcases to run again, for `{{ failed }}`; None: all of them
+    failed_tests: tuple[str, ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
 
     @property
@@ -366,6 +369,7 @@ def _template_context(
         "variant": job.variant.id,
         "run_id": job.run_id,
         "junit": junit,
+        "failed": " ".join(job.failed_tests or ()),
     }
 
 
@@ -383,13 +387,7 @@ def _run_tests(
     try:
         context = _template_context(job, ports, junit_target)
         extra = tests_environment(job, ports, junit_target, context)
-        if isinstance(tests.command, str):  # `shell: true`: one command line for `sh -c`
-            # Every value goes in quoted, as one word, never as shell code.
-            argv = [expand_template(tests.command, context, quote=shlex.quote)]
-            if job.extra_args:
-                argv = [f"{argv[0]} {shlex.join(job.extra_args)}"]
-        else:
-            argv = [*(expand_template(part, context) for part in tests.command), *job.extra_args]
+        argv = _command(job, context)
     except (KeyError, ValueError) as error:
         raise StackFailure(f"cannot prepare the test command: {error}") from error
     shell = tests.shell and not in_service
@@ -418,6 +416,31 @@ def _run_tests(
     if in_service and not outcome.cancelled:
         _copy_out(stack, tests.where, junit)
     return outcome
+
+
+def _command(job: VariantJob, context: Mapping[str, Any]) -> list[str]:
+    """The test command with its templates expanded, the testcases to run again in place of
+    ``{{ failed }}`` (or after it, when it has none), and the extra arguments at the end."""
+    tests = job.spec.tests
+    failed = list(job.failed_tests or ())
+    if isinstance(tests.command, str):  # `shell: true`: one command line for `sh -c`
+        line = tests.command
+        if job.failed_tests is not None and not FAILED_ANYWHERE.search(line):
+            line += " {{ failed }}"
+        # Every value goes in quoted, as one word, never as shell code; each testcase too.
+        pieces = (expand_template(piece, context, quote=shlex.quote)
+                  for piece in FAILED_ANYWHERE.split(line))  # fmt: skip
+        line = shlex.join(failed).join(pieces)
+        return [f"{line} {shlex.join(job.extra_args)}" if job.extra_args else line]
+    argv: list[str] = []
+    for part in tests.command:
+        if FAILED_WORD.match(part):
+            argv.extend(failed)
+        else:
+            argv.append(expand_template(part, context))
+    if job.failed_tests is not None and not any(FAILED_WORD.match(p) for p in tests.command):
+        argv.extend(failed)
+    return [*argv, *job.extra_args]
 
 
 def _copy_out(stack: Stack, service: str, junit: Path) -> None:

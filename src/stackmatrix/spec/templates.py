@@ -3,7 +3,8 @@
 * ``${{ matrix.KEY }}`` anywhere in compose fragments and base compose files (the syntax
   GitHub Actions users know). Compose's own ``${VAR}`` is not touched.
 * ``{{ ... }}`` (or ``${{ ... }}``) in ``tests.command`` and ``tests.env``: ``matrix.KEY``,
-  ``ports.SERVICE.PORT``, ``variant``, ``run_id``, ``junit``; plus the legacy ``{junit}``.
+  ``ports.SERVICE.PORT``, ``variant``, ``run_id``, ``junit``, ``failed`` (the testcases a
+  ``run --failed-tests`` runs again, empty otherwise); plus the legacy ``{junit}``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 TEMPLATE = re.compile(r"\$?\{\{\s*(.*?)\s*\}\}|\{junit\}")
 _MATRIX = re.compile(r"^matrix\.(?P<key>[^\s.{}]+)$")
 _PORTS = re.compile(r"^ports\.(?P<service>[^\s{}]+)\.(?P<port>[0-9]+)$")
-_WORDS = ("variant", "run_id", "junit")
+_WORDS = ("variant", "run_id", "junit", "failed")
+# `{{ failed }}` as a whole word of a command: the testcases to run again, one word each.
+FAILED_ANYWHERE = re.compile(r"\$?\{\{\s*failed\s*\}\}")
+FAILED_WORD = re.compile(rf"^{FAILED_ANYWHERE.pattern}$")
 
 
 class TemplateError(SpecError):
@@ -92,7 +96,7 @@ def _value(match: re.Match[str], context: Mapping[str, Any]) -> str:
 
 _KNOWN = (
     "expected one of {{ matrix.KEY }}, {{ ports.SERVICE.PORT }}, {{ variant }}, "
-    "{{ run_id }}, {{ junit }}"
+    "{{ run_id }}, {{ junit }}, {{ failed }}"
 )
 
 

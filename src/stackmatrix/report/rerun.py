@@ -1,0 +1,87 @@
+"""What to run again after a run: the variants that did not pass, and in each the testcases
+that failed, named the way the test runner takes them (pytest node ids)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackmatrix.errors import UsageError
+from stackmatrix.junit.read import CaseResult, Outcome, iter_cases, parse_junit
+from stackmatrix.junit.write import ERROR_CLASSNAME
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status
+
+_FAILING = (Outcome.FAILED, Outcome.ERROR)
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """The part of an earlier run that did not pass."""
+
+    run_dir: Path
+    run_id: str
+    variants: tuple[str, ...]  # ids, in the earlier run's order
+    failed: dict[str, tuple[CaseResult, ...]]  # variant id -> its failed and errored testcases
+
+
+def find_run_dir(given: Path) -> Path:
+    """A run directory from what a person names: the run directory itself, or the output
+    folder (``.stackmatrix``) or its ``runs/`` folder, meaning their ``latest`` run."""
+    for candidate in (given, given / "latest", given / "runs" / "latest"):
+        if (candidate / JOURNAL_NAME).is_file():
+            return candidate.resolve()
+    raise UsageError(f"{given}: no run here (no {JOURNAL_NAME}, nor runs/latest/{JOURNAL_NAME})")
+
+
+def plan_rerun(given: Path) -> Rerun:
+    """The variants of the run at *given* that did not pass, with their failed testcases."""
+    run_dir = find_run_dir(given)
+    journal = RunJournal.read(run_dir)
+    variants = tuple(r.id for r in journal.variants if r.status is not Status.PASSED)
+    failed: dict[str, tuple[CaseResult, ...]] = {}
+    for result in journal.variants:
+        if result.id not in variants or not result.junit:
+            continue
+        parsed = parse_junit(run_dir / result.junit)
+        cases = tuple(c for c in iter_cases(parsed) if c.outcome in _FAILING)
+        # The error report stackmatrix writes for a variant without one names no real test.
+        failed[result.id] = tuple(c for c in cases if c.classname != ERROR_CLASSNAME)
+    return Rerun(run_dir=run_dir, run_id=journal.run_id, variants=variants, failed=failed)
+
+
+def pytest_node_ids(cases: Sequence[CaseResult], root: Path) -> list[str]:
+    """pytest node ids of *cases*: ``tests/test_x.py::TestY::test_z[param]``.
+
+    pytest writes the module and classes as a dotted ``classname``; the module is its longest
+    dotted prefix that is a file under *root* (where the tests run), the rest are classes.
+    """
+    ids: list[str] = []
+    for case in cases:
+        if case.file and not case.classname:
+            ids.append(f"{case.file}::{case.name}")
+            continue
+        parts = case.classname.split(".")
+        for cut in range(len(parts), 0, -1):
+            module = Path(*parts[:cut]).with_suffix(".py")
+            if (root / module).is_file():
+                ids.append("::".join([module.as_posix(), *parts[cut:], case.name]))
+                break
+        else:
+            ids.append("::".join([Path(*parts).with_suffix(".py").as_posix(), case.name]))
+    return list(dict.fromkeys(ids))
+
+
+def variants_to_rerun(variants: Sequence[Variant], rerun: Rerun) -> list[Variant]:
+    """The variants of today's matrix that the earlier run did not pass, in matrix order.
+
+    A variant the matrix no longer has cannot run again: a UsageError names it.
+    """
+    known = {v.id for v in variants}
+    gone = [ident for ident in rerun.variants if ident not in known]
+    if gone:
+        raise UsageError(
+            f"run {rerun.run_id} has variants this matrix no longer has: {', '.join(gone)}"
+        )
+    return [v for v in variants if v.id in rerun.variants]
