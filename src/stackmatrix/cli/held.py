@@ -82,7 +82,7 @@ def _test(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
 
     job = _job(args, extra_args=tuple(args.passed))
-    result = held.test_held(job)
+    result = held.run_tests(job)
     counts = result.tests
     junit = job.run_dir / (result.junit or "")
     print(

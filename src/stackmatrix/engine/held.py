@@ -21,8 +21,8 @@ from stackmatrix.engine.docker import docker_client, docker_command, error_text,
 from stackmatrix.engine.lifecycle import (
     VariantJob,
     environment_for,
+    run_tests_on_held_stack,
     run_variant,
-    test_held_variant,
 )
 from stackmatrix.engine.stack import Stack
 from stackmatrix.errors import EngineError, UsageError
@@ -99,11 +99,11 @@ def export_lines(env: dict[str, str]) -> str:
     return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.items())
 
 
-def test_held(job: VariantJob) -> VariantResult:
+def run_tests(job: VariantJob) -> VariantResult:
     """The test command (with ``job.extra_args``) against the held stack."""
     _compose_file(job)
     environment(job)  # says clearly when the stack is not up
-    return test_held_variant(job)
+    return run_tests_on_held_stack(job)
 
 
 def compose_command(job: VariantJob, *args: str) -> list[str]:

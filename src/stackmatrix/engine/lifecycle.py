@@ -32,7 +32,7 @@ from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret
 from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 from stackmatrix.spec.load import Spec
-from stackmatrix.spec.templates import FAILED_ANYWHERE, FAILED_WORD
+from stackmatrix.spec.templates import FAILED_ANYWHERE, FAILED_WORD, TemplateError
 from stackmatrix.spec.values import scalar_text
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
@@ -104,7 +104,7 @@ def run_variant(job: VariantJob) -> VariantResult:
     return _VariantRun(job).run()
 
 
-def test_held_variant(job: VariantJob) -> VariantResult:
+def run_tests_on_held_stack(job: VariantJob) -> VariantResult:
     """Run the tests of *job* against its stack, held up by an earlier ``stackmatrix up``."""
     return _VariantRun(job).test_held()
 
@@ -388,7 +388,7 @@ def _run_tests(
         context = _template_context(job, ports, junit_target)
         extra = tests_environment(job, ports, junit_target, context)
         argv = _command(job, context)
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, TemplateError) as error:
         raise StackFailure(f"cannot prepare the test command: {error}") from error
     shell = tests.shell and not in_service
     if in_service:

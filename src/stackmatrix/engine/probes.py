@@ -6,6 +6,7 @@ the stack polls them with a short interval until a deadline.
 
 from __future__ import annotations
 
+import http.client
 import re
 import socket
 import struct
@@ -111,6 +112,11 @@ def _http(ctx: ProbeContext, probe: HttpProbe) -> str | None:
             status = int(response.status)
     except urllib.error.HTTPError as error:
         status = error.code
+    except OSError:
+        raise  # a refused or dropped connection: attempt() says which
+    except http.client.HTTPException as error:  # not HTTP at all (another protocol answers)
+        said = str(error).strip()[:60]
+        return f"not an HTTP reply ({type(error).__name__}: {said!r})"
     if probe.status is not None:
         return None if status == probe.status else f"HTTP {status}, want {probe.status}"
     return None if status < 400 else f"HTTP {status}"
@@ -131,7 +137,8 @@ def _postgres(ctx: ProbeContext, probe: PostgresProbe) -> str | None:
     if reply[:1] == b"R":
         return None
     if reply[:1] == b"E":
-        fields = [f[1:].decode(errors="replace") for f in reply[5:].split(b"\0") if f]
+        # Each field is one type byte, then its text: M the message, C the SQLSTATE code.
+        fields = [f.decode(errors="replace") for f in reply[5:].split(b"\0") if f]
         message = next((f[1:] for f in fields if f.startswith("M")), "error")
         codes = [f[1:] for f in fields if f.startswith("C")]
         # Auth and missing-database errors still mean the server accepts connections.

@@ -164,15 +164,8 @@ class _WarmUp:
             LOG.debug("warm-up import failed: %s", error)
 
 
-def run_matrix(
-    request: RunRequest,
-    console: RunObserver,
-    *,
-    finish: Callable[[Path], None] = lambda _run_dir: None,
-) -> tuple[RunJournal, Path]:
-    """Run every variant of *request*; return the journal and the run directory."""
-    run_dir = prepare_run_dir(request.out_dir, request.run_id)
-    cancel, interrupted = threading.Event(), threading.Event()
+def _first_journal(request: RunRequest, run_dir: Path) -> RunJournal:
+    """The journal of a run that has just begun, already written into *run_dir*."""
     journal = journal_of(
         request.spec,
         request.run_id,
@@ -183,70 +176,116 @@ def run_matrix(
         pid=os.getpid(),
     )
     journal.write(run_dir)
-    warm_up = _WarmUp(request.warm_up, console.phase)
-    results: dict[str, VariantResult] = {}
-    signals = _Signals(cancel, interrupted, console)
-    console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
+    return journal
 
-    def job(variant: Variant) -> VariantJob:
-        return VariantJob(
-            spec=request.spec,
-            variant=variant,
-            run_id=request.run_id,
-            run_dir=run_dir,
-            cancel=cancel,
-            interrupted=interrupted,
-            keep=request.keep,
-            rebuild=request.rebuild,
-            on_phase=warm_up.phase,
-            after_stats=request.after_stats,
-        )
 
-    def record(result: VariantResult) -> None:
-        results[result.id] = result
-        console.finished(result)
-        ordered = tuple(results[v.id] for v in request.variants if v.id in results)
-        replace(journal, variants=ordered).write(run_dir)
+class _Run:
+    """One run in progress: the variants not yet started, the results so far, the journal."""
 
-    try:
+    def __init__(
+        self, request: RunRequest, console: RunObserver, run_dir: Path, journal: RunJournal
+    ) -> None:
+        self._request = request
+        self._console = console
+        self._run_dir = run_dir
+        self._journal = journal
+        self._cancel = threading.Event()
+        self._interrupted = threading.Event()
+        self._warm_up = _WarmUp(request.warm_up, console.phase)
+        self._pending = deque(request.variants)
+        self._results: dict[str, VariantResult] = {}
+
+    def execute(self) -> None:
+        """Run the variants, --jobs at a time; those that never started are recorded as such."""
+        signals = _Signals(self._cancel, self._interrupted, self._console)
         with (
             signals.installed(),
             ThreadPoolExecutor(
-                max_workers=request.jobs, thread_name_prefix="stackmatrix-variant"
+                max_workers=self._request.jobs, thread_name_prefix="stackmatrix-variant"
             ) as pool,
         ):
-            pending = deque(request.variants)
-            running: dict[Future[VariantResult], Variant] = {}
-            while pending or running:
-                while pending and len(running) < request.jobs and not cancel.is_set():
-                    variant = pending.popleft()
-                    future = pool.submit(run_with_retries, job(variant), request.retries)
-                    running[future] = variant
-                if not running:
-                    break
-                done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    variant = running.pop(future)
-                    result = future.result()
-                    record(result)
-                    if request.fail_fast and result.status in (Status.FAILED, Status.ERROR):
-                        if not cancel.is_set():
-                            console.note(
-                                f"fail-fast: {variant.id} {result.status}; stopping the rest"
-                            )
-                        cancel.set()
-            for variant in pending:
-                record(_never_started(variant, run_dir, interrupted=interrupted.is_set()))
-    finally:
-        ordered = tuple(results[v.id] for v in request.variants if v.id in results)
+            self._schedule(pool)
+        for variant in self._pending:
+            self._record(
+                _never_started(variant, self._run_dir, interrupted=self._interrupted.is_set())
+            )
+
+    def final_journal(self) -> RunJournal:
+        """The journal of the run as it ended (every result, the exit code), written."""
+        ordered = self._ordered_results()
         journal = replace(
-            journal,
+            self._journal,
             variants=ordered,
             finished_at=time.time(),
-            exit_code=exit_code_of(ordered, interrupted=interrupted.is_set()),
-            interrupted=interrupted.is_set(),
+            exit_code=exit_code_of(ordered, interrupted=self._interrupted.is_set()),
+            interrupted=self._interrupted.is_set(),
         )
-        journal.write(run_dir)
+        journal.write(self._run_dir)
+        return journal
+
+    def _schedule(self, pool: ThreadPoolExecutor) -> None:
+        """Keep the pool full until every variant ran or the run was stopped."""
+        running: dict[Future[VariantResult], Variant] = {}
+        while self._pending or running:
+            while self._pending and len(running) < self._request.jobs and not self._cancel.is_set():
+                variant = self._pending.popleft()
+                future = pool.submit(run_with_retries, self._job(variant), self._request.retries)
+                running[future] = variant
+            if not running:
+                break
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                variant = running.pop(future)
+                result = future.result()
+                self._record(result)
+                self._stop_if_fail_fast(variant, result)
+
+    def _job(self, variant: Variant) -> VariantJob:
+        return VariantJob(
+            spec=self._request.spec,
+            variant=variant,
+            run_id=self._request.run_id,
+            run_dir=self._run_dir,
+            cancel=self._cancel,
+            interrupted=self._interrupted,
+            keep=self._request.keep,
+            rebuild=self._request.rebuild,
+            on_phase=self._warm_up.phase,
+            after_stats=self._request.after_stats,
+        )
+
+    def _stop_if_fail_fast(self, variant: Variant, result: VariantResult) -> None:
+        """Under --fail-fast, a failed or broken variant stops the rest of the run."""
+        if self._request.fail_fast and result.status in (Status.FAILED, Status.ERROR):
+            if not self._cancel.is_set():
+                self._console.note(f"fail-fast: {variant.id} {result.status}; stopping the rest")
+            self._cancel.set()
+
+    def _record(self, result: VariantResult) -> None:
+        """Keep *result*, show it, and write the journal with every result so far."""
+        self._results[result.id] = result
+        self._console.finished(result)
+        replace(self._journal, variants=self._ordered_results()).write(self._run_dir)
+
+    def _ordered_results(self) -> tuple[VariantResult, ...]:
+        """The results so far, in the order of the request's variants."""
+        return tuple(self._results[v.id] for v in self._request.variants if v.id in self._results)
+
+
+def run_matrix(
+    request: RunRequest,
+    console: RunObserver,
+    *,
+    finish: Callable[[Path], None] = lambda _run_dir: None,
+) -> tuple[RunJournal, Path]:
+    """Run every variant of *request*; return the journal and the run directory."""
+    run_dir = prepare_run_dir(request.out_dir, request.run_id)
+    run = _Run(request, console, run_dir, _first_journal(request, run_dir))
+    console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
+    try:
+        run.execute()
+    finally:
+        journal = run.final_journal()
         finish(run_dir)
         console.done(journal, run_dir)
     return journal, run_dir

@@ -467,8 +467,11 @@ def _build_lock(key: str) -> threading.Lock:
 
 
 def _final_reason(state: ServiceState) -> str:
-    if state.health == "unhealthy":
-        return "is unhealthy"
+    # A stopped container's health reads "unhealthy" too: how it stopped says more.
     if state.oom_killed:
         return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
+    if state.status in {"exited", "dead"}:
+        return f"exited with code {state.exit_code}"
+    if state.health == "unhealthy":
+        return "is unhealthy"
     return f"exited with code {state.exit_code}"

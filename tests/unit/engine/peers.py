@@ -93,6 +93,16 @@ def silent(conn: socket.socket) -> None:
     wait_for_close(conn)
 
 
+def greeting(data: bytes) -> Answer:
+    """Send *data* as soon as the connection is there (SSH, SMTP), then keep it open."""
+
+    def answer(conn: socket.socket) -> None:
+        conn.sendall(data)
+        wait_for_close(conn)
+
+    return answer
+
+
 def saying(data: bytes) -> Answer:
     """Read what the client sends first (if anything, briefly), answer *data*, hang up."""
 

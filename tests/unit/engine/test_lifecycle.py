@@ -1,0 +1,233 @@
+"""The engine-free parts of one variant's life: the environment its tests get, running the
+test command on the host, and the verdict from its exit and its JUnit report."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+
+from stackmatrix.engine import lifecycle
+from stackmatrix.engine.lifecycle import VariantJob, _judge, _run_tests
+from stackmatrix.engine.processes import ProcessOutcome
+from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
+from stackmatrix.matrix.expand import Variant, expand
+from stackmatrix.results.journal import Status
+from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.models import Spec
+
+RUN_ID = "20260314-092000-a1b2"
+PORTS = {"db": {"5432": "127.0.0.1:32770", "514/udp": "127.0.0.1:32771"}}
+
+
+def _spec(tmp_path: Path, tests: str) -> Spec:
+    (tmp_path / "compose.yaml").write_text(
+        'services:\n  db: {image: "postgres:${{ matrix.pg }}"}\n', encoding="utf-8"
+    )
+    (tmp_path / "matrix.yaml").write_text(
+        "name: shop\ncompose: compose.yaml\n"
+        'axes: {pg: ["15", "16 && echo pwned"], redis: ["on"]}\n'
+        "secrets: [SHOP_DSN]\n" + textwrap.dedent(tests),
+        encoding="utf-8",
+    )
+    return load_spec(tmp_path / "matrix.yaml")
+
+
+def _job(spec: Spec, tmp_path: Path, index: int = 0) -> VariantJob:
+    return VariantJob(
+        spec=spec,
+        variant=expand(spec)[index],
+        run_id=RUN_ID,
+        run_dir=tmp_path / "runs" / RUN_ID,
+        base_env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+
+
+def _stack(job: VariantJob) -> Stack:
+    """A real Stack; a test command on the host never uses it (no engine is reached)."""
+    return Stack(
+        project=job.project,
+        compose_file=job.directory / "compose.yaml",
+        project_directory=job.spec.path.parent,
+        services=["db"],
+        cancel=job.cancel,
+    )
+
+
+_ENV_TESTS = """\
+tests:
+  command: ["pytest", "--junitxml={junit}"]
+  env:
+    DATABASE_URL: "postgresql://postgres:pw-{{ matrix.pg }}@{{ ports.db.5432 }}/postgres"
+    DB_PASSWORD: hunter22
+    SHOP_DSN: "dsn-{{ variant }}"
+"""
+
+
+# -- the tests' environment -------------------------------------------------------------------
+
+
+def test_the_tests_get_the_variant_its_ports_and_its_values(tmp_path: Path) -> None:
+    job = _job(_spec(tmp_path, _ENV_TESTS), tmp_path)
+    context = {"ports": PORTS, "matrix": {"pg": "15", "redis": "on"}, "variant": "pg-15_redis-on"}
+    env = lifecycle.tests_environment(job, PORTS, "/tmp/junit.xml", context)
+    assert env == {
+        "STACKMATRIX_VARIANT": "pg-15_redis-on",
+        "STACKMATRIX_RUN_ID": RUN_ID,
+        "STACKMATRIX_PROJECT": job.project,
+        "STACKMATRIX_JUNIT": "/tmp/junit.xml",
+        "STACKMATRIX_DB_5432": "127.0.0.1:32770",
+        "STACKMATRIX_DB_514_UDP": "127.0.0.1:32771",
+        "STACKMATRIX_AXIS_PG": "15",
+        "STACKMATRIX_AXIS_REDIS": "on",
+        "DATABASE_URL": "postgresql://postgres:pw-15@127.0.0.1:32770/postgres",
+        "DB_PASSWORD": "hunter22",
+        "SHOP_DSN": "dsn-pg-15_redis-on",
+    }
+
+
+# -- running the tests on the host ------------------------------------------------------------
+
+
+def test_the_test_command_runs_on_the_host_with_that_environment(tmp_path: Path) -> None:
+    (tmp_path / "check.sh").write_text(
+        'env | grep -E "^(STACKMATRIX_|DATABASE_URL|SHOP_DSN)" | sort\n'
+        'echo \'<testsuite tests="0"/>\' > "$1"\n',
+        encoding="utf-8",
+    )
+    spec = _spec(
+        tmp_path, _ENV_TESTS.replace('"pytest", "--junitxml={junit}"', 'sh, check.sh, "{junit}"')
+    )
+    job = _job(spec, tmp_path)
+    junit = job.directory / "junit.xml"
+    secrets: list[str] = []
+    outcome = _run_tests(job, _stack(job), PORTS, junit, secrets)
+    assert outcome.exit_code == 0
+    log = (job.directory / "tests.log").read_text(encoding="utf-8").splitlines()
+    assert log[0] == f"$ sh check.sh {junit}"
+    assert log[1:] == sorted(log[1:])
+    assert "STACKMATRIX_DB_5432=127.0.0.1:32770" in log
+    assert f"STACKMATRIX_JUNIT={junit}" in log
+    assert "SHOP_DSN=dsn-pg-15_redis-on" in log  # (the log is redacted after, in collect)
+    assert junit.read_text(encoding="utf-8") == '<testsuite tests="0"/>\n'
+    # The secret values of the expanded environment are known, to be masked everywhere.
+    assert {"hunter22", "dsn-pg-15_redis-on"} <= set(secrets)
+
+
+def test_a_shell_command_gets_every_value_as_one_quoted_word(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "tests:\n  shell: true\n  command: 'echo {{ matrix.pg }} > seen.txt'\n")
+    job = _job(spec, tmp_path, index=1)  # pg = "16 && echo pwned"
+    outcome = _run_tests(job, _stack(job), PORTS, job.directory / "junit.xml", [])
+    assert outcome.exit_code == 0
+    # One word: the value is data, never shell code.
+    assert (tmp_path / "seen.txt").read_text(encoding="utf-8") == "16 && echo pwned\n"
+
+
+def test_a_reference_to_a_port_that_is_not_published_fails_the_stack(tmp_path: Path) -> None:
+    job = _job(_spec(tmp_path, _ENV_TESTS), tmp_path)
+    with pytest.raises(StackFailure) as failure:
+        _run_tests(job, _stack(job), {"db": {}}, job.directory / "junit.xml", [])
+    assert failure.value.reason == (
+        "cannot prepare the test command: {{ ports.db.5432 }}: service 'db' publishes no port "
+        "5432; published: none"
+    )
+
+
+def test_tests_that_outlive_their_timeout_are_killed_and_fail(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "tests:\n  command: [sleep, '30']\n  timeout: 0.3s\n")
+    job = _job(spec, tmp_path)
+    junit = job.directory / "junit.xml"
+    outcome = _run_tests(job, _stack(job), PORTS, junit, [])
+    assert outcome.timed_out
+    assert outcome.duration < 5
+    assert _judge(outcome, junit, job) == (
+        Status.FAILED,
+        "tests timed out after 0.3 s; their process group was killed",
+    )
+    assert "killed after the 0.3 s timeout" in (job.directory / "tests.log").read_text()
+
+
+# -- the verdict ------------------------------------------------------------------------------
+
+
+def _report(path: Path, *, failures: int = 0, errors: int = 0, passed: int = 1) -> Path:
+    cases = (
+        "<testcase name='ok'/>" * passed
+        + "<testcase name='f'><failure message='x'/></testcase>" * failures
+        + "<testcase name='e'><error message='y'/></testcase>" * errors
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<testsuite name='t'>{cases}</testsuite>\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> VariantJob:
+    return _job(_spec(tmp_path, "tests:\n  command: [pytest]\n"), tmp_path)
+
+
+def test_exit_0_with_a_clean_report_passes(job: VariantJob, tmp_path: Path) -> None:
+    junit = _report(tmp_path / "junit.xml", passed=3)
+    assert _judge(ProcessOutcome(0, 1.0), junit, job) == (Status.PASSED, "")
+
+
+def test_a_failing_exit_names_the_code_and_the_counts(job: VariantJob, tmp_path: Path) -> None:
+    junit = _report(tmp_path / "junit.xml", failures=2, errors=1)
+    assert _judge(ProcessOutcome(1, 1.0), junit, job) == (
+        Status.FAILED,
+        "tests exited with code 1 (2 failed, 1 errors)",
+    )
+
+
+def test_a_failing_exit_without_a_report(job: VariantJob, tmp_path: Path) -> None:
+    empty = tmp_path / "junit.xml"
+    empty.write_bytes(b"")  # an empty file is no report
+    for junit in (tmp_path / "missing.xml", empty):
+        assert _judge(ProcessOutcome(4, 1.0), junit, job) == (
+            Status.FAILED,
+            "tests exited with code 4",
+        )
+
+
+def test_exit_0_with_failures_in_the_report_still_fails(job: VariantJob, tmp_path: Path) -> None:
+    junit = _report(tmp_path / "junit.xml", failures=1)
+    assert _judge(ProcessOutcome(0, 1.0), junit, job) == (
+        Status.FAILED,
+        "exit code 0 but the report has 1 failed, 0 errors",
+    )
+
+
+def test_a_command_that_cannot_start_is_an_error(job: VariantJob, tmp_path: Path) -> None:
+    outcome = ProcessOutcome(None, 0.0, start_error="cannot start 'pytest': No such file")
+    assert _judge(outcome, tmp_path / "junit.xml", job) == (
+        Status.ERROR,
+        "cannot start 'pytest': No such file",
+    )
+
+
+def test_tests_killed_by_a_cancelled_run_are_cancelled_not_failed(
+    job: VariantJob, tmp_path: Path
+) -> None:
+    with pytest.raises(Cancelled):
+        _judge(ProcessOutcome(-15, 1.0, cancelled=True), tmp_path / "junit.xml", job)
+
+
+def test_a_cancelled_run_kills_the_tests(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "tests:\n  command: [sleep, '30']\n")
+    job = _job(spec, tmp_path)
+    threading.Timer(0.2, job.cancel.set).start()
+    outcome = _run_tests(job, _stack(job), PORTS, job.directory / "junit.xml", [])
+    assert outcome.cancelled
+    assert outcome.duration < 5
+    assert "killed: the run was cancelled" in (job.directory / "tests.log").read_text()
+
+
+def test_variant_values_reach_the_project_name(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "tests:\n  command: [pytest]\n")
+    job = _job(spec, tmp_path)
+    assert job.variant == Variant("pg-15_redis-on", {"pg": "15", "redis": "on"})
+    assert job.directory == tmp_path / "runs" / RUN_ID / "pg-15_redis-on"
+    assert job.project.startswith("shop-")

@@ -1,0 +1,471 @@
+"""Which service holds a stack back, and whether waiting longer could help - without an engine.
+
+The state of each container is what ``docker inspect`` prints; ``inspect_project.json`` is that
+output for one compose project (a healthy database, a cache without a healthcheck, a finished
+migration job, an app that crashed, a container the kernel killed for memory). A ``Stack`` is
+built for real: its constructor only prepares a python-on-whales client and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from python_on_whales.components.container.models import ContainerInspectResult
+
+from stackmatrix.engine import stack as stack_module
+from stackmatrix.engine.stack import (
+    HEALTH_EVENT_FALLBACK,
+    HEALTH_POLL_INTERVAL,
+    Cancelled,
+    ContainerEvents,
+    ServiceState,
+    Stack,
+    StackFailure,
+    _final_reason,
+    _service_state,
+)
+from stackmatrix.spec.load import RedisProbe, TcpProbe
+from tests.unit.engine.peers import redis_peer, refusing, serving, wait_for_close
+
+GOLDEN = Path(__file__).with_name("inspect_project.json")
+PROJECT = "shop-pg-15-r1"
+
+
+@pytest.fixture(autouse=True)
+def _no_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No docker (nor setsid) on PATH: a test that reached the engine would fail loudly."""
+    empty = tmp_path / "no-binaries"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def _inspected() -> dict[str, ServiceState]:
+    found: list[dict[str, Any]] = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    states = (_service_state(ContainerInspectResult(**item)) for item in found)
+    return {state.service: state for state in states}
+
+
+def _stack(tmp_path: Path, services: Sequence[str]) -> Stack:
+    return Stack(
+        project=PROJECT,
+        compose_file=tmp_path / "compose.yaml",
+        project_directory=tmp_path,
+        services=list(services),
+        cancel=threading.Event(),
+    )
+
+
+def _state(
+    service: str,
+    status: str = "running",
+    *,
+    health: str | None = None,
+    exit_code: int | None = None,
+    oom_killed: bool = False,
+    health_output: str = "",
+    ports: Mapping[str, str] | None = None,
+) -> ServiceState:
+    code = exit_code if exit_code is not None else (0 if status == "running" else None)
+    return ServiceState(
+        service=service,
+        container_id=f"{service}-0123456789ab",
+        status=status,
+        health=health,
+        exit_code=code,
+        health_output=health_output,
+        ports=ports or {},
+        oom_killed=oom_killed,
+    )
+
+
+# -- what `docker inspect` says, read ---------------------------------------------------------
+
+
+def test_inspect_output_reads_into_service_states() -> None:
+    states = _inspected()
+    assert list(states) == ["db", "cache", "migrate", "app", "hog"]  # by the compose label
+    db = states["db"]
+    assert (db.status, db.health, db.oom_killed) == ("running", "healthy", False)
+    assert db.container_id.startswith("5c3d1b2a9e8f")
+    # The last health check, not the first.
+    assert db.health_output == "exit 0: /var/run/postgresql:5432 - accepting connections"
+    # tcp ports by number alone, other protocols keep theirs.
+    assert db.ports == {"5432": "127.0.0.1:32770", "514/udp": "127.0.0.1:32771"}
+    assert states["cache"].health is None  # no healthcheck: no Health in the output at all
+    assert states["hog"].oom_killed
+    assert states["hog"].exit_code == 137
+    assert (states["migrate"].status, states["migrate"].exit_code) == ("exited", 0)
+
+
+def test_a_port_bound_on_every_interface_is_read_once_without_its_ipv6_twin() -> None:
+    assert _inspected()["cache"].ports == {"6379": "0.0.0.0:6379"}
+
+
+def test_a_container_without_compose_labels_is_named_by_its_container_name() -> None:
+    bare = ContainerInspectResult(**{"Id": "abc", "Name": "lonely", "State": {"Status": "created"}})
+    state = _service_state(bare)
+    assert (state.service, state.status, state.health, state.ports) == (
+        "lonely", "created", None, {}
+    )  # fmt: skip
+
+
+def test_an_empty_binding_host_ip_means_loopback() -> None:
+    item = {
+        "Id": "abc",
+        "Config": {"Labels": {"com.docker.compose.service": "db"}},
+        "State": {"Status": "running"},
+        "NetworkSettings": {"Ports": {"5432/tcp": [{"HostIp": "", "HostPort": "33265"}],
+                                      "9187/tcp": None}},
+    }  # fmt: skip
+    assert _service_state(ContainerInspectResult(**item)).ports == {"5432": "127.0.0.1:33265"}
+
+
+# -- the blocking rule ------------------------------------------------------------------------
+
+
+def test_the_golden_project_is_ready_without_the_services_that_failed(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, ["db", "cache", "migrate"])
+    assert stack._blocking(_inspected()) is None  # migrate exited 0: a job that finished
+
+
+def test_an_oom_killed_container_blocks_for_good_and_says_so(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, ["db", "cache", "migrate", "hog"])
+    blocking = stack._blocking(_inspected())
+    assert blocking is not None
+    state, final = blocking
+    assert (state.service, final) == ("hog", True)
+    assert _final_reason(state) == "was killed: out of memory (OOMKilled, exit code 137)"
+
+
+def test_a_crashed_container_with_a_healthcheck_is_reported_by_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    stack = _stack(tmp_path, ["db", "app"])
+    blocking = stack._blocking(_inspected())
+    assert blocking is not None
+    state, final = blocking
+    assert (state.service, final) == ("app", True)
+    assert _final_reason(state) == "exited with code 1"
+
+
+def test_an_oom_kill_is_named_even_when_the_service_has_a_healthcheck() -> None:
+    state = _state("db", "exited", health="unhealthy", exit_code=137, oom_killed=True)
+    assert _final_reason(state) == "was killed: out of memory (OOMKilled, exit code 137)"
+
+
+@pytest.mark.parametrize(
+    ("state", "final", "reason"),
+    [
+        pytest.param(_state("db", "created"), False, None, id="created"),
+        pytest.param(_state("db", health="starting"), False, None, id="starting"),
+        pytest.param(_state("db", "restarting", exit_code=1), False, None, id="restarting"),
+        pytest.param(_state("db", "paused"), False, None, id="paused"),
+        pytest.param(_state("db", health="unhealthy"), True, "is unhealthy", id="unhealthy"),
+        pytest.param(_state("db", "exited", exit_code=1), True, "exited with code 1", id="exit-1"),
+        pytest.param(
+            _state("db", "exited", exit_code=137), True, "exited with code 137", id="exit-137"
+        ),
+        pytest.param(_state("db", "dead", exit_code=255), True, "exited with code 255", id="dead"),
+        pytest.param(
+            _state("db", "exited", exit_code=137, oom_killed=True),
+            True,
+            "was killed: out of memory (OOMKilled, exit code 137)",
+            id="oom",
+        ),
+    ],
+)
+def test_a_service_blocks_and_only_some_states_are_final(
+    tmp_path: Path, state: ServiceState, final: bool, reason: str | None
+) -> None:
+    stack = _stack(tmp_path, ["db"])
+    assert stack._blocking({"db": state}) == (state, final)
+    if reason is not None:
+        assert _final_reason(state) == reason
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        _state("db"),
+        _state("db", health="healthy"),
+        _state("db", "exited", exit_code=0),
+    ],
+    ids=["running", "healthy", "job-done"],
+)
+def test_ready_states_do_not_block(tmp_path: Path, state: ServiceState) -> None:
+    assert _stack(tmp_path, ["db"])._blocking({"db": state}) is None
+
+
+def test_a_service_not_created_yet_blocks_but_not_for_good(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, ["db", "app"])
+    blocking = stack._blocking({"db": _state("db", health="healthy")})
+    assert blocking == (ServiceState("app", "", "missing", None, None, "", {}), False)
+
+
+def test_services_are_judged_in_the_stacks_order(tmp_path: Path) -> None:
+    # The app has crashed already, but the database ahead of it is still starting: it is the
+    # database that is reported (and the crash once the database is healthy).
+    stack = _stack(tmp_path, ["db", "app"])
+    states = {
+        "app": _state("app", "exited", exit_code=3),
+        "db": _state("db", health="starting"),
+    }
+    assert stack._blocking(states) == (states["db"], False)
+    states["db"] = _state("db", health="healthy")
+    assert stack._blocking(states) == (states["app"], True)
+
+
+def test_containers_of_services_the_stack_does_not_wait_for_are_ignored(tmp_path: Path) -> None:
+    stack = _stack(tmp_path, ["db"])
+    states = {"db": _state("db"), "debug-shell": _state("debug-shell", "exited", exit_code=1)}
+    assert stack._blocking(states) is None
+
+
+# -- waiting for health, with the engine's answers given --------------------------------------
+
+
+class _ScriptedStack(Stack):
+    """A Stack whose engine answers are given: each refresh reads the next set of states (the
+    last one repeats), logs are fixed text. Nothing else is replaced."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        services: Sequence[str],
+        readings: Sequence[Mapping[str, ServiceState]],
+        log_text: str = "",
+    ) -> None:
+        super().__init__(
+            project=PROJECT,
+            compose_file=tmp_path / "compose.yaml",
+            project_directory=tmp_path,
+            services=list(services),
+            cancel=threading.Event(),
+        )
+        self._readings = list(readings)
+        self._log_text = log_text
+        self.refreshes = 0
+
+    def refresh(self) -> dict[str, ServiceState]:
+        self.refreshes += 1
+        reading = self._readings.pop(0) if len(self._readings) > 1 else self._readings[0]
+        self.states = dict(reading)
+        return self.states
+
+    def logs(self, service: str, tail: int | None = None) -> str:
+        return self._log_text
+
+
+@pytest.fixture
+def no_event_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docker events` cannot start: the wait polls the state, as it does without a stream."""
+    monkeypatch.setattr(
+        stack_module, "docker_command", lambda _client, *args: ["/nonexistent/docker", *args]
+    )
+
+
+@pytest.mark.usefixtures("no_event_stream")
+def test_waiting_ends_when_every_service_is_healthy(tmp_path: Path) -> None:
+    starting, healthy = _state("db", health="starting"), _state("db", health="healthy")
+    created, done = _state("migrate", "created"), _state("migrate", "exited", exit_code=0)
+    stack = _ScriptedStack(
+        tmp_path,
+        ["db", "migrate"],
+        [{"db": starting}, {"db": starting, "migrate": created}, {"db": healthy, "migrate": done}],
+    )
+    stack.wait_until_healthy(timeout=10)
+    assert stack.refreshes == 3
+
+
+@pytest.mark.usefixtures("no_event_stream")
+def test_a_crash_fails_the_wait_at_once_with_its_exit_code_and_log(tmp_path: Path) -> None:
+    log = "".join(f"line {i}\n" for i in range(100)) + 'Error: relation "orders" does not exist\n'
+    healthy = _state("db", health="healthy")
+    created, crashed = _state("migrate", "created"), _state("migrate", "exited", exit_code=2)
+    stack = _ScriptedStack(
+        tmp_path,
+        ["db", "migrate"],
+        [{"db": healthy, "migrate": created}, {"db": healthy, "migrate": crashed}],
+        log_text=log,
+    )
+    began = time.monotonic()
+    with pytest.raises(StackFailure) as failure:
+        stack.wait_until_healthy(timeout=30)
+    assert time.monotonic() - began < 5  # final: no waiting for the timeout
+    assert failure.value.reason == "service 'migrate' exited with code 2"
+    assert failure.value.service == "migrate"
+    detail = failure.value.detail.splitlines()
+    assert detail[0] == "service migrate: status exited, exit code 2"
+    assert detail[1] == "last 30 log lines:"
+    assert detail[-1] == 'Error: relation "orders" does not exist'
+
+
+@pytest.mark.usefixtures("no_event_stream")
+def test_a_service_that_stays_starting_fails_at_the_deadline(tmp_path: Path) -> None:
+    starting = _state("db", health="starting", health_output="exit 2: no response")
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": starting}])
+    began = time.monotonic()
+    with pytest.raises(StackFailure) as failure:
+        stack.wait_until_healthy(timeout=0.3)
+    assert 0.3 <= time.monotonic() - began < 3
+    assert failure.value.reason == "service 'db' did not become healthy within 0.3 s"
+    assert failure.value.detail.splitlines() == [
+        "service db: status running, health starting",
+        "last health check: exit 2: no response",
+        "log is empty",
+    ]
+
+
+@pytest.mark.usefixtures("no_event_stream")
+def test_a_cancelled_run_stops_waiting(tmp_path: Path) -> None:
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": _state("db", health="starting")}])
+    stack._cancel.set()
+    with pytest.raises(Cancelled):
+        stack.wait_until_healthy(timeout=30)
+    with pytest.raises(Cancelled):
+        stack.wait_until_ready({"db": (TcpProbe(port=5432),)}, timeout=30)
+
+
+# -- waiting for the ready probes, against real sockets ---------------------------------------
+
+
+def test_ready_probes_reach_the_published_port_of_the_service(tmp_path: Path) -> None:
+    with serving(wait_for_close) as port:
+        db = _state("db", ports={"5432": f"127.0.0.1:{port}"})
+        stack = _ScriptedStack(tmp_path, ["db"], [{"db": db}])
+        stack.states = {"db": db}
+        stack.wait_until_ready({"db": (TcpProbe(port=5432),)}, timeout=5)
+    assert stack.refreshes == 0  # the ports were known: no engine call
+
+
+def test_ready_probes_are_tried_again_until_they_pass(tmp_path: Path) -> None:
+    seen: list[bytes] = []
+    loading = redis_peer(b"-LOADING Redis is loading the dataset in memory\r\n", seen)
+    pong = redis_peer(b"+PONG\r\n", seen)
+
+    def answer(conn: socket.socket) -> None:
+        (loading if len(seen) < 2 else pong)(conn)
+
+    with serving(answer) as port:
+        cache = _state("cache", ports={"6379": f"127.0.0.1:{port}"})
+        stack = _ScriptedStack(tmp_path, ["cache"], [{"cache": cache}])
+        stack.wait_until_ready({"cache": (RedisProbe(port=6379),)}, timeout=5)
+    assert seen == [b"PING\r\n"] * 3
+
+
+def test_a_probe_that_keeps_failing_names_itself_and_its_last_reason(tmp_path: Path) -> None:
+    with refusing() as port:
+        db = _state("db", ports={"5432": f"127.0.0.1:{port}"})
+        stack = _ScriptedStack(tmp_path, ["db"], [{"db": db}], log_text="FATAL: lock file\n")
+        with pytest.raises(StackFailure) as failure:
+            stack.wait_until_ready({"db": (TcpProbe(port=5432),)}, timeout=0.3)
+    assert failure.value.reason == (
+        "service 'db' not ready: probe tcp:5432 still failing after 0.3 s "
+        "(ConnectionRefusedError: [Errno 111] Connection refused)"
+    )
+    assert failure.value.service == "db"
+    assert failure.value.detail.splitlines() == [
+        "service db: status running",
+        "last 30 log lines:",
+        "FATAL: lock file",
+    ]
+
+
+def test_a_probe_of_a_port_the_service_does_not_publish_says_so(tmp_path: Path) -> None:
+    db = _state("db", ports={"5432": "127.0.0.1:1"})
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": db}])
+    with pytest.raises(StackFailure) as failure:
+        stack.wait_until_ready({"db": (TcpProbe(port=6379),)}, timeout=0.2)
+    assert failure.value.reason.endswith("(OSError: port 6379 of 'db' is not published)")
+
+
+# -- what a failing service's report shows ----------------------------------------------------
+
+
+def test_diagnosis_of_an_oom_kill(tmp_path: Path) -> None:
+    hog = _inspected()["hog"]
+    stack = _ScriptedStack(tmp_path, ["hog"], [{"hog": hog}], log_text="allocating\n\n")
+    assert stack.diagnose(hog).splitlines() == [
+        "service hog: status exited, exit code 137, killed by the kernel: out of memory",
+        "last 30 log lines:",
+        "allocating",
+    ]
+
+
+def test_diagnosis_of_an_unhealthy_service_shows_its_last_health_check(tmp_path: Path) -> None:
+    app = _inspected()["app"]
+    stack = _ScriptedStack(tmp_path, ["app"], [{"app": app}])
+    assert stack.diagnose(app).splitlines() == [
+        "service app: status exited, health unhealthy, exit code 1",
+        "last health check: exit 7: curl: (7) Failed to connect to localhost port 8000 after "
+        "0 ms: Couldn't connect to server",
+        "log is empty",
+    ]
+
+
+def test_ports_and_running_containers_come_from_the_last_reading(tmp_path: Path) -> None:
+    stack = _ScriptedStack(tmp_path, [], [_inspected()])
+    stack.refresh()
+    assert stack.ports() == {
+        "app": {},
+        "cache": {"6379": "0.0.0.0:6379"},
+        "db": {"5432": "127.0.0.1:32770", "514/udp": "127.0.0.1:32771"},
+        "hog": {},
+        "migrate": {},
+    }
+    assert list(stack.ports()) == sorted(stack.ports())
+    assert sorted(stack.container_ids().values()) == ["cache", "db"]
+
+
+# -- the event stream that paces the health wait ----------------------------------------------
+
+
+def _events(script: str) -> ContainerEvents:
+    # Any command stands in for `docker events`: what matters is that it prints lines.
+    return ContainerEvents([sys.executable, "-c", script], PROJECT, since=0.0, until=1.0)
+
+
+def test_an_event_ends_the_wait_early() -> None:
+    cancel = threading.Event()
+    with _events("import time; print('health_status: healthy', flush=True); time.sleep(30)") as ev:
+        began = time.monotonic()
+        ev.wait(10, cancel)
+        assert time.monotonic() - began < 5
+        assert ev.interval == HEALTH_EVENT_FALLBACK  # the stream is alive: read seldom
+
+
+def test_without_an_event_stream_the_wait_is_a_short_poll() -> None:
+    cancel = threading.Event()
+    events = ContainerEvents(["/nonexistent/docker"], PROJECT, since=0.0, until=1.0)
+    with events as ev:
+        assert ev.interval == HEALTH_POLL_INTERVAL
+        began = time.monotonic()
+        ev.wait(0.2, cancel)
+        assert 0.2 <= time.monotonic() - began < 2
+
+
+def test_a_stream_that_ends_falls_back_to_polling() -> None:
+    cancel = threading.Event()
+    with _events("pass") as ev:
+        ev.wait(10, cancel)  # the end of the stream wakes the wait too
+        deadline = time.monotonic() + 5
+        while ev.interval != HEALTH_POLL_INTERVAL and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ev.interval == HEALTH_POLL_INTERVAL
+
+
+def test_a_cancelled_run_ends_the_wait_at_once() -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with _events("import time; time.sleep(30)") as ev:
+        began = time.monotonic()
+        ev.wait(10, cancel)
+        assert time.monotonic() - began < 1
