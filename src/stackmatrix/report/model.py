@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +254,14 @@ def _variant_report(result: VariantResult, run_dir: Path, run_id: str) -> Varian
     )
 
 
+def _after_rerun(earlier: VariantReport, rerun: VariantReport) -> VariantReport:
+    """A variant whose failed testcases ran again: each test's last outcome, in the order the
+    first run reported them (tests only the re-run has come last)."""
+    again = {case.test_id: case for case in rerun.cases}
+    cases = [again.pop(case.test_id, case) for case in earlier.cases]
+    return replace(rerun, cases=(*cases, *again.values()))
+
+
 def is_synthetic(case: CaseResult) -> bool:
     """Whether a testcase is the stand-in :func:`write_error_junit` writes for a variant."""
     return case.classname == ERROR_CLASSNAME and case.name.startswith("variant ")
@@ -289,13 +297,16 @@ def load_runs(run_dirs: Sequence[Path]) -> RunReport:
             raise ReportError(f"{journal_path}: cannot read the run journal: {exc}") from exc
         journals.append(journal)
         for result in journal.variants:
-            if result.id in chosen:
+            report = _variant_report(result, run_dir, journal.run_id)
+            earlier = chosen.pop(result.id, None)
+            if earlier is not None and journal.rerun_of is None:
                 warnings.append(
-                    f"variant {result.id} appears in {chosen[result.id].run_dir} and {run_dir};"
+                    f"variant {result.id} appears in {earlier.run_dir} and {run_dir};"
                     f" using {run_dir}"
                 )
-                del chosen[result.id]
-            chosen[result.id] = _variant_report(result, run_dir, journal.run_id)
+            if earlier is not None and journal.rerun_tests:
+                report = _after_rerun(earlier, report)
+            chosen[result.id] = report
     starts = [j.started_at for j in journals]
     ends = [j.finished_at for j in journals if j.finished_at is not None]
     return RunReport(

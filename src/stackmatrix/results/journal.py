@@ -162,6 +162,8 @@ class RunJournal:
     variants: tuple[VariantResult, ...] = ()
     stackmatrix_version: str = ""
     format: int = JOURNAL_FORMAT
+    rerun_of: str | None = None  # `run --failed`: the id of the run whose failures this re-ran
+    rerun_tests: bool = False  # `--failed-tests`: each variant ran only its failed testcases
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
