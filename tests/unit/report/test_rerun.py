@@ -73,7 +73,7 @@ def test_a_variant_the_matrix_no_longer_has_is_named(run_dir: Path) -> None:
     rerun = plan_rerun(run_dir)
     today = [Variant(id="postgres-13_redis-off", values={"postgres": "13"})]
 
-    with pytest.raises(UsageError, match="no longer has: .*postgres-17_redis-off"):
+    with pytest.raises(UsageError, match=r"no longer has: .*postgres-17_redis-off"):
         variants_to_rerun(today, rerun)
 
 
