@@ -7,10 +7,13 @@ the command line starts: ``--help``, ``list`` and ``gha-matrix`` never load it.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stackmatrix.ci.provider import detect, publish_annotations
+from stackmatrix.ci.provider import Provider, detect, publish_annotations
 from stackmatrix.cli.common import (
     Subparsers,
     add_out_argument,
@@ -19,28 +22,50 @@ from stackmatrix.cli.common import (
     read_spec,
 )
 from stackmatrix.console import Console
-from stackmatrix.matrix.expand import expand
+from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.matrix.select import default_jobs, select_only, select_shard
+
+if TYPE_CHECKING:
+    from stackmatrix.engine.scheduler import RunRequest
+    from stackmatrix.results.journal import RunJournal
+    from stackmatrix.spec.load import Spec
 
 
 def _run(args: argparse.Namespace) -> int:
     spec = read_spec(args)
-    variants = expand(spec)
-    if args.only:
-        variants = select_only(variants, args.only)
-    if args.shard:
-        variants = select_shard(variants, args.shard)
+    variants = _selected_variants(spec, args)
     provider = detect()
     console = Console(provider=provider)
     if not variants:
         console.note("no variant to run in this selection")
         return 0
     from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - see the docstring
-    from stackmatrix.engine.scheduler import RunRequest, run_matrix  # noqa: PLC0415
-    from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
+    from stackmatrix.engine.scheduler import run_matrix  # noqa: PLC0415
 
     ensure_engine()
-    request = RunRequest(
+    finish = functools.partial(_publish_reports, provider=provider, console=console)
+    journal, run_dir = run_matrix(_run_request(args, spec, variants), console, finish=finish)
+    if args.keep:
+        _print_kept_stacks(journal, run_dir)
+    return journal.exit_code or 0
+
+
+def _selected_variants(spec: Spec, args: argparse.Namespace) -> list[Variant]:
+    """The variants of *spec* that ``--only`` and ``--shard`` select."""
+    variants = expand(spec)
+    if args.only:
+        variants = select_only(variants, args.only)
+    if args.shard:
+        variants = select_shard(variants, args.shard)
+    return variants
+
+
+def _run_request(args: argparse.Namespace, spec: Spec, variants: Sequence[Variant]) -> RunRequest:
+    """What the command line asks to run, and how."""
+    from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415 - see the docstring
+    from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
+
+    return RunRequest(
         spec=spec,
         variants=tuple(variants),
         out_dir=args.out,
@@ -55,31 +80,34 @@ def _run(args: argparse.Namespace) -> int:
         after_stats=keep_plot,
     )
 
-    def reports(run_dir: Path) -> None:
-        # Loaded in the background while the stacks run (see _runner): start-up stays short.
-        from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 
-        try:
-            paths = build_reports([run_dir], run_dir, step_summary=provider.step_summary())
-        except Exception as error:
-            console.note(f"could not build the reports: {error}")
-            return
-        for warning in paths.warnings:
-            console.note(f"report: {warning}")
-        publish_annotations(provider, load_runs([run_dir]))
+def _publish_reports(run_dir: Path, *, provider: Provider, console: Console) -> None:
+    """Build the reports of the run in *run_dir* and publish its CI annotations; a report that
+    cannot be built is a note, not a failed run."""
+    # Loaded in the background while the stacks run (report.plots.WARM_UP_MODULES).
+    from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 
-    journal, _run_dir = run_matrix(request, console, finish=reports)
-    if args.keep:
-        for result in journal.variants:
-            if result.project:
-                compose = _run_dir / (result.compose_file or "")
-                print(
-                    f"kept {result.id}: docker compose -p {result.project} -f {compose} ps\n"
-                    f"  remove: docker compose -p {result.project} down -v --remove-orphans"
-                    f"  (or: stackmatrix gc --run {journal.run_id})",
-                    file=sys.stderr,
-                )
-    return journal.exit_code or 0
+    try:
+        paths = build_reports([run_dir], run_dir, step_summary=provider.step_summary())
+    except Exception as error:
+        console.note(f"could not build the reports: {error}")
+        return
+    for warning in paths.warnings:
+        console.note(f"report: {warning}")
+    publish_annotations(provider, load_runs([run_dir]))
+
+
+def _print_kept_stacks(journal: RunJournal, run_dir: Path) -> None:
+    """How to look at and remove each stack that ``--keep`` left up."""
+    for result in journal.variants:
+        if result.project:
+            compose = run_dir / (result.compose_file or "")
+            print(
+                f"kept {result.id}: docker compose -p {result.project} -f {compose} ps\n"
+                f"  remove: docker compose -p {result.project} down -v --remove-orphans"
+                f"  (or: stackmatrix gc --run {journal.run_id})",
+                file=sys.stderr,
+            )
 
 
 def register_run(subparsers: Subparsers) -> None:

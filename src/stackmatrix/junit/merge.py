@@ -25,41 +25,18 @@ from typing import Any
 from junitparser import JUnitXml
 
 from stackmatrix.errors import ReportError, UsageError
+from stackmatrix.junit.merged_suites import finish_suite, is_container_only, merged_suite, new_suite
 from stackmatrix.junit.read import (
-    ETREE,
     Outcome,
     ParsedReport,
     XmlElement,
     case_groups,
-    clean_xml_text,
     counts_of,
-    outcome_of,
     parse_junit,
     to_float,
 )
-from stackmatrix.junit.write import (
-    ERROR_CLASSNAME,
-    MAX_ATTRIBUTE_CHARS,
-    PROPERTY_AXIS_PREFIX,
-    PROPERTY_SOURCE,
-    PROPERTY_VARIANT,
-    SUITE_SEPARATOR,
-    clip_attribute,
-    error_case,
-    write_junit_atomic,
-)
+from stackmatrix.junit.write import ERROR_CLASSNAME, SUITE_SEPARATOR, error_case, write_junit_atomic
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status, TestCounts
-from stackmatrix.spec.values import scalar_text
-
-# Schema order of a testcase's children (properties first, as pytest writes them).
-_CASE_CHILD_ORDER = {
-    "properties": 0,
-    "skipped": 1,
-    "error": 2,
-    "failure": 3,
-    "system-out": 4,
-    "system-err": 5,
-}
 
 
 @dataclass(frozen=True)
@@ -112,116 +89,12 @@ class _Tally:
     def as_counts(self) -> TestCounts:
         return counts_of(self.counts)
 
-
-def _new_suite(
-    name: str, variant_id: str | None, values: Mapping[str, Any], source: str
-) -> XmlElement:
-    suite = ETREE.Element("testsuite", {"name": clean_xml_text(name)})
-    props = ETREE.SubElement(suite, "properties")
-    pairs: list[tuple[str, str]] = []
-    if variant_id is not None:
-        pairs.append((PROPERTY_VARIANT, variant_id))
-        pairs.extend((f"{PROPERTY_AXIS_PREFIX}{k}", scalar_text(v)) for k, v in values.items())
-    pairs.append((PROPERTY_SOURCE, source))
-    for key, value in pairs:
-        ETREE.SubElement(props, "property", {"name": key, "value": clean_xml_text(value)})
-    return suite
-
-
-def _finish_suite(suite: XmlElement, tally: dict[Outcome, int], time: float) -> None:
-    suite.set("tests", str(sum(tally.values())))
-    suite.set("failures", str(tally[Outcome.FAILED]))
-    suite.set("errors", str(tally[Outcome.ERROR]))
-    suite.set("skipped", str(tally[Outcome.SKIPPED]))
-    _normalise_time(suite)
-    if suite.get("time") is None:
-        suite.set("time", f"{time:.3f}")
-
-
-def _normalise_time(elem: XmlElement) -> None:
-    """Write ``time`` as plain seconds (``1,234.5`` -> ``1234.500``); drop it if unreadable, since
-    readers such as junitparser fail on a time that is not a number."""
-    raw = elem.get("time")
-    if raw is None:
-        return
-    seconds = to_float(raw)
-    if seconds is None:
-        del elem.attrib["time"]
-    else:
-        elem.set("time", f"{seconds:.3f}")
-
-
-def _clip_attributes(elem: XmlElement) -> None:
-    for key, value in elem.attrib.items():
-        if len(value) > MAX_ATTRIBUTE_CHARS:
-            elem.set(key, clip_attribute(value))
-
-
-def _as_text_element(child: XmlElement) -> XmlElement:
-    kept = ETREE.Element("system-err")
-    child.tail = None
-    kept.text = clean_xml_text(ETREE.tostring(child, encoding="unicode").strip())
-    return kept
-
-
-def _normalise_case(case: XmlElement, prefix: str) -> Outcome:
-    """Prefix the classname, cut huge attributes and put children in schema order."""
-    classname = case.get("classname")
-    if prefix:
-        case.set("classname", f"{prefix} {classname}" if classname else prefix)
-    if case.get("name") is None:
-        case.set("name", "")
-    _normalise_time(case)
-    _clip_attributes(case)
-    children = list(case)
-    kept: list[XmlElement] = []
-    extra: list[XmlElement] = []
-    seen: set[str] = set()
-    for child in children:
-        tag = child.tag
-        if tag not in _CASE_CHILD_ORDER or (tag in ("properties", "skipped") and tag in seen):
-            extra.append(child)
-        else:
-            seen.add(tag)
-            _clip_attributes(child)
-            kept.append(child)
-    # Elements the common schema has no place for (Surefire's flakyFailure, a second
-    # <skipped>) are kept verbatim as text, so nothing the tests reported is lost.
-    ordered = sorted(kept, key=lambda c: _CASE_CHILD_ORDER[c.tag]) + [
-        _as_text_element(c) for c in extra
-    ]
-    if ordered != children:
-        for child in children:
-            case.remove(child)
-        case.extend(ordered)
-    if case.text is not None and not case.text.strip():
-        case.text = None
-    return outcome_of(case)[0]
-
-
-def _copy_suite_metadata(
-    original: XmlElement,
-    suite: XmlElement,
-    own_props: list[XmlElement],
-    *,
-    attributes: bool,
-    drop_own: bool,
-) -> None:
-    """Carry over the suite's own attributes (counts excepted: they are recomputed) and
-    properties; namespaced attributes such as Surefire's xsi:schemaLocation are left behind, and
-    so are stackmatrix's own properties when the suite gets new ones (*drop_own*)."""
-    if attributes:
-        for key, value in original.attrib.items():
-            if key not in ("name", "tests", "failures", "errors", "skipped") and key[:1] != "{":
-                suite.set(key, clip_attribute(value))
-    props = suite[0]
-    for group in own_props:
-        for prop in group:
-            if prop.tag == "property" and not (
-                drop_own and (prop.get("name") or "").startswith("stackmatrix.")
-            ):
-                prop.tail = None
-                props.append(prop)
+    def add_read(self, outcomes: Mapping[Outcome, int], *, cases: int) -> None:
+        """Count *cases* testcases read from an input and written, with these *outcomes*."""
+        self.cases_in += cases
+        self.cases_out += cases
+        for outcome, n in outcomes.items():
+            self.counts[outcome] += n
 
 
 def _add_report(
@@ -230,41 +103,23 @@ def _add_report(
     item: JunitInput,
     tally: _Tally,
 ) -> None:
+    """Append every suite of *parsed* (the report of *item*) to *out_root*; count its testcases."""
     root = parsed.root
     assert root is not None  # noqa: S101 - callers only pass readable reports
-    variant = item.variant_id
-    prefix = f"[{variant}]" if variant is not None else ""
     for original, name, cases in case_groups(root, item.path.stem):
-        extras = [c for c in original if c.tag in ("system-out", "system-err")]
-        own_props = [c for c in original if c.tag == "properties"]
-        if not cases and not extras and any(c.tag == "testsuite" for c in original):
-            continue  # a pure container of nested suites
-        full_name = f"{variant}{SUITE_SEPARATOR}{name}" if variant is not None else name
-        suite = _new_suite(full_name, variant, item.values, str(item.path))
-        _copy_suite_metadata(
+        if is_container_only(original, cases):
+            continue
+        suite, suite_tally = merged_suite(
             original,
-            suite,
-            own_props,
-            attributes=original is not root or root.tag == "testsuite",
-            drop_own=variant is not None,
+            name,
+            cases,
+            variant_id=item.variant_id,
+            values=item.values,
+            source=str(item.path),
+            copy_attributes=original is not root or root.tag == "testsuite",
         )
-        suite_tally = dict.fromkeys(Outcome, 0)
-        time = 0.0
-        for case in cases:
-            outcome = _normalise_case(case, prefix)
-            suite_tally[outcome] += 1
-            time += to_float(case.get("time")) or 0.0
-            suite.append(case)
-        for name_tag in ("system-out", "system-err"):
-            chunks = [c.text or "" for c in extras if c.tag == name_tag]
-            if any(chunks):
-                ETREE.SubElement(suite, name_tag).text = "\n".join(chunks)
-        _finish_suite(suite, suite_tally, time)
         out_root.append(suite)
-        tally.cases_in += len(cases)
-        tally.cases_out += len(cases)
-        for outcome, n in suite_tally.items():
-            tally.counts[outcome] += n
+        tally.add_read(suite_tally, cases=len(cases))
 
 
 def _add_synthetic(
@@ -284,7 +139,7 @@ def _add_synthetic(
         if variant_id is not None
         else ERROR_CLASSNAME
     )
-    suite = _new_suite(full_name, variant_id, values, source)
+    suite = new_suite(full_name, variant_id, values, source)
     prefix = f"[{variant_id}] " if variant_id is not None else ""
     case = error_case(
         classname=f"{prefix}{ERROR_CLASSNAME}",
@@ -297,7 +152,7 @@ def _add_synthetic(
     outcome = Outcome.SKIPPED if skipped else Outcome.ERROR
     suite_tally = dict.fromkeys(Outcome, 0)
     suite_tally[outcome] = 1
-    _finish_suite(suite, suite_tally, 0.0)
+    finish_suite(suite, suite_tally, 0.0)
     out_root.append(suite)
     tally.cases_out += 1
     tally.counts[outcome] += 1

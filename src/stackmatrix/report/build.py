@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stackmatrix.errors import ReportError
 from stackmatrix.junit.merge import MergeSummary, merge_paths
-from stackmatrix.report.baseline import Comparison, compare, snapshot_of
+from stackmatrix.report.baseline import Comparison, Snapshot, compare, snapshot_of
 from stackmatrix.report.changes import changes_markdown
 from stackmatrix.report.html import render_html
 from stackmatrix.report.model import RunReport, load_runs
@@ -71,48 +71,19 @@ def build_reports(
     """
     report = load_runs(run_dirs)
     current = snapshot_of(report, ", ".join(map(str, run_dirs)))
-    comparison: Comparison | None = None
-    baseline_problem = ""
-    if baseline is not None:
-        try:
-            previous = load_baseline(baseline)
-        except ReportError as exc:
-            baseline_problem = str(exc)
-        else:
-            comparison = compare(current, previous)
-            report = replace(report, warnings=(*report.warnings, *previous.notes))
+    compared = _compare_with_baseline(report, current, baseline)
     try:
         merge = merge_paths(run_dirs, out_dir / JUNIT_NAME)
-        lead: Sequence[str] = ()
-        if comparison is not None:
-            lead = changes_markdown(comparison, limit=MAX_FAILURES_LISTED)
-        elif baseline_problem:
-            lead = [
-                f"### Compared with {md_code(str(baseline))}",
-                "",
-                f"⚠️ No comparison: {md_escape(baseline_problem)}",
-            ]
-        markdown = render_markdown(report, lead=lead)
-        summary = out_dir / SUMMARY_NAME
-        write_text_atomic(summary, markdown)
-        html = out_dir / HTML_NAME
-        # summary.md says it in its comparison section; the page says it in its header.
-        page = (
-            replace(report, warnings=(*report.warnings, f"no comparison: {baseline_problem}"))
-            if baseline_problem
-            else report
-        )
-        write_text_atomic(html, render_html(page, out_dir, comparison=comparison))
-        results = out_dir / RESULTS_NAME
-        write_text_atomic(results, dump_results(results_document(report, current, comparison)))
+        summary, markdown = _write_summary(out_dir, compared, baseline)
+        html = _write_html(out_dir, compared)
+        results = _write_results(out_dir, compared, current)
         if step_summary is not None:
-            with step_summary.open("a", encoding="utf-8") as handle:
-                handle.write(markdown)
+            _append_to_step_summary(step_summary, markdown)
     except OSError as exc:
         raise ReportError(f"cannot write reports: {exc}") from exc
-    if baseline_problem:
+    if compared.problem:
         raise ReportError(
-            f"{baseline_problem} (the reports of this run are written to {out_dir}, without the"
+            f"{compared.problem} (the reports of this run are written to {out_dir}, without the"
             " comparison)"
         )
     return ReportPaths(
@@ -121,10 +92,85 @@ def build_reports(
         html=html,
         step_summary=step_summary,
         merge=merge,
-        warnings=tuple(dict.fromkeys((*report.warnings, *merge.warnings))),
+        warnings=tuple(dict.fromkeys((*compared.report.warnings, *merge.warnings))),
         results=results,
-        comparison=comparison,
+        comparison=compared.comparison,
     )
+
+
+@dataclass(frozen=True)
+class _Compared:
+    """A run's report set against its baseline: the comparison, or why there is none."""
+
+    report: RunReport  # with the notes of reading the baseline among its warnings
+    comparison: Comparison | None = None  # None without a (readable) baseline
+    problem: str = ""  # why the baseline given could not be read
+
+
+def _compare_with_baseline(
+    report: RunReport, current: Snapshot, baseline: Path | None
+) -> _Compared:
+    """*report* (whose snapshot is *current*) compared with the run at *baseline*, if any."""
+    if baseline is None:
+        return _Compared(report)
+    try:
+        previous = load_baseline(baseline)
+    except ReportError as exc:
+        return _Compared(report, problem=str(exc))
+    return _Compared(
+        replace(report, warnings=(*report.warnings, *previous.notes)),
+        comparison=compare(current, previous),
+    )
+
+
+def _comparison_lead(compared: _Compared, baseline: Path | None) -> Sequence[str]:
+    """The opening of ``summary.md``: the comparison, or why there is none."""
+    if compared.comparison is not None:
+        return changes_markdown(compared.comparison, limit=MAX_FAILURES_LISTED)
+    if compared.problem:
+        return [
+            f"### Compared with {md_code(str(baseline))}",
+            "",
+            f"⚠️ No comparison: {md_escape(compared.problem)}",
+        ]
+    return ()
+
+
+def _write_summary(out_dir: Path, compared: _Compared, baseline: Path | None) -> tuple[Path, str]:
+    """Write ``summary.md``; return its path and its Markdown."""
+    markdown = render_markdown(compared.report, lead=_comparison_lead(compared, baseline))
+    summary = out_dir / SUMMARY_NAME
+    write_text_atomic(summary, markdown)
+    return summary, markdown
+
+
+def _write_html(out_dir: Path, compared: _Compared) -> Path:
+    """Write ``report.html``; return its path."""
+    html = out_dir / HTML_NAME
+    # summary.md says it in its comparison section; the page says it in its header.
+    page = (
+        replace(
+            compared.report,
+            warnings=(*compared.report.warnings, f"no comparison: {compared.problem}"),
+        )
+        if compared.problem
+        else compared.report
+    )
+    write_text_atomic(html, render_html(page, out_dir, comparison=compared.comparison))
+    return html
+
+
+def _write_results(out_dir: Path, compared: _Compared, current: Snapshot) -> Path:
+    """Write ``results.json``; return its path."""
+    results = out_dir / RESULTS_NAME
+    document = results_document(compared.report, current, compared.comparison)
+    write_text_atomic(results, dump_results(document))
+    return results
+
+
+def _append_to_step_summary(step_summary: Path, markdown: str) -> None:
+    with step_summary.open("a", encoding="utf-8") as handle:
+        handle.write(markdown)
 
 
 def summary_text(run_dirs: Sequence[Path]) -> str:

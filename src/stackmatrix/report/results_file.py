@@ -5,17 +5,14 @@ a ``results.json`` or a merged ``junit.xml``."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from stackmatrix.errors import ReportError
-from stackmatrix.junit.read import Outcome, XmlElement, outcome_of, parse_junit, suites_of_root
-from stackmatrix.junit.write import ERROR_CLASSNAME, PROPERTY_AXIS_PREFIX, PROPERTY_VARIANT
+from stackmatrix.junit.read import Outcome, parse_junit
 from stackmatrix.report.baseline import (
-    OUTCOME_SEVERITY,
     CaseChange,
     CaseRecord,
     Comparison,
@@ -26,6 +23,7 @@ from stackmatrix.report.baseline import (
     snapshot_of,
     variant_mark,
 )
+from stackmatrix.report.merged_junit import MergedVariant, group_by_variant, merged_cases
 from stackmatrix.report.model import RunReport, report_of_journal
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status
 
@@ -212,18 +210,6 @@ def snapshot_from_results(data: Any, source: str) -> Snapshot:
 # --------------------------------------------------------------------------------------------
 # Reading a merged junit.xml
 
-_PREFIX = re.compile(r"^\[(?P<variant>[^\]]+)\] ?(?P<rest>.*)$", re.DOTALL)
-
-
-def _properties(suite: XmlElement) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for child in suite:
-        if child.tag == "properties":
-            for prop in child:
-                if prop.tag == "property" and prop.get("name"):
-                    found[prop.get("name")] = prop.get("value") or ""
-    return found
-
 
 def _variant_status(outcomes: Sequence[Outcome], stand_ins: Sequence[Outcome], exp: bool) -> Status:
     if Outcome.ERROR in stand_ins:
@@ -241,53 +227,34 @@ def snapshot_from_merged_junit(path: Path) -> Snapshot:
     parsed = parse_junit(path)
     if parsed.root is None:
         raise _Invalid(parsed.problem)
-    worst: dict[str, dict[str, tuple[Outcome, str]]] = {}
-    stand_ins: dict[str, list[Outcome]] = {}
-    experimental: dict[str, bool] = {}
-    for suite, _name in suites_of_root(parsed.root, path.stem):
-        props = _properties(suite)
-        for case in (c for c in suite if c.tag == "testcase"):
-            classname, name = case.get("classname") or "", case.get("name") or ""
-            prefix = _PREFIX.match(classname)
-            variant = props.get(PROPERTY_VARIANT) or (prefix["variant"] if prefix else None)
-            if variant is None:
-                continue
-            if prefix and prefix["variant"] == variant:
-                classname = prefix["rest"]
-            stand_ins.setdefault(variant, [])
-            worst.setdefault(variant, {})
-            experimental[variant] = props.get(f"{PROPERTY_AXIS_PREFIX}experimental") == "true"
-            outcome, result = outcome_of(case)
-            if classname == ERROR_CLASSNAME and name.startswith(("variant ", "junit ")):
-                stand_ins[variant].append(outcome)
-                continue
-            test = f"{classname}::{name}" if classname else name
-            message = (result.get("message") or "") if result is not None else ""
-            known = worst[variant].get(test)
-            if known is None or OUTCOME_SEVERITY[outcome] > OUTCOME_SEVERITY[known[0]]:
-                worst[variant][test] = (outcome, message)
-    if not worst:
+    variants = group_by_variant(merged_cases(parsed.root, path.stem))
+    if not variants:
         raise _Invalid("no testcase carries a variant: not a report merged by stackmatrix")
-    variants, cases = [], []
-    for variant, tests in worst.items():
+    return _snapshot_of_merged(variants, str(path))
+
+
+def _snapshot_of_merged(variants: Mapping[str, MergedVariant], source: str) -> Snapshot:
+    """The snapshot of the *variants* of a merged ``junit.xml``, one run's history each."""
+    records, cases = [], []
+    for variant, found in variants.items():
         status = _variant_status(
-            [o for o, _ in tests.values()], stand_ins[variant], experimental[variant]
+            [o for o, _ in found.tests.values()], found.stand_ins, found.experimental
         )
         mark = variant_mark(status)
-        variants.append(
+        records.append(
             VariantRecord(
                 id=variant,
                 status=status,
-                ran_tests=bool(tests),
-                experimental=experimental[variant],
+                ran_tests=bool(found.tests),
+                experimental=found.experimental,
                 history=(mark,) if mark else (),
             )
         )
         cases += [
             CaseRecord(variant, test, outcome, message=msg, history=(outcome_mark(outcome),))
-            for test, (outcome, msg) in tests.items()
+            for test, (outcome, msg) in found.tests.items()
         ]
-    return Snapshot(str(path), tuple(variants), tuple(cases))
+    return Snapshot(source, tuple(records), tuple(cases))
 
 
 # --------------------------------------------------------------------------------------------

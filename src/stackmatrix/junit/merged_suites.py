@@ -1,0 +1,206 @@
+"""The suites of a merged JUnit file (see :mod:`stackmatrix.junit.merge`): each suite of an
+input becomes a new suite named and annotated with its variant, keeping the input suite's
+metadata, its testcases in schema order with plain times and clipped attributes, and counts
+recomputed from those testcases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stackmatrix.junit.read import ETREE, Outcome, XmlElement, clean_xml_text, outcome_of, to_float
+from stackmatrix.junit.write import (
+    MAX_ATTRIBUTE_CHARS,
+    PROPERTY_AXIS_PREFIX,
+    PROPERTY_SOURCE,
+    PROPERTY_VARIANT,
+    SUITE_SEPARATOR,
+    clip_attribute,
+)
+from stackmatrix.spec.values import scalar_text
+
+# Schema order of a testcase's children (properties first, as pytest writes them).
+_CASE_CHILD_ORDER = {
+    "properties": 0,
+    "skipped": 1,
+    "error": 2,
+    "failure": 3,
+    "system-out": 4,
+    "system-err": 5,
+}
+
+
+def new_suite(
+    name: str, variant_id: str | None, values: Mapping[str, Any], source: str
+) -> XmlElement:
+    """An empty suite named *name*, whose properties name its variant, the variant's matrix
+    values and the file it came from."""
+    suite = ETREE.Element("testsuite", {"name": clean_xml_text(name)})
+    props = ETREE.SubElement(suite, "properties")
+    pairs: list[tuple[str, str]] = []
+    if variant_id is not None:
+        pairs.append((PROPERTY_VARIANT, variant_id))
+        pairs.extend((f"{PROPERTY_AXIS_PREFIX}{k}", scalar_text(v)) for k, v in values.items())
+    pairs.append((PROPERTY_SOURCE, source))
+    for key, value in pairs:
+        ETREE.SubElement(props, "property", {"name": key, "value": clean_xml_text(value)})
+    return suite
+
+
+def finish_suite(suite: XmlElement, tally: dict[Outcome, int], time: float) -> None:
+    """Set the counts of *suite* from *tally*, and its time unless it has a readable one."""
+    suite.set("tests", str(sum(tally.values())))
+    suite.set("failures", str(tally[Outcome.FAILED]))
+    suite.set("errors", str(tally[Outcome.ERROR]))
+    suite.set("skipped", str(tally[Outcome.SKIPPED]))
+    _normalise_time(suite)
+    if suite.get("time") is None:
+        suite.set("time", f"{time:.3f}")
+
+
+def _normalise_time(elem: XmlElement) -> None:
+    """Write ``time`` as plain seconds (``1,234.5`` -> ``1234.500``); drop it if unreadable, since
+    readers such as junitparser fail on a time that is not a number."""
+    raw = elem.get("time")
+    if raw is None:
+        return
+    seconds = to_float(raw)
+    if seconds is None:
+        del elem.attrib["time"]
+    else:
+        elem.set("time", f"{seconds:.3f}")
+
+
+def _clip_attributes(elem: XmlElement) -> None:
+    for key, value in elem.attrib.items():
+        if len(value) > MAX_ATTRIBUTE_CHARS:
+            elem.set(key, clip_attribute(value))
+
+
+def _as_text_element(child: XmlElement) -> XmlElement:
+    kept = ETREE.Element("system-err")
+    child.tail = None
+    kept.text = clean_xml_text(ETREE.tostring(child, encoding="unicode").strip())
+    return kept
+
+
+def _normalise_case(case: XmlElement, prefix: str) -> Outcome:
+    """Prefix the classname, cut huge attributes and put children in schema order."""
+    classname = case.get("classname")
+    if prefix:
+        case.set("classname", f"{prefix} {classname}" if classname else prefix)
+    if case.get("name") is None:
+        case.set("name", "")
+    _normalise_time(case)
+    _clip_attributes(case)
+    children = list(case)
+    kept: list[XmlElement] = []
+    extra: list[XmlElement] = []
+    seen: set[str] = set()
+    for child in children:
+        tag = child.tag
+        if tag not in _CASE_CHILD_ORDER or (tag in ("properties", "skipped") and tag in seen):
+            extra.append(child)
+        else:
+            seen.add(tag)
+            _clip_attributes(child)
+            kept.append(child)
+    # Elements the common schema has no place for (Surefire's flakyFailure, a second
+    # <skipped>) are kept verbatim as text, so nothing the tests reported is lost.
+    ordered = sorted(kept, key=lambda c: _CASE_CHILD_ORDER[c.tag]) + [
+        _as_text_element(c) for c in extra
+    ]
+    if ordered != children:
+        for child in children:
+            case.remove(child)
+        case.extend(ordered)
+    if case.text is not None and not case.text.strip():
+        case.text = None
+    return outcome_of(case)[0]
+
+
+def _copy_suite_metadata(
+    original: XmlElement,
+    suite: XmlElement,
+    own_props: list[XmlElement],
+    *,
+    attributes: bool,
+    drop_own: bool,
+) -> None:
+    """Carry over the suite's own attributes (counts excepted: they are recomputed) and
+    properties; namespaced attributes such as Surefire's xsi:schemaLocation are left behind, and
+    so are stackmatrix's own properties when the suite gets new ones (*drop_own*)."""
+    if attributes:
+        for key, value in original.attrib.items():
+            if key not in ("name", "tests", "failures", "errors", "skipped") and key[:1] != "{":
+                suite.set(key, clip_attribute(value))
+    props = suite[0]
+    for group in own_props:
+        for prop in group:
+            if prop.tag == "property" and not (
+                drop_own and (prop.get("name") or "").startswith("stackmatrix.")
+            ):
+                prop.tail = None
+                props.append(prop)
+
+
+def is_container_only(original: XmlElement, cases: Sequence[XmlElement]) -> bool:
+    """Whether *original* holds nothing but nested suites (each of them is merged itself)."""
+    return (
+        not cases
+        and not any(c.tag in ("system-out", "system-err") for c in original)
+        and any(c.tag == "testsuite" for c in original)
+    )
+
+
+def merged_suite(
+    original: XmlElement,
+    name: str,
+    cases: Sequence[XmlElement],
+    *,
+    variant_id: str | None,
+    values: Mapping[str, Any],
+    source: str,
+    copy_attributes: bool,
+) -> tuple[XmlElement, dict[Outcome, int]]:
+    """The suite that stands for *original* (named *name*, holding *cases*) in the merged file,
+    and its tally of outcomes; *copy_attributes*: carry over the attributes of *original*."""
+    outputs = [c for c in original if c.tag in ("system-out", "system-err")]
+    own_props = [c for c in original if c.tag == "properties"]
+    full_name = f"{variant_id}{SUITE_SEPARATOR}{name}" if variant_id is not None else name
+    suite = new_suite(full_name, variant_id, values, source)
+    _copy_suite_metadata(
+        original,
+        suite,
+        own_props,
+        attributes=copy_attributes,
+        drop_own=variant_id is not None,
+    )
+    prefix = f"[{variant_id}]" if variant_id is not None else ""
+    tally, time = _append_cases(suite, cases, prefix)
+    _append_outputs(suite, outputs)
+    finish_suite(suite, tally, time)
+    return suite, tally
+
+
+def _append_cases(
+    suite: XmlElement, cases: Sequence[XmlElement], prefix: str
+) -> tuple[dict[Outcome, int], float]:
+    """Append *cases* to *suite*, normalised; return their tally of outcomes and their time."""
+    tally = dict.fromkeys(Outcome, 0)
+    time = 0.0
+    for case in cases:
+        outcome = _normalise_case(case, prefix)
+        tally[outcome] += 1
+        time += to_float(case.get("time")) or 0.0
+        suite.append(case)
+    return tally, time
+
+
+def _append_outputs(suite: XmlElement, outputs: Sequence[XmlElement]) -> None:
+    """Append the input suite's system-out and system-err, each joined into one element."""
+    for tag in ("system-out", "system-err"):
+        chunks = [c.text or "" for c in outputs if c.tag == tag]
+        if any(chunks):
+            ETREE.SubElement(suite, tag).text = "\n".join(chunks)
