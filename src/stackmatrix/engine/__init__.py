@@ -3,8 +3,8 @@
 Owns: the docker client, its streams and its errors (``docker``), one compose project's
 bring-up, readiness, ports, logs and teardown (``stack``), readiness probes (``probes``),
 resource statistics (``stats``), the life of one variant from render to down (``lifecycle``),
-the schedule of many (``scheduler``), stacks held up for a person (``held``), leftovers by label (``gc``), and every non-Docker
-subprocess (``processes``).
+the schedule of many (``scheduler``), stacks held up for a person (``held``), leftovers
+by label (``gc``), and every non-Docker subprocess (``processes``).
 
 May import: ``junit``, ``results``, ``compose``, ``matrix``, ``spec``, ``redact``, ``errors``,
 ``format``, and python-on-whales. Never ``report``, ``ci`` or ``console``: what the run's end
