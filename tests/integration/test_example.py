@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import junitparser
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +94,56 @@ def test_the_real_report_in_a_browser(example_run: Path, tmp_path: Path) -> None
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     assert screenshot.stat().st_size > 20_000
+
+
+def _stackmatrix(*args: str) -> subprocess.CompletedProcess[str]:
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    return subprocess.run(
+        [sys.executable, "-m", "stackmatrix", *args],
+        cwd=ROOT,
+        env={**os.environ, "PATH": path, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def _junit_cases(path: Path) -> list[str]:
+    xml = junitparser.JUnitXml.fromfile(str(path))
+    suites = [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
+    return [f"{case.classname}::{case.name}" for suite in suites for case in suite]
+
+
+def test_run_failed_runs_the_failed_variants_then_only_their_failed_tests(
+    example_run: Path, tmp_path: Path
+) -> None:
+    first = json.loads((example_run / "run.json").read_text())
+    failed_before = {
+        v["id"]: v["tests"]["failed"] for v in first["variants"] if v["status"] != "passed"
+    }
+    assert list(failed_before) == ["postgres-13_redis-off"]
+    out = tmp_path / "out"
+
+    again = _stackmatrix("run", "--failed", str(example_run), "--out", str(out))
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    rerun = json.loads((out / "runs" / "latest" / "run.json").read_text())
+    assert rerun["rerun_of"] == first["run_id"]
+    assert [v["id"] for v in rerun["variants"]] == ["postgres-13_redis-off"]
+    whole = _junit_cases(out / "runs" / "latest" / "postgres-13_redis-off" / "junit.xml")
+    assert len(whole) == first["variants"][0]["tests"]["total"]
+
+    only = _stackmatrix("run", "--failed", str(example_run), "--failed-tests", "--out", str(out))
+
+    assert only.returncode == 0, only.stdout + only.stderr
+    latest = out / "runs" / "latest"
+    cases = _junit_cases(latest / "postgres-13_redis-off" / "junit.xml")
+    assert len(cases) == failed_before["postgres-13_redis-off"]
+    assert all("stock_feed" in case for case in cases)
+    assert json.loads((latest / "run.json").read_text())["rerun_tests"] is True
+
+    # The matrix of a CI re-run: only the variant that failed.
+    matrix = _stackmatrix("gha-matrix", "--failed", str(example_run))
+    assert matrix.returncode == 0, matrix.stderr
+    assert [e["id"] for e in json.loads(matrix.stdout)["include"]] == ["postgres-13_redis-off"]

@@ -25,17 +25,24 @@ from stackmatrix.console import Console
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.matrix.select import default_jobs, select_only, select_shard
 
+# `--failed` with no RUN_DIR: the latest run under --out.
+_LATEST = Path("\0latest")
+
 if TYPE_CHECKING:
     from stackmatrix.engine.scheduler import RunRequest
+    from stackmatrix.report.rerun import Rerun
     from stackmatrix.results.journal import RunJournal
     from stackmatrix.spec.load import Spec
 
 
 def _run(args: argparse.Namespace) -> int:
     spec = read_spec(args)
-    variants = _selected_variants(spec, args)
+    rerun = _rerun_of(args)
+    variants = _selected_variants(spec, args, rerun)
     provider = detect()
     console = Console(provider=provider)
+    if rerun is not None:
+        console.note(f"re-running what did not pass in run {rerun.run_id} ({rerun.run_dir})")
     if not variants:
         console.note("no variant to run in this selection")
         return 0
@@ -44,15 +51,31 @@ def _run(args: argparse.Namespace) -> int:
 
     ensure_engine()
     finish = functools.partial(_publish_reports, provider=provider, console=console)
-    journal, run_dir = run_matrix(_run_request(args, spec, variants), console, finish=finish)
+    request = _run_request(args, spec, variants, rerun)
+    journal, run_dir = run_matrix(request, console, finish=finish)
     if args.keep:
         _print_kept_stacks(journal, run_dir)
     return journal.exit_code or 0
 
 
-def _selected_variants(spec: Spec, args: argparse.Namespace) -> list[Variant]:
-    """The variants of *spec* that ``--only`` and ``--shard`` select."""
+def _rerun_of(args: argparse.Namespace) -> Rerun | None:
+    """What ``--failed [RUN_DIR]`` (or ``--failed-tests``) names: by default the latest run."""
+    if args.failed is None and not args.failed_tests:
+        return None
+    from stackmatrix.report.rerun import plan_rerun  # noqa: PLC0415 - loaded when used
+
+    return plan_rerun(args.failed if args.failed not in (None, _LATEST) else args.out)
+
+
+def _selected_variants(
+    spec: Spec, args: argparse.Namespace, rerun: Rerun | None = None
+) -> list[Variant]:
+    """The variants of *spec* that ``--failed``, ``--only`` and ``--shard`` select."""
     variants = expand(spec)
+    if rerun is not None:
+        from stackmatrix.report.rerun import variants_to_rerun  # noqa: PLC0415
+
+        variants = variants_to_rerun(variants, rerun)
     if args.only:
         variants = select_only(variants, args.only)
     if args.shard:
@@ -60,8 +83,19 @@ def _selected_variants(spec: Spec, args: argparse.Namespace) -> list[Variant]:
     return variants
 
 
-def _run_request(args: argparse.Namespace, spec: Spec, variants: Sequence[Variant]) -> RunRequest:
+def _run_request(
+    args: argparse.Namespace, spec: Spec, variants: Sequence[Variant], rerun: Rerun | None
+) -> RunRequest:
     """What the command line asks to run, and how."""
+    failed_tests = None
+    if rerun is not None and args.failed_tests:
+        from stackmatrix.report.rerun import pytest_node_ids  # noqa: PLC0415
+
+        failed_tests = {
+            ident: tuple(pytest_node_ids(cases, spec.tests.workdir))
+            for ident, cases in rerun.failed.items()
+            if cases
+        }
     from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415 - see the docstring
     from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
 
@@ -78,6 +112,9 @@ def _run_request(args: argparse.Namespace, spec: Spec, variants: Sequence[Varian
         shard=args.shard,
         warm_up=WARM_UP_MODULES,
         after_stats=keep_plot,
+        extra_args=tuple(args.passed),
+        rerun_of=None if rerun is None else rerun.run_id,
+        failed_tests=failed_tests,
     )
 
 
@@ -133,5 +170,19 @@ def register_run(subparsers: Subparsers) -> None:
         help="rerun a variant whose tests failed up to N times (a later pass marks it flaky)",
     )
     parser.add_argument("--shard", metavar="I/N", help="run the I-th of N deterministic shards")
+    parser.add_argument(
+        "--failed",
+        nargs="?",
+        type=Path,
+        const=_LATEST,
+        metavar="RUN_DIR",
+        help="run again only the variants that did not pass in RUN_DIR (default: the latest run)",
+    )
+    parser.add_argument(
+        "--failed-tests",
+        action="store_true",
+        help="with --failed: each variant runs only its failed testcases ({{ failed }}, or"
+        " appended to the test command)",
+    )
     add_out_argument(parser)
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, takes_arguments=True)

@@ -423,8 +423,9 @@ def _command(job: VariantJob, context: Mapping[str, Any]) -> list[str]:
     ``{{ failed }}`` (or after it, when it has none), and the extra arguments at the end."""
     tests = job.spec.tests
     failed = list(job.failed_tests or ())
-    if isinstance(tests.command, str):  # `shell: true`: one command line for `sh -c`
-        line = tests.command
+    command = tests.rerun if job.failed_tests is not None and tests.rerun else tests.command
+    if isinstance(command, str):  # `shell: true`: one command line for `sh -c`
+        line = command
         if job.failed_tests is not None and not FAILED_ANYWHERE.search(line):
             line += " {{ failed }}"
         # Every value goes in quoted, as one word, never as shell code; each testcase too.
@@ -433,12 +434,12 @@ def _command(job: VariantJob, context: Mapping[str, Any]) -> list[str]:
         line = shlex.join(failed).join(pieces)
         return [f"{line} {shlex.join(job.extra_args)}" if job.extra_args else line]
     argv: list[str] = []
-    for part in tests.command:
+    for part in command:
         if FAILED_WORD.match(part):
             argv.extend(failed)
         else:
             argv.append(expand_template(part, context))
-    if job.failed_tests is not None and not any(FAILED_WORD.match(p) for p in tests.command):
+    if job.failed_tests is not None and not any(FAILED_WORD.match(p) for p in command):
         argv.extend(failed)
     return [*argv, *job.extra_args]
 

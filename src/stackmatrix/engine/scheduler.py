@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -91,6 +91,11 @@ class RunRequest:
     warm_up: tuple[str, ...] = ()
     # Called with a variant's stats.json while its stack comes down (the CLI draws its plot).
     after_stats: StatsHook | None = None
+    extra_args: tuple[str, ...] = ()  # appended to every variant's test command
+    # `run --failed`: the run this one runs again; with --failed-tests, each variant's failed
+    # testcases (a variant missing here runs all of its tests)
+    rerun_of: str | None = None
+    failed_tests: Mapping[str, tuple[str, ...]] | None = None
 
 
 def _retryable(result: VariantResult) -> bool:
@@ -174,6 +179,8 @@ def _first_journal(request: RunRequest, run_dir: Path) -> RunJournal:
         shard=request.shard,
         jobs=request.jobs,
         pid=os.getpid(),
+        rerun_of=request.rerun_of,
+        rerun_tests=request.failed_tests is not None,
     )
     journal.write(run_dir)
     return journal
@@ -252,6 +259,8 @@ class _Run:
             rebuild=self._request.rebuild,
             on_phase=self._warm_up.phase,
             after_stats=self._request.after_stats,
+            extra_args=self._request.extra_args,
+            failed_tests=(self._request.failed_tests or {}).get(variant.id),
         )
 
     def _stop_if_fail_fast(self, variant: Variant, result: VariantResult) -> None:

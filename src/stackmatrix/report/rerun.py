@@ -3,6 +3,7 @@ that failed, named the way the test runner takes them (pytest node ids)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ def pytest_node_ids(cases: Sequence[CaseResult], root: Path) -> list[str]:
     dotted prefix that is a file under *root* (where the tests run), the rest are classes.
     """
     ids: list[str] = []
+    found: dict[Path, Path | None] = {}
     for case in cases:
         if case.file and not case.classname:
             ids.append(f"{case.file}::{case.name}")
@@ -65,12 +67,35 @@ def pytest_node_ids(cases: Sequence[CaseResult], root: Path) -> list[str]:
         parts = case.classname.split(".")
         for cut in range(len(parts), 0, -1):
             module = Path(*parts[:cut]).with_suffix(".py")
-            if (root / module).is_file():
-                ids.append("::".join([module.as_posix(), *parts[cut:], case.name]))
+            if module not in found:
+                found[module] = _find_module(root, module)
+            where = found[module]
+            if where is not None:
+                ids.append("::".join([where.as_posix(), *parts[cut:], case.name]))
                 break
         else:
             ids.append("::".join([Path(*parts).with_suffix(".py").as_posix(), case.name]))
     return list(dict.fromkeys(ids))
+
+
+_SKIPPED_DIRS = {"node_modules", "__pycache__", "venv", "site-packages", "build", "dist"}
+_SEARCH_DEPTH = 6
+
+
+def _find_module(root: Path, module: Path) -> Path | None:
+    """*module* under *root*, relative to it: directly, or below a folder (pytest names
+    modules from its own rootdir, which may lie below where the tests are started)."""
+    if (root / module).is_file():
+        return module
+    candidates = []
+    for folder, dirs, _files in os.walk(root):
+        depth = len(Path(folder).relative_to(root).parts)
+        dirs[:] = [] if depth >= _SEARCH_DEPTH else sorted(
+            d for d in dirs if not d.startswith(".") and d not in _SKIPPED_DIRS
+        )  # fmt: skip
+        if (Path(folder) / module).is_file():
+            candidates.append((Path(folder) / module).relative_to(root))
+    return min(candidates, key=lambda path: (len(path.parts), str(path)), default=None)
 
 
 def variants_to_rerun(variants: Sequence[Variant], rerun: Rerun) -> list[Variant]:

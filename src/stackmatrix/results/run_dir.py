@@ -61,6 +61,8 @@ def journal_of(
     shard: str | None = None,
     jobs: int = 1,
     pid: int | None = None,
+    rerun_of: str | None = None,
+    rerun_tests: bool = False,
 ) -> RunJournal:
     """The journal of a run of *spec*: its identity, the variants so far and, once
     *finished_at* is given, the exit code they make."""
@@ -79,4 +81,6 @@ def journal_of(
         pid=pid,
         variants=variants,
         stackmatrix_version=__version__,
+        rerun_of=rerun_of,
+        rerun_tests=rerun_tests,
     )

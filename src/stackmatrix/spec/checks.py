@@ -266,21 +266,20 @@ class Checker:
             self.add(("tests", "where"), f"unknown service {tests.where!r}{hint}")
         if not tests.workdir.is_dir():
             self.add(("tests", "workdir"), f"directory not found: {display_path(tests.workdir)}")
-        command = (tests.command,) if isinstance(tests.command, str) else tests.command
-        texts: list[tuple[KeyPath, str]] = [
-            (
-                ("tests", "command") if isinstance(tests.command, str) else ("tests", "command", i),
-                word,
-            )
-            for i, word in enumerate(command)
-        ]
+        texts: list[tuple[KeyPath, str]] = []
+        for key, words in (("command", tests.command), ("rerun", tests.rerun)):
+            if isinstance(words, str):
+                texts.append((("tests", key), words))
+            elif words is not None:
+                texts += [(("tests", key, i), word) for i, word in enumerate(words)]
         texts += [(("tests", "env", key), value) for key, value in tests.env.items()]
         keys = self.spec.matrix_keys
         for loc, text in texts:
             for expression, ref in references(text, compose=False):
                 if ref is None:
                     self.add(loc, f"unknown reference {expression}: expected matrix.KEY, "
-                                  "ports.SERVICE.PORT, variant, run_id or junit")  # fmt: skip
+                                  "ports.SERVICE.PORT, variant, run_id, junit or "
+                                  "failed")  # fmt: skip
                 elif ref.kind == "matrix" and ref.key not in keys and ref.key != "experimental":
                     hint = did_you_mean(ref.key, keys)
                     self.add(loc, f"unknown matrix key {ref.key!r} in {expression}{hint}")

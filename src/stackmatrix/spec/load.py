@@ -146,8 +146,9 @@ def _prepare(
     if isinstance(data.get("compose"), str):
         source.renames[("compose", 0)] = ("compose",)
     tests = data.get("tests")
-    if isinstance(tests, dict) and isinstance(tests.get("command"), str):
-        source.leaves.add(("tests", "command"))
+    for key in ("command", "rerun"):
+        if isinstance(tests, dict) and isinstance(tests.get(key), str):
+            source.leaves.add(("tests", key))
     data.setdefault("name", _default_name(path))
     data["path"] = path
     data["profile"] = profile

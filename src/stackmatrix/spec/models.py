@@ -296,14 +296,18 @@ class TestsSpec(Model):
 
     shell: bool = False
     command: Annotated[tuple[str, ...] | str, WithJsonSchema(COMMAND_SCHEMA)]
+    # The command `run --failed-tests` runs instead, its `{{ failed }}` the testcases to run.
+    rerun: Annotated[tuple[str, ...] | str | None, WithJsonSchema(COMMAND_SCHEMA)] = None
     env: dict[str, EnvValue] = Field(default_factory=dict)
     where: str = "host"
     timeout: Duration | None = None
     workdir: Path = Path()
 
-    @field_validator("command", mode="plain")
+    @field_validator("command", "rerun", mode="plain")
     @classmethod
-    def _command(cls, value: object, info: ValidationInfo) -> tuple[str, ...] | str:
+    def _command(cls, value: object, info: ValidationInfo) -> tuple[str, ...] | str | None:
+        if value is None and info.field_name == "rerun":
+            return None
         if info.data.get("shell"):
             if isinstance(value, str) and value.strip():
                 return value
