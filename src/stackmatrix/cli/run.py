@@ -152,7 +152,10 @@ def register_run(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the matrix: stacks up, tests, reports, down")
     add_spec_arguments(parser)
     parser.add_argument(
-        "--only", nargs="+", metavar="ID", help="run only these variants (ids or globs)"
+        "--only",
+        nargs="+",
+        metavar="ID",
+        help="run only these variants: ids, globs (postgres-1*) or axis values (postgres=13)",
     )
     parser.add_argument("--jobs", "-j", type=positive, metavar="N", help="stacks at a time")
     parser.add_argument(
