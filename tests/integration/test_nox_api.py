@@ -173,3 +173,23 @@ def test_ctrl_c_during_the_tests_tears_both_stacks_down(
     assert labelled_objects(run_id) == set(), output
     assert {v["status"] for v in by_id(journal(root)).values()} == {"interrupted"}
     assert "tearing the stack down" in output
+
+
+def test_nox_posargs_reach_the_test_command(tmp_path: Path, session_run_id: str) -> None:
+    root = copy_project(tmp_path)
+    run_id = f"{session_run_id}-nox-args"
+
+    done = subprocess.run(
+        nox_command(root, "-s", "matrix-flavor-a", "--", "--verbose", "-k", "reply"),
+        cwd=root,
+        env=nox_env(run_id),
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    log = (root / ".stackmatrix/runs/latest/flavor-a/tests.log").read_text()
+    assert log.splitlines()[0].endswith("check.py --verbose -k reply")
+    assert labelled_objects(run_id) == set()

@@ -88,6 +88,8 @@ def run_worker(
         "report": matrix.report,
         "pid": pid,
         "env": tests_environment(session),
+        # `nox -s matrix-X -- -k foo`: nox's posargs go to the test command.
+        "args": list(session.posargs),
     }
     code = (
         f"import sys; sys.path.insert(0, {str(_PACKAGE_ROOT)!r}); "
@@ -163,6 +165,7 @@ def worker_main() -> int:
         interrupted=interrupted,
         on_phase=on_phase,
         base_env=request["env"],
+        extra_args=tuple(request.get("args", ())),
         after_stats=keep_plot,
     )
     record(matrix, run_variant(job), pid=request["pid"])
