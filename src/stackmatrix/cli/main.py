@@ -20,6 +20,7 @@ COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
     matrix.register_list,
     matrix.register_render,
     run.register_run,
+    run.register_pull,
     held.register_held,
     gc.register_gc,
     results.register_merge,

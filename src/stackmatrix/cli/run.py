@@ -96,7 +96,8 @@ def _run_request(
             for ident, cases in rerun.failed.items()
             if cases
         }
-    from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415 - see the docstring
+    from stackmatrix.engine.prepare import PullPolicy  # noqa: PLC0415 - see the docstring
+    from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415
     from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
 
     return RunRequest(
@@ -115,6 +116,7 @@ def _run_request(
         extra_args=tuple(args.passed),
         rerun_of=None if rerun is None else rerun.run_id,
         failed_tests=failed_tests,
+        pull=PullPolicy(args.pull or spec.run.pull),
     )
 
 
@@ -187,5 +189,61 @@ def register_run(subparsers: Subparsers) -> None:
         help="with --failed: each variant runs only its failed testcases ({{ failed }}, or"
         " appended to the test command)",
     )
+    _add_pull_argument(parser)
     add_out_argument(parser)
     parser.set_defaults(handler=_run, takes_arguments=True)
+
+
+def _add_pull_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pull",
+        choices=("missing", "always", "never"),
+        help="when to pull an image (default: run.pull of the matrix file, else missing)",
+    )
+
+
+def _pull(args: argparse.Namespace) -> int:
+    """Pull and build what the selected variants need, once each, and nothing else."""
+    import tempfile  # noqa: PLC0415
+
+    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - see the docstring
+    from stackmatrix.engine.prepare import PullPolicy, prepare  # noqa: PLC0415
+
+    spec = read_spec(args)
+    variants = _selected_variants(spec, args)
+    ensure_engine()
+    with tempfile.TemporaryDirectory(prefix="stackmatrix-pull-") as scratch:
+        prepared = prepare(
+            spec, variants, run_id="pull", run_dir=Path(scratch),
+            policy=PullPolicy(args.pull or spec.run.pull), rebuild=args.build,
+        )  # fmt: skip
+    for outcome in prepared.outcomes.values():
+        done = {"pull": "pulled", "build": "built", "": "present"}[outcome.action]
+        line = f"{outcome.image}: {'FAILED: ' + outcome.error if outcome.error else done}"
+        if outcome.action and not outcome.error:
+            line += f" in {outcome.seconds:.1f}s"
+        if outcome.digest:
+            line += f" ({outcome.digest})"
+        print(line)
+    print(
+        f"{len(prepared.outcomes)} images for {len(variants)} variants in {prepared.seconds:.1f}s"
+        + (f"; {len(prepared.problems)} variants cannot run" if prepared.problems else ""),
+        file=sys.stderr,
+    )
+    return 3 if prepared.problems else 0
+
+
+def register_pull(subparsers: Subparsers) -> None:
+    """``stackmatrix pull`` (also ``prepare``)."""
+    for name in ("pull", "prepare"):
+        parser = subparsers.add_parser(
+            name, help="pull and build every unique image of the matrix once (a CI cache step)"
+        )
+        add_spec_arguments(parser)
+        parser.add_argument("--only", nargs="+", metavar="ID", help="these variants only")
+        parser.add_argument("--shard", metavar="I/N", help="the I-th of N shards only")
+        parser.add_argument(
+            "--build", action="store_true", help="rebuild images even when their tag exists"
+        )
+        _add_pull_argument(parser)
+        parser.set_defaults(handler=_pull, failed=None, failed_tests=False)

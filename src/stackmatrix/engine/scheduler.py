@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Protocol
 
 from stackmatrix.engine.lifecycle import StatsHook, VariantJob, run_variant
+from stackmatrix.engine.prepare import Outcome, Prepared, PullPolicy, prepare
 from stackmatrix.engine.processes import signal_handlers
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
@@ -96,6 +97,7 @@ class RunRequest:
     # testcases (a variant missing here runs all of its tests)
     rerun_of: str | None = None
     failed_tests: Mapping[str, tuple[str, ...]] | None = None
+    pull: PullPolicy = PullPolicy.MISSING  # when the prepare stage pulls an image
 
 
 def _retryable(result: VariantResult) -> bool:
@@ -201,21 +203,68 @@ class _Run:
         self._warm_up = _WarmUp(request.warm_up, console.phase)
         self._pending = deque(request.variants)
         self._results: dict[str, VariantResult] = {}
+        self._prepared: Prepared | None = None
 
     def execute(self) -> None:
         """Run the variants, --jobs at a time; those that never started are recorded as such."""
         signals = _Signals(self._cancel, self._interrupted, self._console)
-        with (
-            signals.installed(),
-            ThreadPoolExecutor(
+        with signals.installed():
+            self._prepare()
+            with ThreadPoolExecutor(
                 max_workers=self._request.jobs, thread_name_prefix="stackmatrix-variant"
-            ) as pool,
-        ):
-            self._schedule(pool)
+            ) as pool:
+                self._schedule(pool)
         for variant in self._pending:
             self._record(
                 _never_started(variant, self._run_dir, interrupted=self._interrupted.is_set())
             )
+
+    def _prepare(self) -> None:
+        """Pull and build every unique image once; a variant whose image failed is an error
+        without a stack, the others go on."""
+        request = self._request
+
+        def said(outcome: Outcome) -> None:
+            if outcome.action or outcome.error:
+                verb = "pulled" if outcome.action == "pull" else "built"
+                what = (
+                    f"failed: {outcome.error}"
+                    if outcome.error
+                    else f"{verb} in {outcome.seconds:.1f}s"
+                )
+                self._console.note(f"prepare: {outcome.image} {what}")
+
+        self._prepared = prepared = prepare(
+            request.spec,
+            list(self._pending),
+            run_id=request.run_id,
+            run_dir=self._run_dir,
+            policy=request.pull,
+            rebuild=request.rebuild,
+            cancel=self._cancel,
+            on_image=said,
+        )
+        self._journal = replace(self._journal, prepare=prepared.summary())
+        self._journal.write(self._run_dir)
+        for variant in [v for v in self._pending if v.id in prepared.problems]:
+            self._pending.remove(variant)
+            reason = prepared.problems[variant.id]
+            result = VariantResult.of_variant(
+                variant, status=Status.ERROR, reason=reason, junit=f"{variant.id}/junit.xml",
+                phases=prepared.phases_of(variant.id), images=prepared.images_of(variant.id),
+            )  # fmt: skip
+            write_error_junit(self._run_dir / variant.id / "junit.xml", variant_id=variant.id,
+                              message=reason)  # fmt: skip
+            self._record(result)
+
+    def _with_images(self, result: VariantResult) -> VariantResult:
+        """*result* with what the prepare stage found for its variant: images and times."""
+        if self._prepared is None or result.images:
+            return result
+        before = self._prepared.phases_of(result.id)
+        phases = {**before, **result.phases}
+        phases["build"] = round(before.get("build", 0.0) + result.phases.get("build", 0.0), 3)
+        return replace(result, phases=phases, images=self._prepared.images_of(result.id))
 
     def final_journal(self) -> RunJournal:
         """The journal of the run as it ended (every result, the exit code), written."""
@@ -272,6 +321,7 @@ class _Run:
 
     def _record(self, result: VariantResult) -> None:
         """Keep *result*, show it, and write the journal with every result so far."""
+        result = self._with_images(result)
         self._results[result.id] = result
         self._console.finished(result)
         replace(self._journal, variants=self._ordered_results()).write(self._run_dir)

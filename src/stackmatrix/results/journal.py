@@ -83,6 +83,8 @@ class VariantResult:
     # Earlier attempts under `run --retries`: their statuses and kept JUnit files, oldest first.
     attempt_statuses: tuple[str, ...] = ()
     attempt_junits: tuple[str, ...] = ()
+    # What ran: service -> {image, id, digest}, as the prepare stage found it.
+    images: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def attempts(self) -> int:
@@ -164,6 +166,8 @@ class RunJournal:
     format: int = JOURNAL_FORMAT
     rerun_of: str | None = None  # `run --failed`: the id of the run whose failures this re-ran
     rerun_tests: bool = False  # `--failed-tests`: each variant ran only its failed testcases
+    # The prepare stage: its time, and every unique image pulled or built once for the run.
+    prepare: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -324,6 +324,8 @@ class RunOptions(Model):
     ready_timeout: Duration = 60.0
     down_timeout: Duration = 10.0
     stats_interval: Duration = 1.0
+    # When the prepare stage pulls an image, as compose's pull_policy: missing, always, never.
+    pull: Literal["missing", "always", "never"] = "missing"
 
 
 class Overlay(Model):

@@ -1,0 +1,271 @@
+"""The run's ``prepare`` stage: every unique image pulled, and every unique tagged build made,
+once, a few at a time, before any stack comes up.
+
+In CI the images are often the largest cost of a compatibility matrix (and a public registry
+limits anonymous pulls), so six variants that share two images pull two, not twelve. A variant
+whose image could not be had is an error with the registry's or the builder's words; the
+others run. What each variant used is recorded: the image id and repo digest per service.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_on_whales.exceptions import DockerException
+from python_on_whales.utils import run as run_docker
+
+from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
+from stackmatrix.engine.docker import docker_client, docker_command, error_text
+from stackmatrix.engine.stack import Stack, StackFailure
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.results.files import write_private_if
+from stackmatrix.spec.models import Spec
+
+LOG = logging.getLogger("stackmatrix")
+PARALLEL = 3  # pulls and builds at once: more saturates a CI runner's link and CPU
+ATTEMPTS = 4  # a transient registry error is tried again after 1, 2 and 4 s
+# What docker says when a registry is briefly unwell: worth another try.
+_TRANSIENT = re.compile(
+    r"\b(50[0234]|429)\b|toomanyrequests|too many requests|timeout|timed out|"
+    r"connection reset|connection refused|unexpected EOF|temporarily unavailable|"
+    r"service unavailable|bad gateway",
+    re.IGNORECASE,
+)
+
+
+class PullPolicy(enum.StrEnum):
+    """When an image is pulled, as compose's ``pull_policy`` says it."""
+
+    MISSING = "missing"  # only when the engine does not have it
+    ALWAYS = "always"  # every run (a moving tag like postgres:17 is refreshed)
+    NEVER = "never"  # never: a missing image is an error
+
+
+@dataclass(frozen=True)
+class Need:
+    """One image a variant needs: pulled by reference, or built (a service with ``build``)."""
+
+    image: str  # the reference, or the tag a build makes
+    build: tuple[str, str] | None = None  # (variant id, service) whose compose builds it
+
+
+@dataclass
+class Outcome:
+    """How getting one image went."""
+
+    image: str
+    action: str = ""  # "pull", "build", or "" when it was there already
+    seconds: float = 0.0
+    error: str = ""
+    image_id: str = ""
+    digest: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the prepare stage did, for the journal and for each variant."""
+
+    outcomes: Mapping[str, Outcome]  # image -> outcome
+    needs: Mapping[str, Mapping[str, Need]]  # variant id -> service -> need
+    seconds: float = 0.0
+    problems: Mapping[str, str] = field(default_factory=dict)  # variant id -> why it cannot run
+
+    def images_of(self, variant: str) -> dict[str, dict[str, str]]:
+        """service -> {image, id, digest} of what *variant* runs."""
+        found: dict[str, dict[str, str]] = {}
+        for service, need in self.needs.get(variant, {}).items():
+            outcome = self.outcomes.get(need.image)
+            if outcome is not None:
+                found[service] = {
+                    "image": need.image,
+                    "id": outcome.image_id,
+                    "digest": outcome.digest,
+                }
+        return found
+
+    def phases_of(self, variant: str) -> dict[str, float]:
+        """The time spent getting *variant*'s images: ``pull`` and ``build`` seconds."""
+        phases = {"pull": 0.0, "build": 0.0}
+        for need in {n.image: n for n in self.needs.get(variant, {}).values()}.values():
+            outcome = self.outcomes.get(need.image)
+            if outcome is not None and outcome.action:
+                phases[outcome.action] += outcome.seconds
+        return {name: round(seconds, 3) for name, seconds in phases.items()}
+
+    def summary(self) -> dict[str, Any]:
+        """The run-level record for run.json."""
+        return {
+            "seconds": round(self.seconds, 3),
+            "pull_seconds": round(sum(o.seconds for o in self._done("pull")), 3),
+            "build_seconds": round(sum(o.seconds for o in self._done("build")), 3),
+            "images": [_record_of(o) for o in self.outcomes.values()],
+        }
+
+    def _done(self, action: str) -> list[Outcome]:
+        return [o for o in self.outcomes.values() if o.action == action]
+
+
+def _record_of(outcome: Outcome) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "image": outcome.image,
+        "action": outcome.action or "present",
+        "seconds": round(outcome.seconds, 3),
+        "id": outcome.image_id,
+        "digest": outcome.digest,
+    }
+    if outcome.error:
+        record["error"] = outcome.error
+    return record
+
+
+def prepare(
+    spec: Spec,
+    variants: Sequence[Variant],
+    *,
+    run_id: str,
+    run_dir: Path,
+    policy: PullPolicy = PullPolicy.MISSING,
+    rebuild: bool = False,
+    cancel: threading.Event | None = None,
+    on_image: Callable[[Outcome], None] = lambda _outcome: None,
+) -> Prepared:
+    """Pull and build what *variants* need, each unique image once; see the module docstring."""
+    started = time.monotonic()
+    cancel = cancel or threading.Event()
+    needs: dict[str, dict[str, Need]] = {}
+    composes: dict[str, Path] = {}
+    for variant in variants:
+        data = render(spec, variant, run_id=run_id)
+        needs[variant.id] = _needs_of(variant, data)
+        if any(need.build for need in needs[variant.id].values()):
+            composes[variant.id] = _write_compose(spec, variant, data, run_dir)
+    unique: dict[str, Need] = {}
+    for per_service in needs.values():
+        for need in per_service.values():
+            unique.setdefault(need.image, need)
+    client = docker_client()
+
+    def get(need: Need) -> Outcome:
+        if cancel.is_set():
+            return Outcome(need.image, error="cancelled before it was fetched")
+        if need.build is not None:
+            variant_id, service = need.build
+            outcome = _build(
+                spec, need.image, composes[variant_id], service, run_id=run_id,
+                rebuild=rebuild, cancel=cancel,
+            )  # fmt: skip
+        else:
+            outcome = _pull(client, need.image, policy, cancel)
+        if not outcome.error:
+            outcome.image_id, outcome.digest = _identity(client, need.image)
+        on_image(outcome)
+        return outcome
+
+    with ThreadPoolExecutor(max_workers=PARALLEL, thread_name_prefix="stackmatrix-prepare") as pool:
+        outcomes = dict(zip(unique, pool.map(get, unique.values()), strict=True))
+    problems = {}
+    for variant_id, per_service in needs.items():
+        for service, need in per_service.items():
+            error = outcomes[need.image].error
+            if error:
+                problems[variant_id] = f"service {service}: image {need.image}: {error}"
+                break
+    return Prepared(outcomes, needs, time.monotonic() - started, problems)
+
+
+def _needs_of(variant: Variant, data: Mapping[str, Any]) -> dict[str, Need]:
+    needs: dict[str, Need] = {}
+    for service, config in (data.get("services") or {}).items():
+        if not isinstance(config, Mapping):
+            continue
+        image = config.get("image")
+        if "build" in config:
+            # An untagged build gets a name of its variant's project: nothing to share.
+            if image:
+                needs[service] = Need(str(image), build=(variant.id, service))
+        elif image:
+            needs[service] = Need(str(image))
+    return needs
+
+
+def _write_compose(spec: Spec, variant: Variant, data: dict[str, Any], run_dir: Path) -> Path:
+    path = run_dir / variant.id / "compose.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    private = holds_secrets(data, spec.secrets)
+    write_private_if(path, dump_compose(data), private=private)
+    return path
+
+
+def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) -> Outcome:
+    present = client.image.exists(image)
+    if policy is PullPolicy.NEVER or (policy is PullPolicy.MISSING and present):
+        if present:
+            return Outcome(image)
+        return Outcome(image, error="not on this engine, and the pull policy is 'never'")
+    docker = docker_command(client)
+    began = time.monotonic()
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            run_docker([*docker, "pull", "--quiet", image])
+            return Outcome(image, "pull", time.monotonic() - began)
+        except DockerException as error:
+            said = _one_line(error_text(error))
+            if attempt == ATTEMPTS or not _TRANSIENT.search(said) or cancel.is_set():
+                tries = f" (after {attempt} tries)" if attempt > 1 else ""
+                return Outcome(image, "pull", time.monotonic() - began, f"{said}{tries}")
+            LOG.info("pull of %s failed (%s); trying again", image, said)
+            cancel.wait(2 ** (attempt - 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _build(
+    spec: Spec,
+    image: str,
+    compose: Path,
+    service: str,
+    *,
+    run_id: str,
+    rebuild: bool,
+    cancel: threading.Event,
+) -> Outcome:
+    stack = Stack(
+        project=project_name(spec, Variant(compose.parent.name, {}), run_id),
+        compose_file=compose,
+        project_directory=spec.path.parent,
+        services=[service],
+        cancel=cancel,
+        down_timeout=spec.run.down_timeout,
+        keep=True,
+    )
+    began = time.monotonic()
+    log = compose.parent / "build.log"
+    try:
+        built = stack.build({service: image}, log_path=log, always=rebuild)
+    except StackFailure as failure:
+        detail = failure.detail.strip().splitlines()
+        said = f"{failure.reason}: {detail[-1].strip()}" if detail else failure.reason
+        return Outcome(image, "build", time.monotonic() - began, said)
+    return Outcome(image, "build" if built else "", time.monotonic() - began)
+
+
+def _identity(client: Any, image: str) -> tuple[str, str]:
+    try:
+        inspected = client.image.inspect(image)
+    except DockerException:
+        return "", ""
+    digests = list(inspected.repo_digests or [])
+    return str(inspected.id or ""), str(digests[0]) if digests else ""
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "docker pull failed"
