@@ -25,6 +25,7 @@ from stackmatrix.ci.provider import Plain
 from stackmatrix.console import Console
 from stackmatrix.engine import scheduler
 from stackmatrix.engine.lifecycle import VariantJob
+from stackmatrix.engine.prepare import Prepared
 from stackmatrix.engine.scheduler import RunRequest, run_matrix
 from stackmatrix.junit.read import read_counts
 from stackmatrix.matrix.expand import expand
@@ -99,6 +100,16 @@ def _request(spec: Spec, out: Path, **options: Any) -> RunRequest:
         run_id="20260314-092000-a1b2",
         **options,
     )
+
+
+@pytest.fixture(autouse=True)
+def _images_at_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prepare stage asks the engine about images; these runs have none to get."""
+
+    def nothing_to_get(_spec: Spec, variants: Sequence[Any], **_: Any) -> Prepared:
+        return Prepared(outcomes={}, needs={v.id: {} for v in variants})
+
+    monkeypatch.setattr(scheduler, "prepare", nothing_to_get)
 
 
 def _run(
