@@ -19,8 +19,9 @@ DEFAULT_OUT = Path(".stackmatrix")
 
 
 def new_run_id() -> str:
-    """A run id unique per invocation, sortable by time: ``20261122-180401-a1b2``."""
-    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    """A run id unique per invocation, sortable by time: ``20261122-180401-`` and 64 random
+    bits, so two runs started in the same second on one engine never share one."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(8)
 
 
 def spec_digest(spec: Spec) -> str:

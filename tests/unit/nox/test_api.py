@@ -143,7 +143,7 @@ def test_the_run_id_is_made_once_and_shared_through_the_environment(
     matrix_sessions(write_matrix(tmp_path), out=tmp_path / "out")
 
     run_id = os.environ[RUN_ID_ENV]
-    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", run_id)
+    assert re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{16}", run_id)
     # A second matrix in the same noxfile (or a parallel worker) keeps the id it finds.
     second = tmp_path / "second"
     second.mkdir()
