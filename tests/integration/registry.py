@@ -108,7 +108,10 @@ class FaultFront:
         self._server.daemon_threads = True
         self.address = f"127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"registry-front-{self.address}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # shutdown() waits up to one interval
+            name=f"registry-front-{self.address}",
+            daemon=True,
         )
 
     def start(self) -> None:

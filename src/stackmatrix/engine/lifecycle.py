@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 import threading
 import time
@@ -33,7 +32,7 @@ from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 from stackmatrix.spec.load import Spec
 from stackmatrix.spec.templates import FAILED_ANYWHERE, FAILED_WORD, TemplateError
-from stackmatrix.spec.values import scalar_text
+from stackmatrix.spec.values import env_name, scalar_text
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
 StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
@@ -71,13 +70,6 @@ class VariantJob:
     def project(self) -> str:
         """The compose project name."""
         return project_name(self.spec, self.variant, self.run_id)
-
-
-def env_name(*parts: str) -> str:
-    """``STACKMATRIX_DB_5432`` style names: upper case, anything else becomes ``_``."""
-    return "_".join(
-        re.sub(r"[^A-Z0-9]+", "_", p.upper()).strip("_") for p in ("stackmatrix", *parts)
-    )
 
 
 class _Recorder:

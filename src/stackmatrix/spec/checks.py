@@ -7,7 +7,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from stackmatrix.errors import SpecError
 from stackmatrix.spec.models import AXIS_PATTERN, Spec, describe
 from stackmatrix.spec.source import Document, KeyPath, format_path, load_file, problem
 from stackmatrix.spec.templates import references
-from stackmatrix.spec.values import Scalar
+from stackmatrix.spec.values import Scalar, env_name
 
 # Expansion is linear in the cross product: cap it so a typo cannot expand 10**10 variants.
 MAX_COMBINATIONS = 100_000
@@ -102,6 +102,7 @@ class Checker:
         self.check_compose_files()
         self.check_services()
         self.check_tests()
+        self.check_environment_names()
 
     def check_axes(self) -> None:
         spec = self.spec
@@ -258,6 +259,23 @@ class Checker:
             if service not in self.services:
                 hint = did_you_mean(service, self.services, "services are")
                 self.add(("ready", service), f"unknown service {service!r}{hint}", at_key=True)
+        for first, second in _colliding(sorted(self.services)):
+            self.add(
+                (),
+                f"services {first!r} and {second!r} give the tests the same variables"
+                f" ({env_name(first)}_PORT): rename one of them",
+            )
+
+    def check_environment_names(self) -> None:
+        """Two matrix keys that become one STACKMATRIX_AXIS_ variable would overwrite it."""
+        keys = list(dict.fromkeys([*self.spec.axes, *self.spec.matrix_keys]))
+        for first, second in _colliding(keys):
+            self.add(
+                ("axes", second) if second in self.spec.axes else (),
+                f"matrix keys {first!r} and {second!r} both become {env_name('axis', first)}:"
+                " rename one of them",
+                at_key=second in self.spec.axes,
+            )
 
     def check_tests(self) -> None:
         tests = self.spec.tests
@@ -286,6 +304,17 @@ class Checker:
                 elif ref.kind == "ports" and self.services and ref.service not in self.services:
                     hint = did_you_mean(ref.service, self.services, "services are")
                     self.add(loc, f"unknown service {ref.service!r} in {expression}{hint}")
+
+
+def _colliding(names: Sequence[str]) -> list[tuple[str, str]]:
+    """Pairs of distinct names that become the same environment variable name."""
+    first: dict[str, str] = {}
+    pairs = []
+    for name in names:
+        seen = first.setdefault(env_name(name), name)
+        if seen != name:
+            pairs.append((seen, name))
+    return pairs
 
 
 def check(spec: Spec) -> tuple[list[Issue], list[str]]:

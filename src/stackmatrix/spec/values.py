@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 Scalar = str | int | float | bool
 
 
@@ -12,3 +14,10 @@ def scalar_text(value: Scalar | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+def env_name(*parts: str) -> str:
+    """``STACKMATRIX_DB_5432`` style names: upper case, anything else becomes ``_``."""
+    return "_".join(
+        re.sub(r"[^A-Z0-9]+", "_", p.upper()).strip("_") for p in ("stackmatrix", *parts)
+    )

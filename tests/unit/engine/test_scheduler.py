@@ -10,13 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stackmatrix.engine.lifecycle import env_name
 from stackmatrix.engine.processes import run_logged
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_only, select_shard
 from stackmatrix.redact import MASK, format_command, redact_env, redact_text
 from stackmatrix.results.journal import RunJournal, Status, TestCounts, VariantResult, exit_code_of
+from stackmatrix.spec.values import env_name
 
 
 def _variants(n: int) -> list[Variant]:
