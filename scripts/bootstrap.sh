@@ -122,13 +122,15 @@ ensure_engine_runs_containers() {
 ensure_test_tools() {
     # Debian packages the test suite drives: headless Chromium opens report.html, shellcheck
     # lets actionlint check the workflows' scripts, iproute2 gives the fault tests' second
-    # engine a network namespace of its own.
+    # engine a network namespace of its own, docker-registry (distribution 2.8) is the registry
+    # the registry tests start on a free port themselves (its packaged service is never used).
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
     command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+    command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
     if [ "${#missing[@]}" -eq 0 ]; then
-        skip "test tools (chromium, shellcheck, iproute2)"
+        skip "test tools (chromium, shellcheck, iproute2, docker-registry)"
         return
     fi
     apt_install "${missing[@]}"
