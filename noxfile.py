@@ -174,7 +174,7 @@ def typecheck(session: nox.Session) -> None:
 def schema(session: nox.Session) -> None:
     """Regenerate src/stackmatrix/matrix.schema.json from the spec model."""
     _require_project_venv(session)
-    session.run("python", "-m", "stackmatrix.spec.load", "--write-schema")
+    session.run("python", "-m", "stackmatrix.spec.schema", "--write-schema")
 
 
 @nox.session

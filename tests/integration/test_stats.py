@@ -16,7 +16,7 @@ import pytest
 from python_on_whales import Container, DockerClient
 
 from stackmatrix.engine.docker import docker_command
-from stackmatrix.engine.stack import ContainerEvents
+from stackmatrix.engine.events import ContainerEvents
 from stackmatrix.engine.stats import StatsSampler
 
 from .conftest import LABEL

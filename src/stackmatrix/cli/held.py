@@ -27,7 +27,7 @@ from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import expand
 
 if TYPE_CHECKING:
-    from stackmatrix.engine.lifecycle import VariantJob
+    from stackmatrix.engine.job import VariantJob
 
 
 def _job(args: argparse.Namespace, **kwargs: object) -> VariantJob:

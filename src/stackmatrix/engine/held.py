@@ -18,13 +18,10 @@ from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose import labels
 from stackmatrix.engine.docker import docker_client, docker_command, error_text, remove_by_label
-from stackmatrix.engine.lifecycle import (
-    VariantJob,
-    environment_for,
-    run_tests_on_held_stack,
-    run_variant,
-)
+from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.lifecycle import run_tests_on_held_stack, run_variant
 from stackmatrix.engine.stack import Stack
+from stackmatrix.engine.suite import environment_for
 from stackmatrix.errors import EngineError, UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.files import write_private_if

@@ -17,7 +17,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from stackmatrix.engine.lifecycle import StatsHook, VariantJob, run_variant
+from stackmatrix.engine.job import StatsHook, VariantJob
+from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.prepare import Outcome, Prepared, PullPolicy, prepare
 from stackmatrix.engine.processes import signal_handlers
 from stackmatrix.junit.write import write_error_junit

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -31,25 +29,18 @@ from stackmatrix.compose.labels import selector
 from stackmatrix.engine import probes as _probes
 from stackmatrix.engine.docker import (
     LOG_TAIL_LINES,
-    close_stream,
     docker_client,
     docker_command,
     error_text,
-    open_stream,
     remove_by_label,
 )
+from stackmatrix.engine.events import ContainerEvents
 from stackmatrix.engine.processes import run_logged
+from stackmatrix.engine.services import ServiceState, final_reason, service_state
 from stackmatrix.errors import EngineError
 from stackmatrix.spec.load import Probe
 
 LOG = logging.getLogger("stackmatrix")
-# Health is read from the engine, two docker processes a reading: costly on a small CI machine
-# running several stacks. So a `docker events` stream of the project says when to read again
-# (a container was created, started, died or changed health); without it, every 0.25 s.
-HEALTH_POLL_INTERVAL = 0.25
-HEALTH_EVENT_FALLBACK = 1.0  # with the event stream: read anyway this often, in case
-WATCHED_EVENTS = ("create", "start", "die", "oom", "health_status")
-CANCEL_CHECK = 0.05  # a cancelled run is noticed within this while waiting for events
 NO_LOG = "(no log: "  # how a log that could not be read begins
 
 
@@ -65,49 +56,6 @@ class StackFailure(Exception):
 
 class Cancelled(Exception):
     """The run was cancelled (fail-fast or a signal) while this stack was working."""
-
-
-@dataclass(frozen=True)
-class ServiceState:
-    """What ``compose ps`` says about one service's container."""
-
-    service: str
-    container_id: str
-    status: str  # created / running / exited / dead / ...
-    health: str | None  # starting / healthy / unhealthy, or None without a healthcheck
-    exit_code: int | None
-    health_output: str
-    ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153"
-    oom_killed: bool = False
-
-
-def _service_state(container: ContainerInspectResult) -> ServiceState:
-    labels = (container.config.labels if container.config else None) or {}
-    state = container.state
-    health = state.health if state else None
-    health_output = ""
-    if health is not None and health.log:
-        last = health.log[-1]
-        health_output = f"exit {last.exit_code}: {(last.output or '').strip()}"
-    ports: dict[str, str] = {}
-    published = container.network_settings.ports if container.network_settings else None
-    for key, bindings in (published or {}).items():
-        for binding in bindings or []:
-            host_ip = binding.get("HostIp") or "127.0.0.1"
-            if ":" in host_ip:  # an IPv6 twin of the same binding
-                continue
-            name = key.removesuffix("/tcp")
-            ports[name] = f"{host_ip}:{binding['HostPort']}"
-    return ServiceState(
-        service=labels.get(compose_labels.COMPOSE_SERVICE, container.name or ""),
-        container_id=container.id or "",
-        status=(state.status if state else None) or "unknown",
-        health=health.status if health is not None else None,
-        exit_code=state.exit_code if state else None,
-        oom_killed=bool(state and state.oom_killed),
-        health_output=health_output,
-        ports=ports,
-    )
 
 
 class Stack:
@@ -220,7 +168,7 @@ class Stack:
             raise EngineError(
                 f"cannot inspect project {self.project}: {error_text(error)}"
             ) from error
-        states = (_service_state(ContainerInspectResult(**item)) for item in found)
+        states = (service_state(ContainerInspectResult(**item)) for item in found)
         self.states = {state.service: state for state in states}
         return self.states
 
@@ -242,7 +190,7 @@ class Stack:
                     return
                 state, final = blocking
                 if final or time.monotonic() >= deadline:
-                    why = "did not become healthy" if not final else _final_reason(state)
+                    why = "did not become healthy" if not final else final_reason(state)
                     if not final:
                         why += f" within {timeout:g} s"
                     raise StackFailure(
@@ -396,67 +344,6 @@ class Stack:
             remove_by_label(f"{compose_labels.COMPOSE_PROJECT}={self.project}")
 
 
-class ContainerEvents:
-    """The engine's events about a project's containers, as a signal to read their state again.
-
-    One ``docker events`` process for the whole wait; ``since`` replays what happened between
-    that moment and the stream's start, ``until`` ends it. If the stream cannot start or ends,
-    :meth:`wait` falls back to a plain poll interval.
-    """
-
-    def __init__(self, docker: list[str], project: str, *, since: float, until: float) -> None:
-        filters = [
-            selector(compose_labels.COMPOSE_PROJECT, project),
-            "type=container",
-            *(f"event={event}" for event in WATCHED_EVENTS),
-        ]
-        self._command = [
-            *docker, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
-            *(part for f in filters for part in ("--filter", f)), "--format", "{{.Status}}",
-        ]  # fmt: skip
-        self._process: subprocess.Popen[str] | None = None
-        self._reader: threading.Thread | None = None
-        self._changed = threading.Event()
-
-    @property
-    def interval(self) -> float:
-        """How long to wait at most before reading the state again."""
-        alive = self._reader is not None and self._reader.is_alive()
-        return HEALTH_EVENT_FALLBACK if alive else HEALTH_POLL_INTERVAL
-
-    def __enter__(self) -> ContainerEvents:
-        self._process = open_stream(self._command)
-        if self._process is None:
-            return self  # no event stream: polling
-        self._reader = threading.Thread(
-            target=self._read, args=(self._process,), name="stackmatrix-events", daemon=True
-        )
-        self._reader.start()
-        return self
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        try:
-            for _line in process.stdout or ():
-                self._changed.set()
-        finally:
-            self._changed.set()  # the stream is over: the wait goes back to polling at once
-
-    def wait(self, timeout: float, cancel: threading.Event) -> None:
-        """Until the engine reports a change, *cancel* is set, or *timeout* seconds pass."""
-        end = time.monotonic() + timeout
-        while not cancel.is_set():
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            if self._changed.wait(min(left, CANCEL_CHECK)):
-                self._changed.clear()
-                return
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
-            close_stream(self._process, self._reader)
-
-
 _BUILD_LOCKS: dict[str, threading.Lock] = {}
 _BUILD_LOCKS_GUARD = threading.Lock()
 
@@ -464,14 +351,3 @@ _BUILD_LOCKS_GUARD = threading.Lock()
 def _build_lock(key: str) -> threading.Lock:
     with _BUILD_LOCKS_GUARD:
         return _BUILD_LOCKS.setdefault(key, threading.Lock())
-
-
-def _final_reason(state: ServiceState) -> str:
-    # A stopped container's health reads "unhealthy" too: how it stopped says more.
-    if state.oom_killed:
-        return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
-    if state.status in {"exited", "dead"}:
-        return f"exited with code {state.exit_code}"
-    if state.health == "unhealthy":
-        return "is unhealthy"
-    return f"exited with code {state.exit_code}"

@@ -21,7 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from stackmatrix.engine.lifecycle import VariantJob, run_variant
+from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.processes import signal_handlers
 from stackmatrix.errors import StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand

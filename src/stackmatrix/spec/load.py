@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
-import sys
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -54,11 +51,9 @@ __all__ = [
     "Spec",
     "TcpProbe",
     "TestsSpec",
-    "json_schema",
     "load_spec",
 ]
 
-SCHEMA_PATH = Path(__file__).parents[1] / "matrix.schema.json"
 _NAME_RULE = "a name of lowercase letters, digits, '-' and '_' that starts with a letter or digit"
 _UNION_PART = re.compile(
     r"^(function-\w+|tagged-union|nullable|union|json-or-python|lax-or-strict)\["
@@ -371,47 +366,3 @@ def _step(tp: Any, part: str | int) -> Any:
     if origin in (dict, Mapping):
         return args[1]
     return None
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema of a matrix file, for editors and for `jsonschema` validation."""
-    schema = Spec.model_json_schema(mode="validation")
-    schema["required"] = [key for key in schema.get("required", []) if key != "name"]
-    schema["patternProperties"] = {"^x-": {"description": "free-form, e.g. for YAML anchors"}}
-    schema["title"] = "stackmatrix matrix file"
-    schema["description"] = "Which Docker Compose stack variants a project's tests must pass on."
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
-
-
-def schema_text() -> str:
-    """The committed form of `json_schema()`: stable JSON with a final newline."""
-    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
-
-
-def _main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m stackmatrix.spec.load", description="Write or check matrix.schema.json."
-    )
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write-schema", action="store_true", help="write the schema file")
-    group.add_argument(
-        "--check-schema", action="store_true", help="fail if the schema file is stale"
-    )
-    parser.add_argument("path", nargs="?", type=Path, default=SCHEMA_PATH)
-    args = parser.parse_args(argv)
-    text = schema_text()
-    if args.write_schema:
-        args.path.write_text(text, encoding="utf-8")
-        return 0
-    current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-    if current != text:
-        print(
-            f"{args.path} is stale: run python -m stackmatrix.spec.load --write-schema",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from stackmatrix.engine import lifecycle
-from stackmatrix.engine.lifecycle import VariantJob, _judge, _run_tests
+from stackmatrix.engine import suite
+from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.processes import ProcessOutcome
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
+from stackmatrix.engine.suite import judge as _judge
+from stackmatrix.engine.suite import run_suite as _run_tests
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.results.journal import Status
 from stackmatrix.spec.load import load_spec
@@ -73,7 +75,7 @@ tests:
 def test_the_tests_get_the_variant_its_ports_and_its_values(tmp_path: Path) -> None:
     job = _job(_spec(tmp_path, _ENV_TESTS), tmp_path)
     context = {"ports": PORTS, "matrix": {"pg": "15", "redis": "on"}, "variant": "pg-15_redis-on"}
-    env = lifecycle.tests_environment(job, PORTS, "/tmp/junit.xml", context)
+    env = suite.tests_environment(job, PORTS, "/tmp/junit.xml", context)
     assert env == {
         "STACKMATRIX_VARIANT": "pg-15_redis-on",
         "STACKMATRIX_RUN_ID": RUN_ID,

@@ -24,7 +24,7 @@ import pytest
 from stackmatrix.ci.provider import Plain
 from stackmatrix.console import Console
 from stackmatrix.engine import scheduler
-from stackmatrix.engine.lifecycle import VariantJob
+from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.prepare import Prepared
 from stackmatrix.engine.scheduler import RunRequest, run_matrix
 from stackmatrix.junit.read import read_counts

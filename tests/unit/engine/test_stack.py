@@ -21,17 +21,11 @@ import pytest
 from python_on_whales.components.container.models import ContainerInspectResult
 
 from stackmatrix.engine import stack as stack_module
-from stackmatrix.engine.stack import (
-    HEALTH_EVENT_FALLBACK,
-    HEALTH_POLL_INTERVAL,
-    Cancelled,
-    ContainerEvents,
-    ServiceState,
-    Stack,
-    StackFailure,
-    _final_reason,
-    _service_state,
-)
+from stackmatrix.engine.events import HEALTH_EVENT_FALLBACK, HEALTH_POLL_INTERVAL, ContainerEvents
+from stackmatrix.engine.services import ServiceState
+from stackmatrix.engine.services import final_reason as _final_reason
+from stackmatrix.engine.services import service_state as _service_state
+from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.spec.load import RedisProbe, TcpProbe
 from tests.unit.engine.peers import redis_peer, refusing, serving, wait_for_close
 

@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from stackmatrix.spec.load import SCHEMA_PATH, _main, json_schema, load_spec, schema_text
+from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.schema import SCHEMA_PATH, _main, json_schema, schema_text
 
 ROOT = Path(__file__).parents[3]
 EXAMPLES = sorted((ROOT / "examples" / "specs").glob("*/matrix.yaml"))

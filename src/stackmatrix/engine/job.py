@@ -1,0 +1,49 @@
+"""What one variant needs to run: its spec, values, run, folder and the events that stop it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stackmatrix.compose.render import project_name
+from stackmatrix.matrix.expand import Variant
+from stackmatrix.spec.load import Spec
+
+PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
+
+
+StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
+
+
+@dataclass(frozen=True)
+class VariantJob:
+    """Everything one variant needs; shared events let the runner stop it."""
+
+    spec: Spec
+    variant: Variant
+    run_id: str
+    run_dir: Path
+    cancel: threading.Event = field(default_factory=threading.Event)
+    interrupted: threading.Event = field(default_factory=threading.Event)
+    keep: bool = False
+    on_phase: PhaseCallback = lambda _variant, _phase: None
+    base_env: Mapping[str, str] | None = None  # the tests' environment; default os.environ
+    rebuild: bool = False  # build images even when their tag exists
+    after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
+    run_tests: bool = True  # False: bring the stack up and hold it there (`stackmatrix up`)
+    extra_args: tuple[str, ...] = ()  # appended to the test command (`-- -k name -x`)
+    # `run --failed-tests`: the testcases to run again, for `{{ failed }}`; None: all of them
+    failed_tests: tuple[str, ...] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
+
+    @property
+    def directory(self) -> Path:
+        """This variant's folder inside the run directory."""
+        return self.run_dir / self.variant.id
+
+    @property
+    def project(self) -> str:
+        """The compose project name."""
+        return project_name(self.spec, self.variant, self.run_id)

@@ -1,0 +1,65 @@
+"""The state of a compose service's container as the engine reports it, and what it means for
+readiness: still coming, ready, or a final failure (exited, killed, unhealthy)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from python_on_whales.components.container.models import ContainerInspectResult
+
+from stackmatrix.compose import labels as compose_labels
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    """What ``compose ps`` says about one service's container."""
+
+    service: str
+    container_id: str
+    status: str  # created / running / exited / dead / ...
+    health: str | None  # starting / healthy / unhealthy, or None without a healthcheck
+    exit_code: int | None
+    health_output: str
+    ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153"
+    oom_killed: bool = False
+
+
+def service_state(container: ContainerInspectResult) -> ServiceState:
+    labels = (container.config.labels if container.config else None) or {}
+    state = container.state
+    health = state.health if state else None
+    health_output = ""
+    if health is not None and health.log:
+        last = health.log[-1]
+        health_output = f"exit {last.exit_code}: {(last.output or '').strip()}"
+    ports: dict[str, str] = {}
+    published = container.network_settings.ports if container.network_settings else None
+    for key, bindings in (published or {}).items():
+        for binding in bindings or []:
+            host_ip = binding.get("HostIp") or "127.0.0.1"
+            if ":" in host_ip:  # an IPv6 twin of the same binding
+                continue
+            name = key.removesuffix("/tcp")
+            ports[name] = f"{host_ip}:{binding['HostPort']}"
+    return ServiceState(
+        service=labels.get(compose_labels.COMPOSE_SERVICE, container.name or ""),
+        container_id=container.id or "",
+        status=(state.status if state else None) or "unknown",
+        health=health.status if health is not None else None,
+        exit_code=state.exit_code if state else None,
+        oom_killed=bool(state and state.oom_killed),
+        health_output=health_output,
+        ports=ports,
+    )
+
+
+def final_reason(state: ServiceState) -> str:
+    # A stopped container's health reads "unhealthy" too: how it stopped says more.
+    if state.oom_killed:
+        return f"was killed: out of memory (OOMKilled, exit code {state.exit_code})"
+    if state.status in {"exited", "dead"}:
+        return f"exited with code {state.exit_code}"
+    if state.health == "unhealthy":
+        return "is unhealthy"
+    return f"exited with code {state.exit_code}"
