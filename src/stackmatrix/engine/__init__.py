@@ -3,10 +3,11 @@
 Owns: the docker client, its streams and its errors (``docker``), every unique image pulled
 or built once before the fan-out (``prepare``), one compose project's bring-up, readiness,
 ports, logs and teardown (``stack``, its containers' states in ``services``, its event stream
-in ``events``), the test command against it (``suite``, what a variant needs in ``job``), readiness probes (``probes``),
-resource statistics (``stats``), the life of one variant from render to down (``lifecycle``),
-the schedule of many (``scheduler``), stacks held up for a person (``held``), leftovers
-by label (``gc``), and every non-Docker subprocess (``processes``).
+in ``events``), readiness probes (``probes``), resource statistics (``stats``), the test
+command against a stack (``suite``), what a variant needs (``job``), the life of one variant
+from render to down (``lifecycle``), the schedule of many (``scheduler``), stacks held up for
+a person (``held``), leftovers by label (``gc``), and every non-Docker subprocess
+(``processes``).
 
 May import: ``junit``, ``results``, ``compose``, ``matrix``, ``spec``, ``redact``, ``errors``,
 ``format``, and python-on-whales. Never ``report``, ``ci`` or ``console``: what the run's end
