@@ -31,8 +31,10 @@ class _Terminal(io.StringIO):
 
 
 @pytest.fixture(autouse=True)
-def _colour_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("NO_COLOR", raising=False)
+def _a_person_at_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests run in CI too: the console must not see CI's own environment.
+    for name in ("NO_COLOR", "CI", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
 
 
 def _passed(vid: str = "pg-13", **changes: Any) -> VariantResult:

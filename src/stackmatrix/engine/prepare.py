@@ -25,7 +25,7 @@ from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
 from stackmatrix.engine.docker import docker_client, docker_command, error_text
-from stackmatrix.engine.stack import Stack, StackFailure
+from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.files import write_private_if
 from stackmatrix.spec.models import Spec
@@ -66,6 +66,8 @@ class Outcome:
     action: str = ""  # "pull", "build", or "" when it was there already
     seconds: float = 0.0
     error: str = ""
+    detail: str = ""  # the builder's last lines, when a build failed
+    started_at: float = 0.0  # epoch seconds
     image_id: str = ""
     digest: str = ""
 
@@ -77,7 +79,8 @@ class Prepared:
     outcomes: Mapping[str, Outcome]  # image -> outcome
     needs: Mapping[str, Mapping[str, Need]]  # variant id -> service -> need
     seconds: float = 0.0
-    problems: Mapping[str, str] = field(default_factory=dict)  # variant id -> why it cannot run
+    # variant id -> why it cannot run, and the longer story (a build's output)
+    problems: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def images_of(self, variant: str) -> dict[str, dict[str, str]]:
         """service -> {image, id, digest} of what *variant* runs."""
@@ -95,11 +98,23 @@ class Prepared:
     def phases_of(self, variant: str) -> dict[str, float]:
         """The time spent getting *variant*'s images: ``pull`` and ``build`` seconds."""
         phases = {"pull": 0.0, "build": 0.0}
-        for need in {n.image: n for n in self.needs.get(variant, {}).values()}.values():
-            outcome = self.outcomes.get(need.image)
-            if outcome is not None and outcome.action:
+        for outcome in self._outcomes_of(variant):
+            if outcome.action:
                 phases[outcome.action] += outcome.seconds
         return {name: round(seconds, 3) for name, seconds in phases.items()}
+
+    def phase_starts_of(self, variant: str) -> dict[str, float]:
+        """When *variant*'s first pull and first build began (epoch seconds)."""
+        starts: dict[str, float] = {}
+        for outcome in self._outcomes_of(variant):
+            if outcome.action and outcome.started_at:
+                first = starts.get(outcome.action, outcome.started_at)
+                starts[outcome.action] = min(first, outcome.started_at)
+        return starts
+
+    def _outcomes_of(self, variant: str) -> list[Outcome]:
+        images = dict.fromkeys(n.image for n in self.needs.get(variant, {}).values())
+        return [self.outcomes[image] for image in images if image in self.outcomes]
 
     def summary(self) -> dict[str, Any]:
         """The run-level record for run.json."""
@@ -137,6 +152,7 @@ def prepare(
     rebuild: bool = False,
     cancel: threading.Event | None = None,
     on_image: Callable[[Outcome], None] = lambda _outcome: None,
+    on_phase: Callable[[str, str], None] = lambda _variant, _phase: None,
 ) -> Prepared:
     """Pull and build what *variants* need, each unique image once; see the module docstring."""
     started = time.monotonic()
@@ -157,6 +173,11 @@ def prepare(
     def get(need: Need) -> Outcome:
         if cancel.is_set():
             return Outcome(need.image, error="cancelled before it was fetched")
+        phase = "pull" if need.build is None else "build"
+        for variant_id, per_service in needs.items():
+            if any(n.image == need.image for n in per_service.values()):
+                on_phase(variant_id, phase)
+        started_at = time.time()
         if need.build is not None:
             variant_id, service = need.build
             outcome = _build(
@@ -165,6 +186,7 @@ def prepare(
             )  # fmt: skip
         else:
             outcome = _pull(client, need.image, policy, cancel)
+        outcome.started_at = started_at
         if not outcome.error:
             outcome.image_id, outcome.digest = _identity(client, need.image)
         on_image(outcome)
@@ -175,9 +197,10 @@ def prepare(
     problems = {}
     for variant_id, per_service in needs.items():
         for service, need in per_service.items():
-            error = outcomes[need.image].error
-            if error:
-                problems[variant_id] = f"service {service}: image {need.image}: {error}"
+            outcome = outcomes[need.image]
+            if outcome.error:
+                reason = f"service {service}: image {need.image}: {outcome.error}"
+                problems[variant_id] = (reason, outcome.detail)
                 break
     return Prepared(outcomes, needs, time.monotonic() - started, problems)
 
@@ -251,9 +274,9 @@ def _build(
     try:
         built = stack.build({service: image}, log_path=log, always=rebuild)
     except StackFailure as failure:
-        detail = failure.detail.strip().splitlines()
-        said = f"{failure.reason}: {detail[-1].strip()}" if detail else failure.reason
-        return Outcome(image, "build", time.monotonic() - began, said)
+        return Outcome(image, "build", time.monotonic() - began, failure.reason, failure.detail)
+    except Cancelled:
+        return Outcome(image, "build", time.monotonic() - began, "interrupted")
     return Outcome(image, "build" if built else "", time.monotonic() - began)
 
 

@@ -244,15 +244,29 @@ class _Run:
             rebuild=request.rebuild,
             cancel=self._cancel,
             on_image=said,
+            on_phase=self._warm_up.phase,
         )
         self._journal = replace(self._journal, prepare=prepared.summary())
         self._journal.write(self._run_dir)
-        for variant in [v for v in self._pending if v.id in prepared.problems]:
+        if self._cancel.is_set():
+            # Stopped while the images were fetched: no variant started, each says so.
+            interrupted = self._interrupted.is_set()
+            status = Status.INTERRUPTED if interrupted else Status.CANCELLED
+            reason = "interrupted" if interrupted else "cancelled by fail-fast"
+            stopped = {v.id: (reason, "") for v in self._pending}
+            self._fail_before_start(stopped, status)
+            return
+        self._fail_before_start(dict(prepared.problems), Status.ERROR)
+
+    def _fail_before_start(self, why: dict[str, tuple[str, str]], status: Status) -> None:
+        """Record the pending variants named in *why* as ended before their stack came up."""
+        assert self._prepared is not None  # noqa: S101 - called after the prepare stage
+        for variant in [v for v in self._pending if v.id in why]:
             self._pending.remove(variant)
-            reason = prepared.problems[variant.id]
+            reason, detail = why[variant.id]
             result = VariantResult.of_variant(
-                variant, status=Status.ERROR, reason=reason, junit=f"{variant.id}/junit.xml",
-                phases=prepared.phases_of(variant.id), images=prepared.images_of(variant.id),
+                variant, status=status, reason=reason, detail=detail,
+                junit=f"{variant.id}/junit.xml",
             )  # fmt: skip
             write_error_junit(self._run_dir / variant.id / "junit.xml", variant_id=variant.id,
                               message=reason)  # fmt: skip
@@ -265,7 +279,10 @@ class _Run:
         before = self._prepared.phases_of(result.id)
         phases = {**before, **result.phases}
         phases["build"] = round(before.get("build", 0.0) + result.phases.get("build", 0.0), 3)
-        return replace(result, phases=phases, images=self._prepared.images_of(result.id))
+        starts = {**result.phase_starts, **self._prepared.phase_starts_of(result.id)}
+        return replace(
+            result, phases=phases, phase_starts=starts, images=self._prepared.images_of(result.id)
+        )
 
     def final_journal(self) -> RunJournal:
         """The journal of the run as it ended (every result, the exit code), written."""
