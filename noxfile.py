@@ -194,6 +194,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: writes bench/results.json and bench/README.md."""
     _require_project_venv(session)
     session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
+    # Images from a real local registry: the prepare stage against a per-variant pull script.
+    session.run("python", str(ROOT / "bench" / "bench_pull.py"))
 
 
 if __name__ == "__main__":

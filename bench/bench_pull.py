@@ -67,6 +67,7 @@ def _forget(registry: Registry) -> None:
 
 
 def _project(root: Path, address: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     project = make_project(root, axes=AXES)
     spec: dict[str, Any] = yaml.safe_load(project.matrix.read_text())
     for base, (name, tag, _local) in IMAGES.items():
@@ -89,6 +90,7 @@ def _rendered(root: Path, folder: Path) -> list[str]:
     pairs = []
     for variant in json.loads(listed.stdout):
         target = folder / f"{variant['id']}.yaml"
+        folder.mkdir(parents=True, exist_ok=True)
         _stackmatrix(root, folder, "render", variant["id"], "-o", str(target), "--run-id", "bench")
         values = variant["values"]
         pairs += [variant["id"], str(target), f"{values['base']}-{values['n']}"]
@@ -157,8 +159,13 @@ def pull_benchmark(rounds: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_name("pull.json"))
     args = parser.parse_args()
-    print(json.dumps(pull_benchmark(args.rounds), indent=2))
+    results = pull_benchmark(args.rounds)
+    results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    text = json.dumps(results, indent=2) + "\n"
+    args.output.write_text(text, encoding="utf-8")
+    print(text, end="")
     return 0
 
 
