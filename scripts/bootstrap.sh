@@ -88,9 +88,22 @@ ensure_engine() {
             skip "dockerd package"
         fi
         if pgrep -x dockerd >/dev/null 2>&1; then
-            die "a dockerd is running but does not answer on the docker socket (docker info: $(docker info 2>&1 | tail -n 1)); stop it or fix it, then run this again"
+            # Perhaps still starting: give it the time a start takes before judging it.
+            step "a dockerd is running but not answering yet; waiting for it"
+            for _ in $(seq 1 60); do
+                docker info >/dev/null 2>&1 && break
+                sleep 0.5
+            done
         fi
-        start_dockerd
+        if docker info >/dev/null 2>&1; then
+            step "docker engine $(docker info --format '{{.ServerVersion}}') is up"
+        elif started_by_us; then
+            restart_dockerd "it does not answer on the docker socket"
+        elif pgrep -x dockerd >/dev/null 2>&1; then
+            die "a dockerd is running but does not answer on the docker socket (docker info: $(docker info 2>&1 | tail -n 1)); stop it or fix it, then run this again"
+        else
+            start_dockerd
+        fi
     fi
     local broken
     if broken="$("$ROOT/scripts/check-engine.sh" bridge)"; then

@@ -15,7 +15,7 @@ broken() { printf 'the Docker engine%s %s\n' "${DOCKER_HOST:+ at $DOCKER_HOST}" 
 
 check_bridge() {
     local name
-    if ! name="$(docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>&1)"; then
+    if ! name="$(timeout 20 docker network inspect bridge --format '{{index .Options "com.docker.network.bridge.name"}}' 2>&1)"; then
         broken "has no default bridge network (docker network inspect bridge: ${name##*$'\n'}); restart dockerd without --bridge none"
     fi
     name="${name:-docker0}"
@@ -23,6 +23,14 @@ check_bridge() {
         unix://*) ;;
         *) return 0 ;;  # a remote engine's interfaces are not ours to see
     esac
+    # A rootless engine (its bridge is inside rootlesskit's namespace) or another context
+    # (Docker Desktop, a remote one): its interfaces are not in this /sys either.
+    case "$(timeout 20 docker info --format '{{.SecurityOptions}} {{.Name}}' 2>/dev/null)" in
+        *rootless*) return 0 ;;
+    esac
+    if [ "$(timeout 20 docker context show 2>/dev/null || echo default)" != default ]; then
+        return 0
+    fi
     if [ ! -e "/sys/class/net/$name" ]; then
         broken "has lost its default bridge interface $name (containers cannot start); restart dockerd to recreate it"
     fi

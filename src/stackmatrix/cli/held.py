@@ -25,6 +25,7 @@ from stackmatrix.cli.common import (
 from stackmatrix.errors import EngineError, UsageError
 from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import expand
+from stackmatrix.results.journal import Status
 
 if TYPE_CHECKING:
     from stackmatrix.engine.job import VariantJob
@@ -47,7 +48,7 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print(f"stackmatrix: bringing {job.variant.id} up as {job.project} ...", file=sys.stderr)
     result = held.bring_up(job)
-    if not result.status.ok:
+    if result.status is not Status.PASSED:
         print(f"stackmatrix: {job.variant.id} did not get ready: {result.reason}", file=sys.stderr)
         if result.detail:
             print(result.detail, file=sys.stderr)

@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 
 def _run(args: argparse.Namespace) -> int:
-    spec = read_spec(args)
     rerun = _rerun_of(args)
+    if rerun is not None and args.profile is None and rerun.profile is not None:
+        args.profile = rerun.profile  # the variants to run again are those of that profile
+    spec = read_spec(args)
     variants = _selected_variants(spec, args, rerun)
     provider = detect()
     console = Console(provider=provider)

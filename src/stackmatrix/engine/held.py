@@ -25,7 +25,7 @@ from stackmatrix.engine.suite import environment_for
 from stackmatrix.errors import EngineError, UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.files import write_private_if
-from stackmatrix.results.journal import VariantResult
+from stackmatrix.results.journal import Status, VariantResult
 from stackmatrix.spec.models import Spec
 
 HELD_RUN_ID = "held"
@@ -68,7 +68,7 @@ def held_job(
 def bring_up(job: VariantJob) -> VariantResult:
     """Bring the stack up and hold it; a stack that does not get ready is taken down again."""
     result = run_variant(job)
-    if not result.status.ok:
+    if result.status is not Status.PASSED:  # an experimental variant's failure is a failure here
         take_down(job)
     return result
 
@@ -164,7 +164,7 @@ def _stack(job: VariantJob) -> Stack:
 
 
 def _env_value(value: str) -> str:
-    # docker compose and most .env readers take a double-quoted value with \\ and \" escapes.
+    # Single quotes: compose's .env reader and a shell's `.` take them literally ($ included).
     if value and all(c.isalnum() or c in "@%+=:,./-_" for c in value):
         return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return shlex.quote(value)

@@ -31,6 +31,7 @@ class VariantJob:
     on_phase: PhaseCallback = lambda _variant, _phase: None
     base_env: Mapping[str, str] | None = None  # the tests' environment; default os.environ
     rebuild: bool = False  # build images even when their tag exists
+    prepared: bool = False  # the run's prepare stage made the tagged images: only untagged here
     after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
     run_tests: bool = True  # False: bring the stack up and hold it there (`stackmatrix up`)
     extra_args: tuple[str, ...] = ()  # appended to the test command (`-- -k name -x`)

@@ -98,6 +98,8 @@ class _VariantRun:
             stack = self._stack(list(services))
             with stack:
                 builds = {n: cfg.get("image") for n, cfg in services.items() if "build" in cfg}
+                if self.job.prepared:  # tagged images were built once for the whole run
+                    builds = {n: tag for n, tag in builds.items() if not tag or "$" in tag}
                 self._drive(stack, builds)
         except StackFailure as failure:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail

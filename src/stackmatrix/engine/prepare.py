@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -21,17 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
 from stackmatrix.engine.docker import docker_client, docker_command, error_text
+from stackmatrix.engine.processes import run_logged
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.matrix.expand import Variant
+from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
 from stackmatrix.results.files import write_private_if
 from stackmatrix.spec.models import Spec
 
 LOG = logging.getLogger("stackmatrix")
 PARALLEL = 3  # pulls and builds at once: more saturates a CI runner's link and CPU
+PULL_TIMEOUT = 600.0  # one pull of one image: a stalled registry must not hang a run
 ATTEMPTS = 4  # a transient registry error is tried again after 1, 2 and 4 s
 # What docker says when a registry is briefly unwell: worth another try.
 _TRANSIENT = re.compile(
@@ -159,8 +163,10 @@ def prepare(
     cancel = cancel or threading.Event()
     needs: dict[str, dict[str, Need]] = {}
     composes: dict[str, Path] = {}
+    secrets = secret_values(dict(os.environ), spec.secrets)
     for variant in variants:
         data = render(spec, variant, run_id=run_id)
+        secrets += compose_secrets(data, spec.secrets)
         needs[variant.id] = _needs_of(variant, data)
         if any(need.build for need in needs[variant.id].values()):
             composes[variant.id] = _write_compose(spec, variant, data, run_dir)
@@ -178,14 +184,20 @@ def prepare(
             if any(n.image == need.image for n in per_service.values()):
                 on_phase(variant_id, phase)
         started_at = time.time()
-        if need.build is not None:
-            variant_id, service = need.build
-            outcome = _build(
-                spec, need.image, composes[variant_id], service, run_id=run_id,
-                rebuild=rebuild, cancel=cancel,
-            )  # fmt: skip
-        else:
-            outcome = _pull(client, need.image, policy, cancel)
+        try:
+            if need.build is not None:
+                variant_id, service = need.build
+                outcome = _build(
+                    spec, need.image, composes[variant_id], service, run_id=run_id,
+                    rebuild=rebuild, cancel=cancel,
+                )  # fmt: skip
+                redact_file(composes[variant_id].parent / "build.log", secrets)
+            else:
+                outcome = _pull(client, need.image, policy, cancel)
+        except DockerException as error:  # the engine said no to an inspect, say
+            outcome = Outcome(need.image, error=_one_line(error_text(error)))
+        outcome.error = redact_text(outcome.error, secrets)
+        outcome.detail = redact_text(outcome.detail, secrets)
         outcome.started_at = started_at
         if not outcome.error:
             outcome.image_id, outcome.digest = _identity(client, need.image)
@@ -211,6 +223,8 @@ def _needs_of(variant: Variant, data: Mapping[str, Any]) -> dict[str, Need]:
         if not isinstance(config, Mapping):
             continue
         image = config.get("image")
+        if isinstance(image, str) and "$" in image:
+            continue  # compose interpolates it from its environment: compose pulls it itself
         if "build" in config:
             # An untagged build gets a name of its variant's project: nothing to share.
             if image:
@@ -234,19 +248,27 @@ def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) 
         if present:
             return Outcome(image)
         return Outcome(image, error="not on this engine, and the pull policy is 'never'")
-    docker = docker_command(client)
+    docker = [part for part in docker_command(client) if part != "setsid"]
     began = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
-        try:
-            run_docker([*docker, "pull", "--quiet", image])
+        with tempfile.TemporaryDirectory(prefix="stackmatrix-pull-") as scratch:
+            # Killable (a cancelled run stops it) and bounded (a stalled registry ends).
+            log = Path(scratch) / "pull.log"
+            done = run_logged([*docker, "pull", "--quiet", image], log_path=log, env=os.environ,
+                              cwd=Path(scratch), timeout=PULL_TIMEOUT, cancel=cancel)  # fmt: skip
+            said = _one_line(log.read_text(encoding="utf-8", errors="replace").split("\n", 1)[-1])
+        if done.exit_code == 0:
             return Outcome(image, "pull", time.monotonic() - began)
-        except DockerException as error:
-            said = _one_line(error_text(error))
-            if attempt == ATTEMPTS or not _TRANSIENT.search(said) or cancel.is_set():
-                tries = f" (after {attempt} tries)" if attempt > 1 else ""
-                return Outcome(image, "pull", time.monotonic() - began, f"{said}{tries}")
-            LOG.info("pull of %s failed (%s); trying again", image, said)
-            cancel.wait(2 ** (attempt - 1))
+        if done.cancelled:
+            return Outcome(image, "pull", time.monotonic() - began, "interrupted")
+        transient = done.timed_out or bool(_TRANSIENT.search(said))
+        if done.timed_out:
+            said = f"no answer within {PULL_TIMEOUT:g} s"
+        if attempt == ATTEMPTS or not transient or cancel.is_set():
+            tries = f" (after {attempt} tries)" if attempt > 1 else ""
+            return Outcome(image, "pull", time.monotonic() - began, f"{said}{tries}")
+        LOG.info("pull of %s failed (%s); trying again", image, said)
+        cancel.wait(2 ** (attempt - 1))
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -257,6 +257,10 @@ class _Run:
             self._fail_before_start(stopped, status)
             return
         self._fail_before_start(dict(prepared.problems), Status.ERROR)
+        failed = [v for v in request.variants if v.id in prepared.problems and not v.experimental]
+        if request.fail_fast and failed:
+            self._console.note(f"fail-fast: {failed[0].id} error; stopping the rest")
+            self._cancel.set()
 
     def _fail_before_start(self, why: dict[str, tuple[str, str]], status: Status) -> None:
         """Record the pending variants named in *why* as ended before their stack came up."""
@@ -324,6 +328,7 @@ class _Run:
             interrupted=self._interrupted,
             keep=self._request.keep,
             rebuild=self._request.rebuild,
+            prepared=self._prepared is not None,
             on_phase=self._warm_up.phase,
             after_stats=self._request.after_stats,
             extra_args=self._request.extra_args,

@@ -160,7 +160,7 @@ def _command(job: VariantJob, context: Mapping[str, Any]) -> list[str]:
             argv.extend(failed)
         else:
             argv.append(expand_template(part, context))
-    if job.failed_tests is not None and not any(FAILED_WORD.match(p) for p in command):
+    if job.failed_tests is not None and not any(FAILED_ANYWHERE.search(p) for p in command):
         argv.extend(failed)
     return [*argv, *job.extra_args]
 

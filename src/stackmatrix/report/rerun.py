@@ -25,6 +25,9 @@ class Rerun:
     run_id: str
     variants: tuple[str, ...]  # ids, in the earlier run's order
     failed: dict[str, tuple[CaseResult, ...]]  # variant id -> its failed and errored testcases
+    finished: bool = True  # False: it crashed or was killed, so unrecorded variants never ran
+    profile: str | None = None  # the profile that run used
+    recorded: tuple[str, ...] = ()  # every variant the journal has
 
 
 def find_run_dir(given: Path) -> Path:
@@ -49,7 +52,15 @@ def plan_rerun(given: Path) -> Rerun:
         cases = tuple(c for c in iter_cases(parsed) if c.outcome in _FAILING)
         # The error report stackmatrix writes for a variant without one names no real test.
         failed[result.id] = tuple(c for c in cases if c.classname != ERROR_CLASSNAME)
-    return Rerun(run_dir=run_dir, run_id=journal.run_id, variants=variants, failed=failed)
+    return Rerun(
+        run_dir=run_dir,
+        run_id=journal.run_id,
+        variants=variants,
+        failed=failed,
+        finished=journal.finished_at is not None,
+        profile=journal.profile,
+        recorded=tuple(r.id for r in journal.variants),
+    )
 
 
 def pytest_node_ids(cases: Sequence[CaseResult], root: Path) -> list[str]:
@@ -63,6 +74,9 @@ def pytest_node_ids(cases: Sequence[CaseResult], root: Path) -> list[str]:
     for case in cases:
         if case.file and not case.classname:
             ids.append(f"{case.file}::{case.name}")
+            continue
+        if not case.classname:
+            ids.append(case.name)  # no module to name: the runner finds it by name, or not
             continue
         parts = case.classname.split(".")
         for cut in range(len(parts), 0, -1):
@@ -109,4 +123,8 @@ def variants_to_rerun(variants: Sequence[Variant], rerun: Rerun) -> list[Variant
         raise UsageError(
             f"run {rerun.run_id} has variants this matrix no longer has: {', '.join(gone)}"
         )
-    return [v for v in variants if v.id in rerun.variants]
+    # A run that never finished (killed, crashed) did not pass the variants it never recorded.
+    return [
+        v for v in variants
+        if v.id in rerun.variants or (not rerun.finished and v.id not in rerun.recorded)
+    ]  # fmt: skip

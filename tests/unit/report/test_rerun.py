@@ -109,3 +109,19 @@ def test_a_report_over_a_run_and_its_rerun_shows_each_tests_last_outcome(
     assert combined.counts.failed == 0
     assert combined.counts.total == earlier.counts.total
     assert not any("appears in" in w for w in report.warnings)
+
+
+def test_a_testcase_without_a_classname_keeps_its_name(tmp_path: Path) -> None:
+    cases = [CaseResult("s", "", "checks the feed", Outcome.FAILED)]
+    assert pytest_node_ids(cases, tmp_path) == ["checks the feed"]
+
+
+def test_a_run_that_never_finished_reruns_the_variants_it_never_recorded(run_dir: Path) -> None:
+    journal = RunJournal.read(run_dir)
+    passed = tuple(r for r in journal.variants if r.status.value == "passed")
+    dataclasses.replace(journal, variants=passed, finished_at=None).write(run_dir)
+    today = [Variant(r.id, dict(r.values)) for r in journal.variants]
+
+    chosen = [v.id for v in variants_to_rerun(today, plan_rerun(run_dir))]
+
+    assert chosen == [r.id for r in journal.variants if r.status.value != "passed"]
