@@ -83,6 +83,10 @@ def test_six_variants_pull_each_shared_image_once_then_not_at_all(
         assert image["digest"].startswith(image["image"].rsplit(":", 1)[0] + "@sha256:")
         assert image["id"] == pulled[image["image"]]["id"]
         assert "pull" in variant["phases"]
+    # Where the time went, in the report: the run's image stage and each variant's phases.
+    page = (project.run_dir() / "report.html").read_text()
+    assert "images first: " in page
+    assert page.count("phases: pull ") == 6
     manifests = len([r for r in registry.access_log() if "/manifests/" in r.path])
 
     second = project.run("run")  # run.pull: missing

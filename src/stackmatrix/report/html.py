@@ -120,6 +120,11 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
         )
         if v.junit_problem and v.result.junit:
             reason += f'<div class="reason">JUnit report: {escape(v.junit_problem)}</div>'
+        if v.result.phases:
+            spent = " · ".join(
+                f"{escape(k)} {format_duration(t)}" for k, t in v.result.phases.items()
+            )
+            reason += f'<div class="note">phases: {spent}</div>'
         if v.result.attempts > 1:
             flaky = '<span class="badge flaky">flaky</span> ' if v.result.flaky else ""
             reason += f'<div class="note">{flaky}{escape(attempts_note(v))}</div>'
@@ -326,6 +331,13 @@ def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | No
     )
     warnings = "".join(f'<p class="note">warning: {escape(w)}</p>' for w in report.warnings)
     verdict = "passed" if report.ok else "failed"
+    prepare = report.prepare
+    if prepare:
+        duration += (
+            f" · images first: {format_duration(prepare['seconds'])} (pulls"
+            f" {format_duration(prepare['pull_seconds'])}, builds"
+            f" {format_duration(prepare['build_seconds'])})"
+        )
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

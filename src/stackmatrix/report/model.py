@@ -191,6 +191,8 @@ class RunReport:
     warnings: tuple[str, ...] = ()
     started_at: float | None = None
     finished_at: float | None = None
+    # The runs' prepare stages: seconds in all, and the pull and build time within them.
+    prepare: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -317,4 +319,15 @@ def load_runs(run_dirs: Sequence[Path]) -> RunReport:
         warnings=tuple(warnings),
         started_at=min(starts) if starts else None,
         finished_at=max(ends) if ends else None,
+        prepare=_prepare_of(journals),
+    )
+
+
+def _prepare_of(journals: Sequence[RunJournal]) -> dict[str, float]:
+    stages = [j.prepare for j in journals if j.prepare]
+    keys = ("seconds", "pull_seconds", "build_seconds")
+    return (
+        {key: round(sum(float(s.get(key) or 0) for s in stages), 3) for key in keys}
+        if stages
+        else {}
     )
