@@ -248,7 +248,8 @@ def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) 
         if present:
             return Outcome(image)
         return Outcome(image, error="not on this engine, and the pull policy is 'never'")
-    docker = [part for part in docker_command(client) if part != "setsid"]
+    # run_logged gives the pull a session of its own: `setsid` would fork and hide the exit.
+    docker = [part for part in docker_command(client) if Path(part).name != "setsid"]
     began = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
         with tempfile.TemporaryDirectory(prefix="stackmatrix-pull-") as scratch:
