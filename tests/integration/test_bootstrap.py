@@ -57,7 +57,14 @@ def test_a_lost_bridge_interface_is_named(tmp_path: Path, docker_engine: DockerC
     # Deleting the real docker0 would break every other test on this machine: a docker front
     # reports a default bridge whose interface does not exist, the state another dockerd leaves.
     front = tmp_path / "docker"
-    front.write_text("#!/bin/sh\necho sm-gone0\n")
+    front.write_text(
+        "#!/bin/sh\n"
+        'case "$1 $2" in\n'
+        '  "network inspect") echo sm-gone0 ;;\n'  # the bridge network names its interface
+        '  "context show") echo default ;;\n'  # the local, rootful engine
+        '  info*) echo "[name=seccomp] host" ;;\n'
+        "esac\n"
+    )
     front.chmod(0o755)
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
 
