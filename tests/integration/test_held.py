@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import socket
 import time
 from pathlib import Path
@@ -21,6 +22,20 @@ def _exports(text: str) -> dict[str, str]:
         name, _, value = line.removeprefix("export ").partition("=")
         env[name] = shlex.split(value)[0] if value else ""
     return env
+
+
+def _checks_running_in(folder: Path) -> list[int]:
+    """Pids of echo_check.py processes whose working directory is *folder*."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes()
+            where = (proc / "cwd").resolve()
+        except OSError:
+            continue
+        if b"echo_check.py" in command and where == folder.resolve():
+            found.append(int(proc.name))
+    return found
 
 
 def _held_objects() -> set[str]:
@@ -123,4 +138,29 @@ def test_gc_all_removes_held_stacks(tmp_path: Path, docker_engine: DockerClient)
 
     assert gc.returncode == 0, gc.stderr
     assert "removed run held" in gc.stdout
+    assert _held_objects() == set()
+
+
+def test_ctrl_c_during_test_ends_the_test_command_too(
+    tmp_path: Path, docker_engine: DockerClient
+) -> None:
+    project = make_project(tmp_path, check_mode="hang")
+    assert project.run("up", "flavor-a").returncode == 0
+    log = tmp_path / ".stackmatrix" / "held" / "flavor-a" / "tests.log"
+    try:
+        running = project.popen("test", "flavor-a")
+        deadline = time.monotonic() + 60
+        while not (log.is_file() and "hanging" in log.read_text()):
+            assert time.monotonic() < deadline, "the test command never started"
+            time.sleep(0.1)
+
+        running.send_signal(signal.SIGINT)
+        output, _ = running.communicate(timeout=20)
+
+        assert running.returncode == 130, output
+        assert "interrupted" in output
+        time.sleep(0.5)
+        assert _checks_running_in(tmp_path) == [], "the test command outlived stackmatrix test"
+    finally:
+        project.run("down", "flavor-a")
     assert _held_objects() == set()

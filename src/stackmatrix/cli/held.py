@@ -9,10 +9,12 @@ it. The engine side is imported when a command runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from stackmatrix.cli.common import (
@@ -22,7 +24,7 @@ from stackmatrix.cli.common import (
     find_variant,
     read_spec,
 )
-from stackmatrix.errors import EngineError, UsageError
+from stackmatrix.errors import EngineError, Interrupted, UsageError
 from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import expand
 from stackmatrix.results.journal import Status
@@ -41,13 +43,30 @@ def _job(args: argparse.Namespace, **kwargs: object) -> VariantJob:
     return held_job(spec, variant, args.out, **kwargs)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def _stopped_by_signals(job: VariantJob) -> Iterator[None]:
+    """Ctrl-C or SIGTERM stop what the job runs (a build, the tests: their whole process
+    group), instead of leaving it running detached; then :class:`Interrupted`."""
+    from stackmatrix.engine.processes import signal_handlers  # noqa: PLC0415
+
+    def stop(_signum: int, _frame: object) -> None:
+        job.interrupted.set()
+        job.cancel.set()
+
+    with signal_handlers(stop):
+        yield
+    if job.interrupted.is_set():
+        raise Interrupted("interrupted")
+
+
 def _up(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
 
     job = _job(args, run_tests=False)
     started = time.monotonic()
     print(f"stackmatrix: bringing {job.variant.id} up as {job.project} ...", file=sys.stderr)
-    result = held.bring_up(job)
+    with _stopped_by_signals(job):
+        result = held.bring_up(job)
     if result.status is not Status.PASSED:
         print(f"stackmatrix: {job.variant.id} did not get ready: {result.reason}", file=sys.stderr)
         if result.detail:
@@ -83,7 +102,8 @@ def _test(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
 
     job = _job(args, extra_args=tuple(args.passed))
-    result = held.run_tests(job)
+    with _stopped_by_signals(job):
+        result = held.run_tests(job)
     counts = result.tests
     junit = job.run_dir / (result.junit or "")
     print(
