@@ -168,6 +168,12 @@ class RunJournal:
     rerun_tests: bool = False  # `--failed-tests`: each variant ran only its failed testcases
     # The prepare stage: its time, and every unique image pulled or built once for the run.
     prepare: Mapping[str, Any] | None = None
+    # Every variant id of the matrix (profile applied, before --only and --shard), in matrix
+    # order, so that `report` over the directories of a sharded run can say what is missing.
+    matrix_variants: tuple[str, ...] = ()
+    # The spec's test id rewrites, applied before results are compared across variants:
+    # each {"pattern": REGEX, "replace": TEXT}, in order (re.sub semantics).
+    test_ids: tuple[Mapping[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -181,6 +187,8 @@ class RunJournal:
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["variants"] = tuple(VariantResult.from_dict(v) for v in data.get("variants", []))
+        kwargs["matrix_variants"] = tuple(data.get("matrix_variants", ()))
+        kwargs["test_ids"] = tuple(dict(rule) for rule in data.get("test_ids", ()))
         return cls(**kwargs)
 
     def write(self, run_dir: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from stackmatrix import __version__
 from stackmatrix.errors import UsageError
+from stackmatrix.matrix.expand import expand
 from stackmatrix.results.journal import RunJournal, VariantResult, exit_code_of
 from stackmatrix.spec.models import Spec
 
@@ -84,4 +85,5 @@ def journal_of(
         stackmatrix_version=__version__,
         rerun_of=rerun_of,
         rerun_tests=rerun_tests,
+        matrix_variants=tuple(variant.id for variant in expand(spec)),
     )
