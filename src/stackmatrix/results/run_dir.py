@@ -86,4 +86,5 @@ def journal_of(
         rerun_of=rerun_of,
         rerun_tests=rerun_tests,
         matrix_variants=tuple(variant.id for variant in expand(spec)),
+        test_ids=tuple(rule.model_dump() for rule in spec.report.test_ids),
     )

@@ -213,6 +213,16 @@ class RedisProbe(ProbeModel):
     port: Port
 
 
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError(
+            "stackmatrix", "invalid regular expression: {why}", {"why": str(exc)}
+        ) from None
+    return value
+
+
 class LogProbe(ProbeModel):
     """Ready when the service's log contains a line matching ``pattern``."""
 
@@ -223,13 +233,7 @@ class LogProbe(ProbeModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise PydanticCustomError(
-                "stackmatrix", "invalid regular expression: {why}", {"why": str(exc)}
-            ) from None
-        return value
+        return _regex(value)
 
 
 class CommandProbe(ProbeModel):
@@ -328,6 +332,28 @@ class RunOptions(Model):
     pull: Literal["missing", "always", "never"] = "missing"
 
 
+class TestIdRewrite(Model):
+    """A substitution applied to every test id (``CLASSNAME::NAME``) before results are
+    compared across variants, e.g. to drop a backend name a suite puts in its class names."""
+
+    __test__ = False  # not a pytest test class
+
+    pattern: str
+    replace: str = ""
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        return _regex(value)
+
+
+class ReportOptions(Model):
+    """How results are compared and shown."""
+
+    # Applied in order, as re.sub does, to every test id.
+    test_ids: tuple[TestIdRewrite, ...] = ()
+
+
 class Overlay(Model):
     """A compose fragment merged into the variants whose values match ``when``."""
 
@@ -381,6 +407,7 @@ class Spec(Model):
     ready: Ready = Field(default_factory=dict)
     tests: TestsSpec
     run: RunOptions = RunOptions()
+    report: ReportOptions = ReportOptions()
     profiles: dict[str, Profile] = Field(default_factory=dict)
     # Variables whose values are secret besides those with secret-looking names (PASSWORD,
     # TOKEN, KEY, ...): masked in logs and reports, kept off command lines.
