@@ -7,8 +7,11 @@ imports nothing of stackmatrix, so every layer may use it.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import stat
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,38 +57,200 @@ def secret_values(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()
 
 
 def compose_secrets(
-    compose: Mapping[str, Any], extra_secret_names: Sequence[str] = ()
+    compose: Mapping[str, Any],
+    extra_secret_names: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Values of secret ``environment`` entries (secret-looking names, or *extra_secret_names*)
-    of every service of a compose dict."""
+    """Every secret value a compose dict gives its services, wherever it comes from.
+
+    Secret-looking names (or *extra_secret_names*) in a service's ``environment``, in its
+    ``env_file`` files and in its build ``args``, with their values as compose interpolates
+    them (``POSTGRES_PASSWORD: ${PGPASS}`` is the host's ``PGPASS``; ``environment:
+    [API_TOKEN]`` is the host's ``API_TOKEN``); every host variable with a secret name that
+    the document interpolates anywhere (``${CI_TOKEN}``); and the values of compose's own
+    top-level ``secrets`` (from the environment, or a file's content). *environ* is the
+    environment compose runs with (default: this process's).
+    """
+    env = os.environ if environ is None else environ
+    names = frozenset(extra_secret_names)
+
+    def secret(name: str) -> bool:
+        return is_secret_name(name) or name in names
+
     found: list[str] = []
-    for service in (compose.get("services") or {}).values():
-        environment = (service or {}).get("environment") or {}
-        if isinstance(environment, Mapping):
-            pairs = [(str(k), "" if v is None else str(v)) for k, v in environment.items()]
-        else:
-            pairs = [tuple(str(item).split("=", 1)) for item in environment if "=" in str(item)]  # type: ignore[misc]
-        found.extend(
-            value
-            for name, value in pairs
-            if value and (is_secret_name(name) or name in extra_secret_names)
-        )
-    return found
+
+    def add(name: str, value: str | None) -> None:
+        if not secret(name):
+            return
+        if value is None:  # passed through from the host: compose gives it the host's value
+            value = env.get(name, "")
+        found.append(value)
+        if "$" in value:
+            found.append(interpolate(value, env))
+
+    for service in _mappings((compose.get("services") or {}).values()):
+        for name, value in _pairs(service.get("environment")):
+            add(name, value)
+        build = service.get("build")
+        if isinstance(build, Mapping):
+            for name, value in _pairs(build.get("args")):
+                add(name, value)
+        for path in _env_files(service.get("env_file")):
+            for name, value in read_env_file(path):
+                add(name, value)
+    for config in _mappings((compose.get("secrets") or {}).values()):
+        if isinstance(config.get("environment"), str):
+            found.append(env.get(config["environment"], ""))
+        if isinstance(config.get("file"), str):
+            found.extend(_secret_file(Path(config["file"])))
+    for name in sorted(_references(compose)):
+        if secret(name) and env.get(name):
+            found.append(env[name])
+    return [value for value in dict.fromkeys(found) if value]
 
 
-def redact_file(path: Path, secrets: Sequence[str]) -> None:
-    """Mask *secrets* (as written, and XML-escaped) in a text file, in place."""
-    if not path.is_file():
-        return
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?err}, ${NAME:+alt}, $NAME; $$ escapes.
+_REFERENCE = re.compile(
+    r"\$(?:(?P<dollar>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<plain>[A-Za-z_][A-Za-z0-9_]*))"
+)
+
+
+def interpolate(text: str, environ: Mapping[str, str]) -> str:
+    """*text* with ``${NAME}`` references replaced as compose does (defaults included)."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group("dollar"):
+            return "$"
+        name = match.group("braced") or match.group("plain")
+        value, op, arg = environ.get(name), match.group("op") or "", match.group("arg") or ""
+        unset = value is None or (op.startswith(":") and value == "")
+        if op.endswith("-"):
+            return arg if unset else str(value)
+        if op.endswith("+"):
+            return "" if unset else arg
+        return value or ""
+
+    return _REFERENCE.sub(replace, text)
+
+
+def _references(data: Any) -> set[str]:
+    """Names of the variables a compose document interpolates."""
+    if isinstance(data, str):
+        if "$" not in data:
+            return set()
+        return {
+            m.group("braced") or m.group("plain")
+            for m in _REFERENCE.finditer(data)
+            if not m.group("dollar")
+        }
+    if isinstance(data, Mapping):
+        return {n for k, v in data.items() for n in _references(k) | _references(v)}
+    if isinstance(data, list | tuple):
+        return {n for item in data for n in _references(item)}
+    return set()
+
+
+def _mappings(items: Any) -> list[Mapping[str, Any]]:
+    return [item for item in items if isinstance(item, Mapping)]
+
+
+def _pairs(entries: Any) -> list[tuple[str, str | None]]:
+    """``environment`` / ``args`` as (name, value); value None: passed through from the host."""
+    if isinstance(entries, Mapping):
+        return [(str(k), None if v is None else str(v)) for k, v in entries.items()]
+    if isinstance(entries, list | tuple):
+        pairs: list[tuple[str, str | None]] = []
+        for item in entries:
+            name, sep, value = str(item).partition("=")
+            pairs.append((name, value if sep else None))
+        return pairs
+    return []
+
+
+def _env_files(entry: Any) -> list[Path]:
+    items = entry if isinstance(entry, list | tuple) else [] if entry is None else [entry]
+    paths = []
+    for item in items:
+        path = item.get("path") if isinstance(item, Mapping) else item
+        if isinstance(path, str):
+            paths.append(Path(path))
+    return paths
+
+
+MAX_ENV_FILE_BYTES = 1024 * 1024
+
+
+def read_env_file(path: Path) -> list[tuple[str, str]]:
+    """The ``NAME=VALUE`` lines of an env file as compose reads them; [] if unreadable."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_ENV_FILE_BYTES)
+    except OSError:
+        return []
+    pairs = []
+    for raw in data.decode("utf-8", errors="replace").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        line = line.removeprefix("export ").lstrip()
+        name, sep, value = line.partition("=")
+        if not sep:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def _secret_file(path: Path) -> list[str]:
+    try:
+        with path.open("rb") as handle:
+            text = handle.read(MAX_ENV_FILE_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [text, text.strip()]
+
+
+def redact_file(path: Path, secrets: Sequence[str]) -> bool:
+    """Mask *secrets* (as written, and XML-escaped) in a text file.
+
+    Never through a symbolic link (a link is left alone: see ``results.files.remove_links``),
+    and never in place: the masked text replaces the file only once fully written, so a full
+    disk leaves the old file whole, and a hard link to a file elsewhere is not rewritten.
+    Returns whether the file was changed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return False  # missing, or a link
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        data = handle.read()
     wanted = {s for s in secrets if len(s) >= 3}
     wanted |= {xml_escape(s, {'"': "&quot;"}) for s in wanted}
-    data = path.read_bytes()
     text = data.decode("utf-8", errors="surrogateescape")
     cleaned = text
     for secret in sorted(wanted, key=len, reverse=True):
         cleaned = cleaned.replace(secret, MASK)
-    if cleaned != text:
-        path.write_bytes(cleaned.encode("utf-8", errors="surrogateescape"))
+    if cleaned == text:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.redact")
+    try:
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(out, "wb") as handle:
+            handle.write(cleaned.encode("utf-8", errors="surrogateescape"))
+        tmp.chmod(stat.S_IMODE(info.st_mode))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
 
 
 def format_command(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:

@@ -17,7 +17,15 @@ from hypothesis import strategies as st
 
 from stackmatrix.cli.main import main
 from stackmatrix.engine.processes import run_logged
-from stackmatrix.redact import MASK, is_secret_name, redact_env, redact_text
+from stackmatrix.redact import (
+    MASK,
+    compose_secrets,
+    interpolate,
+    is_secret_name,
+    redact_env,
+    redact_file,
+    redact_text,
+)
 
 SECRET_NAMES = [
     "PASSWORD", "POSTGRES_PASSWORD", "db_password", "PGPASSWORD", "MYSQL_ROOT_PASSWORD",
@@ -127,3 +135,75 @@ def test_a_name_listed_under_secrets_makes_the_rendered_file_private(
     assert code == 0
     assert "dsn-value" in out.read_text()
     assert (stat.S_IMODE(out.stat().st_mode) & 0o077 == 0) is private, oct(out.stat().st_mode)
+
+
+# -- where a compose file's secrets come from ---------------------------------------------------
+
+
+def test_compose_secrets_come_from_every_source_of_a_service(tmp_path: Path) -> None:
+    env_file = tmp_path / "db.env"
+    env_file.write_text(
+        "# comment\nexport DB_PASSWORD='pw-from-env-file'\nHOST=db\nAPI_KEY=key-in-file # note\n"
+    )
+    secret_file = tmp_path / "token.txt"
+    secret_file.write_text("file-secret-value\n")
+    compose = {
+        "services": {
+            "db": {
+                "environment": {"POSTGRES_PASSWORD": "${PGPASS}", "PLAIN": "${HOME_DIR}"},
+                "env_file": [str(env_file), {"path": str(tmp_path / "missing.env")}],
+                "build": {"context": ".", "args": ["NPM_TOKEN=npm-arg-value", "VERSION=3"]},
+                "command": ["sh", "-c", "echo ${CI_TOKEN} $$NOT_A_REF ${DEPLOY_HOOK:-x}"],
+            },
+            "app": {"environment": ["GITHUB_TOKEN", "LANG=C"]},
+        },
+        "secrets": {"one": {"environment": "SIGNING_SECRET"}, "two": {"file": str(secret_file)}},
+    }
+    environ = {
+        "PGPASS": "pg-interpolated",
+        "HOME_DIR": "/home/ci",
+        "CI_TOKEN": "ci-host-token",
+        "GITHUB_TOKEN": "gh-passed-through",
+        "NOT_A_REF": "plain-value",
+        "DEPLOY_HOOK": "hook-listed",
+        "SIGNING_SECRET": "signing-value",
+    }
+    found = compose_secrets(compose, ["DEPLOY_HOOK"], environ)
+    for value in (
+        "pg-interpolated", "pw-from-env-file", "key-in-file", "npm-arg-value", "ci-host-token",
+        "gh-passed-through", "hook-listed", "signing-value", "file-secret-value",
+    ):  # fmt: skip
+        assert value in found, value
+    for shown in ("/home/ci", "db", "3", "C", "plain-value"):
+        assert shown not in found, shown
+
+
+def test_compose_interpolation_follows_compose_defaults() -> None:
+    env = {"SET": "v", "EMPTY": ""}
+    assert interpolate("${SET}-${UNSET:-d1}-${EMPTY:-d2}-${EMPTY-d3}-$SET-$$SET", env) == (
+        "v-d1-d2--v-$SET"
+    )
+    assert interpolate("${SET:+alt}${UNSET:+no}${SET:?err}", env) == "altv"
+
+
+def test_redact_file_masks_atomically_and_never_through_a_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("the secret hunter22 lives here\n")
+    inside = tmp_path / "run"
+    inside.mkdir()
+    (inside / "link.log").symlink_to(outside)
+    hard = inside / "hard.log"
+    hard.hardlink_to(outside)
+    plain = inside / "plain.log"
+    plain.write_text("password hunter22 and <hunter22&amp;>\n")
+    plain.chmod(0o640)
+
+    assert redact_file(inside / "link.log", ["hunter22"]) is False
+    assert redact_file(hard, ["hunter22"]) is True
+    assert redact_file(plain, ["hunter22"]) is True
+
+    assert outside.read_text() == "the secret hunter22 lives here\n"  # neither link wrote it
+    assert hard.read_text() == f"the secret {MASK} lives here\n"
+    assert plain.read_text() == f"password {MASK} and <{MASK}&amp;>\n"
+    assert stat.S_IMODE(plain.stat().st_mode) == 0o640
+    assert sorted(p.name for p in inside.iterdir()) == ["hard.log", "link.log", "plain.log"]

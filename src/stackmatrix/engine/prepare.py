@@ -13,6 +13,7 @@ import enum
 import logging
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -26,8 +27,9 @@ from python_on_whales.exceptions import DockerException
 
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
 from stackmatrix.engine.docker import docker_client, docker_command, error_text
-from stackmatrix.engine.processes import run_logged
+from stackmatrix.engine.processes import run_logged, signal_handlers
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
+from stackmatrix.errors import Interrupted
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
 from stackmatrix.results.files import write_private_if
@@ -158,12 +160,51 @@ def prepare(
     on_image: Callable[[Outcome], None] = lambda _outcome: None,
     on_phase: Callable[[str, str], None] = lambda _variant, _phase: None,
 ) -> Prepared:
-    """Pull and build what *variants* need, each unique image once; see the module docstring."""
+    """Pull and build what *variants* need, each unique image once; see the module docstring.
+
+    A caller with no *cancel* event of its own (``stackmatrix pull``) gets one here, set by
+    SIGINT or SIGTERM: the pulls and builds in flight are stopped and :class:`Interrupted`
+    is raised once they have ended.
+    """
+    if cancel is not None:
+        return _prepare(spec, variants, run_id=run_id, run_dir=run_dir, policy=policy,
+                        rebuild=rebuild, cancel=cancel, on_image=on_image,
+                        on_phase=on_phase)  # fmt: skip
+    own = threading.Event()
+    signalled: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        signalled.append(signum)
+        own.set()
+
+    with signal_handlers(stop):
+        prepared = _prepare(spec, variants, run_id=run_id, run_dir=run_dir, policy=policy,
+                            rebuild=rebuild, cancel=own, on_image=on_image,
+                            on_phase=on_phase)  # fmt: skip
+    if signalled:
+        raise Interrupted(f"interrupted ({signal.Signals(signalled[0]).name}): pulls stopped")
+    return prepared
+
+
+def _prepare(
+    spec: Spec,
+    variants: Sequence[Variant],
+    *,
+    run_id: str,
+    run_dir: Path,
+    policy: PullPolicy,
+    rebuild: bool,
+    cancel: threading.Event,
+    on_image: Callable[[Outcome], None],
+    on_phase: Callable[[str, str], None],
+) -> Prepared:
     started = time.monotonic()
-    cancel = cancel or threading.Event()
     needs: dict[str, dict[str, Need]] = {}
     composes: dict[str, Path] = {}
-    secrets = secret_values(dict(os.environ), spec.secrets)
+    # What a build may print: the host's secrets, the tests' (it may share a variable), and
+    # every secret of each compose file (environment, env_file, build args, interpolation).
+    tests_env = {name: str(value) for name, value in spec.tests.env.items()}
+    secrets = secret_values({**os.environ, **tests_env}, spec.secrets)
     for variant in variants:
         data = render(spec, variant, run_id=run_id)
         secrets += compose_secrets(data, spec.secrets)

@@ -8,8 +8,11 @@ from the testcases; the count attributes of a file are never trusted.
 from __future__ import annotations
 
 import enum
+import errno
 import math
+import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,20 +114,47 @@ class _Unreadable(Exception):
 
 
 def _read_bounded(path: Path, max_bytes: int) -> bytes:
+    """The bytes of *path*, opened without following a symbolic link (a report the tests
+    turned into a link to a file elsewhere is refused, never read)."""
     try:
-        if not path.exists():
-            raise _Unreadable("file not found")
-        if path.is_dir():
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError as exc:
+        raise _Unreadable("file not found") from exc
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            raise _Unreadable(_link_problem(path)) from exc
+        if exc.errno == errno.EISDIR:
+            raise _Unreadable("is a directory, not a file") from exc
+        raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
             raise _Unreadable("is a directory, not a file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise _Unreadable(f"file is {size} bytes, over the limit of {max_bytes} bytes")
-        data = path.read_bytes()
+        if not stat.S_ISREG(info.st_mode):
+            raise _Unreadable("is not a regular file")
+        if info.st_size > max_bytes:
+            raise _Unreadable(f"file is {info.st_size} bytes, over the limit of {max_bytes} bytes")
+        with os.fdopen(fd, "rb") as handle:
+            fd = -1
+            data = handle.read(max_bytes + 1)
     except OSError as exc:
         raise _Unreadable(f"cannot read file: {exc.strerror or exc}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    if len(data) > max_bytes:
+        raise _Unreadable(f"file is over the limit of {max_bytes} bytes")
     if not data.strip():
         raise _Unreadable("file is empty")
     return data
+
+
+def _link_problem(path: Path) -> str:
+    try:
+        target = f" to {path.readlink()}"
+    except OSError:
+        target = ""
+    return f"is a symbolic link{target}; links in a run directory are not followed"
 
 
 def _parse_bytes(data: bytes) -> tuple[XmlElement, str]:

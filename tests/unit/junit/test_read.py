@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import junitparser
@@ -135,3 +136,24 @@ def test_write_error_junit_keeps_the_suite_name(tmp_path: Path) -> None:
     (case,) = iter_cases(parse_junit(path))
     assert case.suite == "tests"
     assert case.message == "m"
+
+
+def test_a_report_that_is_a_symbolic_link_is_refused_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.xml"
+    outside.write_text('<testsuite name="s"><testcase name="looks-real"/></testsuite>')
+    link = tmp_path / "junit.xml"
+    link.symlink_to(outside)
+
+    parsed = parse_junit(link)
+
+    assert parsed.root is None
+    assert parsed.problem == (
+        f"is a symbolic link to {outside}; links in a run directory are not followed"
+    )
+    assert read_counts(link) == Counts(total=1, errors=1)
+
+
+def test_a_pipe_is_not_a_report_and_reading_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "junit.xml"
+    os.mkfifo(fifo)
+    assert parse_junit(fifo).problem == "is not a regular file"
