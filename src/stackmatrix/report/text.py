@@ -6,14 +6,18 @@ import re
 from collections.abc import Sequence
 
 from stackmatrix.format import format_bytes, format_duration
-from stackmatrix.junit.write import CaseResult
+from stackmatrix.report.groups import (
+    case_message,
+    first_line,
+    variant_failed_as_a_whole,
+    variant_reason,
+)
 from stackmatrix.report.model import Cell, RunReport, VariantReport
 from stackmatrix.report.symbols import NOT_RUN, OUTCOME, STATUS
 from stackmatrix.results.journal import Status
 
 MAX_GRID_ROWS = 200
 MAX_FAILURES_LISTED = 50
-MAX_MESSAGE_CHARS = 300
 
 
 def status_label(status: Status) -> str:
@@ -30,17 +34,6 @@ def cell_symbol(cell: Cell, *, emoji: bool) -> str:
     """How one test's outcome on one variant is drawn in the grid."""
     look = NOT_RUN if cell is None else OUTCOME[cell]
     return look.icon if emoji else look.word
-
-
-def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """The first non-empty line of *text*, cut to *limit* characters."""
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def case_message(case: CaseResult) -> str:
-    """The short message of a failed testcase: its message attribute, else its text."""
-    return first_line(case.message or case.text or case.outcome.value)
 
 
 def variant_tally(report: RunReport) -> str:
@@ -146,19 +139,6 @@ def flaky_lines(report: RunReport, *, markdown: bool) -> list[str]:
     return lines
 
 
-def variant_failed_as_a_whole(v: VariantReport) -> bool:
-    """Whether a variant failed without a failing test to show for it (stack, timeout, ...)."""
-    if v.problems or (v.result.status.ok and not v.synthetic):
-        return False
-    return v.result.status is not Status.PASSED or bool(v.synthetic)
-
-
-def variant_reason(v: VariantReport) -> str:
-    """Why a variant failed as a whole, in one line."""
-    reason = v.result.reason or next((case_message(c) for c in v.synthetic), "")
-    return first_line(reason or status_label(v.result.status))
-
-
 def _failure_line(v: VariantReport, what: str, message: str, *, markdown: bool) -> str:
     if markdown:
         return f"- {md_code(v.id)} · {md_code(what)}: {md_escape(message)}"
@@ -227,3 +207,24 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
     if report.warnings:
         lines += ["", *(f"> {md_escape(w)}" for w in report.warnings)]
     return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "MAX_FAILURES_LISTED",
+    "MAX_GRID_ROWS",
+    "attempts_note",
+    "case_message",
+    "cell_symbol",
+    "first_line",
+    "flaky_lines",
+    "headline",
+    "md_code",
+    "md_escape",
+    "render_markdown",
+    "render_text",
+    "status_icon",
+    "status_label",
+    "variant_failed_as_a_whole",
+    "variant_reason",
+    "variant_tally",
+]
