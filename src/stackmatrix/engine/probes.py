@@ -33,6 +33,10 @@ SOCKET_POLL_INTERVAL = 0.05
 ENGINE_POLL_INTERVAL = 0.25
 
 
+def _loopback(_port: int) -> str:
+    return "127.0.0.1"
+
+
 @dataclass(frozen=True)
 class ProbeContext:
     """What a probe may use: the service's published ports, its logs, a way to exec into it."""
@@ -41,6 +45,7 @@ class ProbeContext:
     host_port: Callable[[int], int]  # container port -> published 127.0.0.1 port
     logs: Callable[[], str]
     execute: Callable[[list[str]], int]  # exit code of a command run inside the service
+    host: Callable[[int], str] = _loopback  # container port -> the address it is published on
 
 
 def describe(probe: Probe) -> str:
@@ -89,7 +94,7 @@ def attempt(probe: Probe, ctx: ProbeContext) -> str | None:
 
 
 def _addr(ctx: ProbeContext, port: int) -> tuple[str, int]:
-    return ("127.0.0.1", ctx.host_port(port))
+    return (ctx.host(port), ctx.host_port(port))
 
 
 def _tcp(ctx: ProbeContext, probe: TcpProbe) -> str | None:
@@ -106,7 +111,7 @@ def _tcp(ctx: ProbeContext, probe: TcpProbe) -> str | None:
 
 def _http(ctx: ProbeContext, probe: HttpProbe) -> str | None:
     host, port = _addr(ctx, probe.port)
-    url = f"http://{host}:{port}{probe.path}"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}{probe.path}"
     try:
         with urllib.request.urlopen(url, timeout=ATTEMPT_TIMEOUT) as response:
             status = int(response.status)

@@ -8,40 +8,45 @@ second Ctrl-C can never cut a teardown short.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from python_on_whales import DockerClient
 from python_on_whales.components.container.models import ContainerInspectResult
-from python_on_whales.exceptions import (
-    DockerException,
-)
-from python_on_whales.utils import run as run_docker
+from python_on_whales.exceptions import DockerException
 
 from stackmatrix.compose import labels as compose_labels
 from stackmatrix.compose.labels import selector
 from stackmatrix.engine import probes as _probes
 from stackmatrix.engine.docker import (
     LOG_TAIL_LINES,
+    call_timeout,
     docker_client,
     docker_command,
     error_text,
     remove_by_label,
+    run_engine,
 )
 from stackmatrix.engine.events import ContainerEvents
 from stackmatrix.engine.processes import run_logged
-from stackmatrix.engine.services import ServiceState, final_reason, service_state
+from stackmatrix.engine.services import ServiceState, crash_looping, final_reason, service_state
 from stackmatrix.errors import EngineError
+from stackmatrix.redact import redact_text
 from stackmatrix.spec.load import Probe
 
 LOG = logging.getLogger("stackmatrix")
 NO_LOG = "(no log: "  # how a log that could not be read begins
+DEFAULT_LOG_CAP = 50 * 1024 * 1024  # bytes of one service's log kept in the run directory
+UP_TIMEOUT = 300.0  # `compose up` may pull an image the prepare stage did not
 
 
 class StackFailure(Exception):
@@ -71,20 +76,28 @@ class Stack:
         cancel: threading.Event,
         down_timeout: float = 10,
         keep: bool = False,
+        profiles: Sequence[str] = (),
+        call_timeout: float | None = None,
+        up_timeout: float = UP_TIMEOUT,
     ) -> None:
         self.project = project
         self.compose_file = compose_file.resolve()
         self.services = services
         self.keep = keep
+        self.profiles = tuple(profiles)
         self._cancel = cancel
         self._down_timeout = down_timeout
+        self._call_timeout = call_timeout
+        self._up_timeout = up_timeout
         self._client = docker_client(
             compose_files=[self.compose_file],
             compose_project_name=project,
             compose_project_directory=project_directory,
+            compose_profiles=list(self.profiles),
         )
         self.states: dict[str, ServiceState] = {}
         self.created = False
+        self.engine_error: EngineError | None = None  # the first engine failure, the cause
 
     @property
     def client(self) -> DockerClient:
@@ -118,7 +131,7 @@ class Stack:
         built = []
         for service, tag in builds.items():
             with _build_lock(tag or f"{self.project}/{service}"):
-                if tag and not always and self._client.image.exists(tag):
+                if tag and not always and self._image_exists(tag):
                     continue
                 self._check_cancel()
                 command = [str(part) for part in self._client.client_config.docker_compose_cmd]
@@ -144,14 +157,64 @@ class Stack:
                 built.append(service)
         return built
 
+    def _image_exists(self, tag: str) -> bool:
+        try:
+            self._engine(["image", "inspect", "--format", "{{.Id}}", tag], "`docker image inspect`")
+        except DockerException:
+            return False
+        return True
+
+    def _compose(self, *args: str) -> list[str]:
+        return [str(part) for part in self._client.client_config.docker_compose_cmd] + list(args)
+
+    def _engine(
+        self,
+        args: Sequence[str],
+        what: str,
+        *,
+        compose: bool = False,
+        timeout: float | None = None,
+        sink: Callable[[bytes], None] | None = None,
+        idle: bool = False,
+    ) -> str:
+        """One bounded engine call of this stack; the first engine failure is remembered."""
+        command = self._compose(*args) if compose else docker_command(self._client, *args)
+        try:
+            return run_engine(
+                command,
+                what=what,
+                timeout=timeout if timeout is not None else self._call_timeout,
+                cancel=self._cancel,
+                sink=sink,
+                idle=idle,
+            )
+        except EngineError as error:
+            if self.engine_error is None:
+                self.engine_error = error
+            raise
+
     def up(self) -> None:
-        """Create and start every service, without waiting (readiness is polled after)."""
+        """Create and start every service, without waiting (readiness is polled after).
+
+        The services waited for are then the ones compose itself sees: those of ``include``d
+        files too, and not those of a compose profile that is not active.
+        """
         self._check_cancel()
         self.created = True
         try:
-            self._client.compose.up(detach=True, quiet=True, wait=False)
+            self._engine(
+                ["up", "--detach", "--quiet-pull"],
+                "`docker compose up`",
+                compose=True,
+                timeout=max(self._up_timeout, self._call_timeout or call_timeout()),
+            )
+            active = self._engine(["config", "--services"], "`docker compose config`", compose=True)
         except DockerException as error:
             raise StackFailure("docker compose up failed", error_text(error)) from error
+        names = active.split()
+        self.services = [s for s in self.services if s in names] + [
+            s for s in names if s not in self.services
+        ]
 
     def refresh(self) -> dict[str, ServiceState]:
         """Inspect every container of the project: two engine calls, whatever their number.
@@ -159,11 +222,19 @@ class Stack:
         (``compose ps`` would load the project and inspect each container on its own; this
         runs at every change while a stack comes up, so it is kept cheap.)
         """
-        docker = docker_command(self._client, "container")
         project = selector(compose_labels.COMPOSE_PROJECT, self.project)
         try:
-            ids = str(run_docker([*docker, "ls", "--all", "-q", "--no-trunc", "--filter", project]))
-            found = json.loads(str(run_docker([*docker, "inspect", *ids.split()]))) if ids else []
+            ids = self._engine(
+                ["container", "ls", "--all", "-q", "--no-trunc", "--filter", project],
+                "`docker container ls`",
+            ).split()
+            found = (
+                json.loads(
+                    self._engine(["container", "inspect", *ids], "`docker container inspect`")
+                )
+                if ids
+                else []
+            )
         except DockerException as error:
             raise EngineError(
                 f"cannot inspect project {self.project}: {error_text(error)}"
@@ -209,6 +280,8 @@ class Stack:
                 # Not created (yet): depends_on ordering or a failed create.
                 missing = ServiceState(name, "", "missing", None, None, "", {})
                 return missing, False
+            if crash_looping(state):
+                return state, True
             if state.status in {"exited", "dead"}:
                 if state.exit_code == 0:
                     continue  # a one-shot job that finished
@@ -241,16 +314,19 @@ class Stack:
                     self._cancel.wait(_probes.poll_interval(probe))
 
     def _probe_context(self, service: str) -> _probes.ProbeContext:
-        def host_port(port: int) -> int:
+        def address(port: int) -> tuple[str, int]:
             state = self.states.get(service) or self.refresh().get(service)
-            address = state.ports.get(str(port)) if state else None
-            if address is None:
+            published = state.ports.get(str(port)) if state else None
+            if published is None:
                 raise OSError(f"port {port} of {service!r} is not published")
-            return int(address.rsplit(":", 1)[1])
+            host, _, number = published.rpartition(":")
+            return host.strip("[]"), int(number)
 
         def execute(command: list[str]) -> int:
             try:
-                self._client.compose.execute(service, command, tty=False)
+                self._engine(
+                    ["exec", "-T", service, *command], "`docker compose exec`", compose=True
+                )
             except DockerException as error:
                 return error.return_code
             return 0
@@ -264,7 +340,11 @@ class Stack:
             return self.logs(service)  # a container recreated since: compose finds the new one
 
         return _probes.ProbeContext(
-            service=service, host_port=host_port, logs=logs, execute=execute
+            service=service,
+            host_port=lambda port: address(port)[1],
+            logs=logs,
+            execute=execute,
+            host=lambda port: address(port)[0],
         )
 
     def _check_cancel(self) -> None:
@@ -283,28 +363,30 @@ class Stack:
 
     def logs(self, service: str, tail: int | None = None) -> str:
         """The log of one service (stdout and stderr), or a note why there is none."""
+        args = ["logs", "--no-log-prefix", *(["--tail", str(tail)] if tail is not None else [])]
         try:
-            text = self._client.compose.logs(
-                services=[service], no_log_prefix=True, tail=None if tail is None else str(tail)
-            )
-        except DockerException as error:
-            return f"{NO_LOG}{error_text(error)})"
-        return text if isinstance(text, str) else ""
+            return self._engine([*args, service], "`docker compose logs`", compose=True)
+        except (DockerException, EngineError) as error:
+            return f"{NO_LOG}{_said(error)})"
 
     def container_log(self, container_id: str) -> str:
         """The log of one container: by id there is no compose project to load, so quicker."""
         try:
-            return str(self._client.container.logs(container_id))
-        except DockerException as error:
-            return f"{NO_LOG}{error_text(error)})"
+            return self._engine(["logs", container_id], "`docker logs`", idle=True)
+        except (DockerException, EngineError) as error:
+            return f"{NO_LOG}{_said(error)})"
 
     def diagnose(self, state: ServiceState) -> str:
         """Health output and the tail of the log of a service that blocks the stack."""
         parts = [f"service {state.service}: status {state.status}"]
         if state.health:
             parts[0] += f", health {state.health}"
-        if state.exit_code not in (None, 0) and state.status in {"exited", "dead"}:
+        if state.exit_code not in (None, 0) and (
+            state.status in {"exited", "dead"} or crash_looping(state)
+        ):
             parts[0] += f", exit code {state.exit_code}"
+        if state.restarts:
+            parts[0] += f", restarted {state.restarts} times"
         if state.oom_killed:
             parts[0] += ", killed by the kernel: out of memory"
         if state.health_output:
@@ -313,35 +395,165 @@ class Stack:
         parts.append(f"last {LOG_TAIL_LINES} log lines:\n{tail}" if tail else "log is empty")
         return "\n".join(parts)
 
-    def save_logs(self, logs_dir: Path) -> dict[str, Path]:
-        """Write every service's full log to ``logs_dir/<service>.log``."""
+    def save_logs(
+        self,
+        logs_dir: Path,
+        *,
+        cap: int = DEFAULT_LOG_CAP,
+        secrets: Sequence[str] = (),
+    ) -> dict[str, Path]:
+        """Stream every service's log to ``logs_dir/<service>.log``, masked as it comes.
+
+        A log never sits whole in memory, and at most *cap* bytes of it are kept: its head and
+        its tail, with a line in between saying how much was cut. An engine that fails or does
+        not answer leaves a note in the file; the first such failure stays in ``engine_error``.
+        """
         logs_dir.mkdir(parents=True, exist_ok=True)
         written: dict[str, Path] = {}
         for service in self.services:
             path = logs_dir / f"{service}.log"
             state = self.states.get(service)
             if state is not None and state.container_id:
-                text = self.container_log(state.container_id)
+                args, what, compose = ["logs", state.container_id], "`docker logs`", False
             else:
-                text = self.logs(service)
-            path.write_text(text, encoding="utf-8", errors="replace")
+                args, what, compose = (
+                    ["logs", "--no-log-prefix", service],
+                    "`docker compose logs`",
+                    True,
+                )
+            with path.open("wb") as out:
+                log = CappedLog(out, cap=cap, secrets=secrets)
+                try:
+                    self._engine(args, what, compose=compose, sink=log.write, idle=True)
+                    log.close()
+                except (DockerException, EngineError) as error:
+                    log.close(note=f"{NO_LOG}{_said(error)})")
             written[service] = path
         return written
 
     # -- teardown -------------------------------------------------------------------------
 
     def down(self) -> None:
-        """``down -v --remove-orphans``; on failure, remove what carries the project's label."""
+        """``down -v --remove-orphans``; on failure, remove what carries the project's label.
+
+        Bounded: the containers' stop timeout, then the call deadline. When the engine cannot
+        tear down, the error raised is the first engine failure of this stack (the cause), with
+        the teardown's own trouble after it.
+        """
+        stop = max(1, int(self._down_timeout))
+        limit = stop + (self._call_timeout or call_timeout())
         try:
-            self._client.compose.down(
-                volumes=True,
-                remove_orphans=True,
-                timeout=max(1, int(self._down_timeout)),
-                quiet=True,
+            try:
+                self._engine(
+                    ["down", "--volumes", "--remove-orphans", "--timeout", str(stop)],
+                    "`docker compose down`",
+                    compose=True,
+                    timeout=limit,
+                )
+            except DockerException as error:
+                LOG.warning(
+                    "compose down of %s failed (%s); removing by label", self.project, _said(error)
+                )
+                remove_by_label(
+                    f"{compose_labels.COMPOSE_PROJECT}={self.project}", timeout=self._call_timeout
+                )
+        except EngineError as error:
+            first = self.engine_error
+            if first is None or first is error:
+                raise
+            raise type(first)(f"{first}; teardown failed too: {error}") from error
+
+
+def _said(error: DockerException | EngineError) -> str:
+    return error_text(error) if isinstance(error, DockerException) else str(error)
+
+
+class CappedLog:
+    """A log written as it streams: masked, and cut in the middle beyond *cap* bytes.
+
+    The first half of the cap is written as it comes; after that only the most recent bytes
+    are held (at most the other half), and written at the end behind a line saying how much
+    was cut. Masking runs on whole lines (a secret is never split across two maskings); a
+    line longer than :data:`LINE_LIMIT` is masked in pieces that overlap by the longest
+    secret, so a secret on a piece boundary is still masked.
+    """
+
+    LINE_LIMIT = 64 * 1024
+
+    def __init__(
+        self, out: BinaryIO, *, cap: int = DEFAULT_LOG_CAP, secrets: Sequence[str] = ()
+    ) -> None:
+        self._out = out
+        self._secrets = [s for s in secrets if len(s) >= 3]
+        self._keep = max((len(s) for s in self._secrets), default=1) - 1
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._carry = ""
+        self._head_left = max(0, cap // 2)
+        self._tail_size = max(0, cap - self._head_left - 200)  # room for the line about the cut
+        self._tail: deque[bytes] = deque()
+        self._tail_bytes = 0
+        self.total = 0  # bytes written to the log, after masking
+        self.cut = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Take the next piece of the stream."""
+        text = self._carry + self._decoder.decode(chunk)
+        end = text.rfind("\n") + 1
+        if end == 0 and len(text) > self.LINE_LIMIT:
+            end = self._safe_cut(text, len(text) - self._keep)
+        self._carry = text[end:]
+        if end:
+            self._emit(redact_text(text[:end], self._secrets).encode("utf-8"))
+
+    def _safe_cut(self, text: str, cut: int) -> int:
+        """*cut*, moved back to the start of a secret that would straddle it."""
+        for secret in self._secrets:
+            start = text.find(secret, max(0, cut - len(secret) + 1))
+            while 0 <= start < cut < start + len(secret):
+                cut = start
+                start = text.find(secret, max(0, cut - len(secret) + 1))
+        return cut
+
+    def _emit(self, data: bytes) -> None:
+        self.total += len(data)
+        if self._head_left:
+            head, data = data[: self._head_left], data[self._head_left :]
+            self._out.write(head)
+            self._head_left -= len(head)
+        if not data:
+            return
+        self._tail.append(data)
+        self._tail_bytes += len(data)
+        while self._tail and self._tail_bytes - len(self._tail[0]) >= self._tail_size:
+            dropped = self._tail.popleft()
+            self._tail_bytes -= len(dropped)
+            self.cut += len(dropped)
+
+    def close(self, note: str = "") -> None:
+        """Write what is held: the last line, the tail after the note of the cut, *note*."""
+        rest = self._carry + self._decoder.decode(b"", final=True)
+        self._carry = ""
+        if rest:
+            self._emit(redact_text(rest, self._secrets).encode("utf-8"))
+        tail = b"".join(self._tail)
+        self._tail.clear()
+        extra = len(tail) - self._tail_size
+        if extra > 0:
+            # Start the tail at a line boundary when one is near, so no line shows half.
+            newline = tail.find(b"\n", extra, extra + 4096)
+            start = newline + 1 if newline >= 0 else extra
+            self.cut += start
+            tail = tail[start:]
+        if self.cut:
+            kept = self.total - self.cut
+            self._out.write(
+                f"\n[stackmatrix: {self.cut} bytes of this log cut here; "
+                f"{kept} of {self.total} kept, the first and the last]\n".encode()
             )
-        except DockerException as error:
-            LOG.warning("compose down of %s failed (%s); removing by label", self.project, error)
-            remove_by_label(f"{compose_labels.COMPOSE_PROJECT}={self.project}")
+        self._out.write(tail)
+        if note:
+            self._out.write(f"{note}\n".encode())
+        self._out.flush()
 
 
 _BUILD_LOCKS: dict[str, threading.Lock] = {}
