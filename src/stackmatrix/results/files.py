@@ -9,11 +9,12 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from stackmatrix.errors import StackmatrixError
+from stackmatrix.redact import redact_file
 
 
 class OutputError(StackmatrixError):
@@ -134,3 +135,22 @@ def remove_links(run_dir: Path) -> list[str]:
             refused.append(relative)
         dirs[:] = [d for d in dirs if (base / d).is_dir() and not (base / d).is_symlink()]
     return sorted(refused)
+
+
+KEPT_AS_WRITTEN = frozenset({"compose.yaml"})
+"""Files that must keep their secrets (compose reads them back); stackmatrix writes them 0600."""
+
+
+def seal_variant_dir(directory: Path, secrets: Sequence[str]) -> list[str]:
+    """Make a variant's folder safe to keep and upload, once its tests and builds are done:
+    every link (or pipe, device) removed, unfollowed, and *secrets* masked in every regular
+    file but the compose file (build.log, tests.log, junit.xml, logs/*, whatever the tests
+    left). Returns the links refused, as :func:`remove_links` does."""
+    refused = remove_links(directory)
+    if not directory.is_dir():
+        return refused
+    for folder, _dirs, files in os.walk(directory, followlinks=False):
+        for name in files:
+            if name not in KEPT_AS_WRITTEN or Path(folder) != directory:
+                redact_file(Path(folder) / name, secrets)
+    return refused
