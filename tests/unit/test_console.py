@@ -155,7 +155,7 @@ def test_done_prints_the_reports_summary_and_the_files_that_exist(tmp_path: Path
     lines = out.getvalue().splitlines()
     assert lines[:2] == ["", "shop: 2 variants — 1 passed, 1 error"]
     assert "Failures:" in lines
-    assert "  pg-15  (variant): service 'db' exited with code 1" in lines
+    assert "  variant pg-15: service 'db' exited with code 1" in lines
     # Only the reports that are there, then the journal and the exit code.
     assert lines[-4:] == [
         f"summary.md   {tmp_path / 'summary.md'}",

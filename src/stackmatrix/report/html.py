@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stackmatrix import __version__
 from stackmatrix.format import format_bytes, format_duration
-from stackmatrix.junit.write import CaseResult, Outcome
+from stackmatrix.junit.write import Outcome
 from stackmatrix.report.baseline import Comparison
 from stackmatrix.report.changes import (
     LISTED,
@@ -19,24 +19,26 @@ from stackmatrix.report.changes import (
     others,
     tally_words,
 )
-from stackmatrix.report.model import Cell, RunReport, VariantReport
+from stackmatrix.report.groups import FailureGroup, Kind, failure_groups
+from stackmatrix.report.model import NA, SEVERITY_TITLES, Cell, GridRow, RunReport, VariantReport
 from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn
 from stackmatrix.report.text import (
     MAX_GRID_ROWS,
     attempts_note,
     case_message,
     cell_symbol,
+    completeness_lines,
     first_line,
     headline,
     status_label,
-    variant_failed_as_a_whole,
-    variant_reason,
 )
 from stackmatrix.spec.values import scalar_text
 
 MAX_DETAIL_CHARS = 20_000
-MAX_FAILURES_PER_VARIANT = 100
+MAX_FAILURE_GROUPS = 2_000
+MAX_VARIANTS_NAMED = 200
 OPEN_FAILURES_UP_TO = 10
+GRID_PAGE_ROWS = 1_000  # grid rows past the first MAX_GRID_ROWS, folded this many at a time
 
 _CSS = """
 :root { --pass:#1a7f37; --pass-bg:#dafbe1; --fail:#cf222e; --fail-bg:#ffebe9;
@@ -57,7 +59,10 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .failed { color: var(--fail); background: var(--fail-bg); }
 .error { color: var(--err); background: var(--err-bg); }
 .skipped, .experimental-failed { color: var(--skip); background: var(--skip-bg); }
-.cancelled, .interrupted, .notrun { color: var(--none); background: var(--none-bg); }
+.cancelled, .interrupted, .notrun, .incomplete { color: var(--none); background: var(--none-bg); }
+.na { color: #afb8c1; background: #fff; font-weight: 400; }
+.incomplete { color: var(--skip); background: var(--skip-bg); }
+.gaps { border-left: 4px solid var(--skip); padding: 2px 10px; margin: 8px 0; }
 .regression { color: var(--fail); background: var(--fail-bg); }
 .fixed { color: var(--pass); background: var(--pass-bg); }
 .flaky { color: var(--skip); background: var(--skip-bg); }
@@ -83,7 +88,9 @@ a { color: #0969da; }
 
 
 def _outcome_class(cell: Cell) -> str:
-    return "notrun" if cell is None else cell.value
+    if cell is None:
+        return "notrun"
+    return "na" if cell is NA else cell.value
 
 
 def _link(target: Path | None, label: str, out_dir: Path) -> str:
@@ -145,16 +152,9 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
     )
 
 
-def _grid(report: RunReport) -> str:
-    rows = report.grid()
-    ran = [v for v in report.variants if v.ran_tests]
-    if not ran:
-        return '<p class="note">No variant produced a readable test report.</p>'
-    if not rows:
-        return f'<p class="note">Every test passed on all {len(ran)} variants that ran tests.</p>'
-    head = "".join(f'<th class="v">{escape(v.id)}</th>' for v in ran)
+def _grid_rows(rows: list[GridRow], ran: list[VariantReport]) -> str:
     body = []
-    for row in rows[:MAX_GRID_ROWS]:
+    for row in rows:
         cells = []
         for v in ran:
             cell = row.cells.get(v.id)
@@ -165,19 +165,51 @@ def _grid(report: RunReport) -> str:
                 f'<td class="cell {_outcome_class(cell)}"{title}>'
                 f"{escape(cell_symbol(cell, emoji=False))}</td>"
             )
-        body.append(f'<tr><td class="test">{escape(row.test_id)}</td>{"".join(cells)}</tr>')
-    more = (
-        f'<p class="note">{len(rows) - MAX_GRID_ROWS} more tests not shown.</p>'
-        if len(rows) > MAX_GRID_ROWS
-        else ""
+        body.append(
+            f'<tr class="sev{int(row.severity)}"><td class="test">{escape(row.test_id)}</td>'
+            f"{''.join(cells)}</tr>"
+        )
+    return "".join(body)
+
+
+def _grid(report: RunReport) -> str:
+    """Every row: the first MAX_GRID_ROWS open, the rest in folded pages (no script needed,
+    so the page stays one offline file that opens fast with tens of thousands of rows)."""
+    rows = report.grid()
+    ran = [v for v in report.variants if v.ran_tests]
+    if not ran:
+        return '<p class="note">No variant produced a readable test report.</p>'
+    if not rows:
+        return f'<p class="note">Every test passed on all {len(ran)} variants that ran tests.</p>'
+    head = (
+        "<thead><tr><th>Test</th>"
+        + "".join(f'<th class="v">{escape(v.id)}</th>' for v in ran)
+        + "</tr></thead>"
     )
+    counts = dict.fromkeys(SEVERITY_TITLES, 0)
+    for row in rows:
+        counts[row.severity] += 1
+    order = " · ".join(f"{n} {escape(SEVERITY_TITLES[sev])}" for sev, n in counts.items() if n)
+    parts = [
+        f'<p class="note">{len(rows)} tests, most severe first: {order}. n/a: no test of its'
+        " class ran on that variant.</p>",
+        f'<table class="grid">{head}<tbody>{_grid_rows(rows[:MAX_GRID_ROWS], ran)}</tbody></table>',
+    ]
+    for start in range(MAX_GRID_ROWS, len(rows), GRID_PAGE_ROWS):
+        page = rows[start : start + GRID_PAGE_ROWS]
+        first, last = page[0].severity, page[-1].severity
+        kinds = escape(SEVERITY_TITLES[first]) + (
+            f" … {escape(SEVERITY_TITLES[last])}" if last is not first else ""
+        )
+        parts.append(
+            f'<details class="page"><summary>tests {start + 1} to {start + len(page)} of'
+            f" {len(rows)} ({kinds})</summary>"
+            f'<table class="grid">{head}<tbody>{_grid_rows(page, ran)}</tbody></table></details>'
+        )
     absent = [v.id for v in report.variants if not v.ran_tests]
     if absent:
-        more += f'<p class="note">Ran no tests: {escape(", ".join(absent))}.</p>'
-    return (
-        f'<table class="grid"><thead><tr><th>Test</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>{more}"
-    )
+        parts.append(f'<p class="note">Ran no tests: {escape(", ".join(absent))}.</p>')
+    return "".join(parts)
 
 
 def _change_rows(lines: list[ChangeLine]) -> str:
@@ -261,41 +293,43 @@ def _clip(text: str) -> str:
     return text[:MAX_DETAIL_CHARS] + f"\n… {len(text) - MAX_DETAIL_CHARS} more characters"
 
 
-def _failure(v: VariantReport, case: CaseResult, *, is_open: bool) -> str:
-    label = "error" if case.outcome is Outcome.ERROR else "failed"
-    detail = f"<pre>{escape(_clip(case.text))}</pre>" if case.text.strip() else ""
-    message = f'<div class="msg">{escape(_clip(case.message))}</div>' if case.message else ""
+def _variant_list(group: FailureGroup) -> str:
+    named = group.variants[:MAX_VARIANTS_NAMED]
+    links = ", ".join(f'<a href="#variant-{escape(v)}">{escape(v)}</a>' for v in named)
+    more = len(group.variants) - len(named)
+    return f'<p class="note">on {links}{f" and {more} more" if more > 0 else ""}</p>'
+
+
+def _failure(group: FailureGroup, *, is_open: bool) -> str:
+    if group.kind is Kind.TEST:
+        label = "error" if group.outcome is Outcome.ERROR else "failed"
+        what = f'<span class="case">{escape(group.test_id)}</span> {group.verb} on'
+    else:
+        label = "error" if group.outcome is Outcome.ERROR else "failed"
+        what = "JUnit report of" if group.kind is Kind.JUNIT else "variant"
+    note = " (experimental)" if group.experimental else ""
+    detail = f"<pre>{escape(_clip(group.detail))}</pre>" if group.detail.strip() else ""
     return (
         f"<details{' open' if is_open else ''}><summary>"
-        f'<span class="badge {case.outcome.value}">{label}</span> '
-        f'<span class="case">{escape(case.test_id)}</span> on <b>{escape(v.id)}</b></summary>'
-        f"{message}{detail}</details>"
+        f'<span class="badge {group.outcome.value}">{label}</span> {what}'
+        f" <b>{escape(group.variants_text)}</b>{note}</summary>"
+        f'<div class="msg">{escape(_clip(group.message))}</div>{_variant_list(group)}'
+        f"{detail}</details>"
     )
 
 
 def _failures(report: RunReport) -> str:
-    parts = []
+    groups = failure_groups(report)
     # A handful of failures are shown unfolded; a flood of them stays folded and scannable.
-    is_open = sum(len(v.problems) for v in report.variants) <= OPEN_FAILURES_UP_TO
-    for v in report.variants:
-        status = v.result.status
-        if variant_failed_as_a_whole(v):
-            text = v.result.detail or next((c.text for c in v.synthetic if c.text), "")
-            detail = f"<pre>{escape(_clip(text))}</pre>" if text else ""
-            parts.append(
-                f'<details open><summary><span class="badge {status.value}">'
-                f"{escape(status_label(status))}</span> variant <b>{escape(v.id)}</b></summary>"
-                f'<div class="msg">{escape(variant_reason(v))}</div>{detail}</details>'
-            )
-        problems = v.problems
-        parts.extend(
-            _failure(v, case, is_open=is_open) for case in problems[:MAX_FAILURES_PER_VARIANT]
+    is_open = len(groups) <= OPEN_FAILURES_UP_TO
+    parts = [
+        _failure(g, is_open=is_open or g.kind is not Kind.TEST) for g in groups[:MAX_FAILURE_GROUPS]
+    ]
+    if len(groups) > MAX_FAILURE_GROUPS:
+        parts.append(
+            f'<p class="note">{len(groups) - MAX_FAILURE_GROUPS} more failures: see results.json'
+            " and the variants' junit.xml.</p>"
         )
-        if len(problems) > MAX_FAILURES_PER_VARIANT:
-            parts.append(
-                f'<p class="note">{len(problems) - MAX_FAILURES_PER_VARIANT} more failures of '
-                f"{escape(v.id)}: see its junit.xml.</p>"
-            )
     return "".join(parts) or '<p class="note">No failures.</p>'
 
 
@@ -330,7 +364,8 @@ def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | No
         else "-"
     )
     warnings = "".join(f'<p class="note">warning: {escape(w)}</p>' for w in report.warnings)
-    verdict = "passed" if report.ok else "failed"
+    gaps = "".join(f'<p class="gaps">{escape(g)}</p>' for g in completeness_lines(report))
+    verdict = report.verdict.value
     prepare = report.prepare
     if prepare:
         duration += (
@@ -349,7 +384,7 @@ def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | No
         f'<p class="headline"><span class="badge {verdict}">{verdict}</span> '
         f"{escape(headline(report))}</p>"
         f'<p class="meta">run {escape(", ".join(report.run_ids))} · started {started}'
-        f" · took {duration}</p>{warnings}</header>"
+        f" · took {duration}</p>{gaps}{warnings}</header>"
         f"{_comparison(comparison) if comparison is not None else _flaky(report)}"
         f'<section id="variants"><h2>Variants</h2>{_variant_rows(report, out_dir)}</section>'
         f'<section id="grid"><h2>Tests that did not pass on every variant</h2>{_grid(report)}'

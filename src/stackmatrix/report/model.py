@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,29 @@ from stackmatrix.junit.write import (
     iter_cases,
     parse_junit,
 )
-from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status, TestCounts, VariantResult
+from stackmatrix.results.journal import (
+    JOURNAL_NAME,
+    RunJournal,
+    Status,
+    TestCounts,
+    VariantResult,
+    exit_code_of,
+)
 
-# A testcase's outcome in one variant; None: the variant ran tests but not this one.
-Cell = Outcome | None
+
+class NotApplicable(enum.Enum):
+    """A grid cell of a test whose kind (its classname) ran no test at all on a variant."""
+
+    NA = "n/a"
+
+
+NA = NotApplicable.NA
+
+# A testcase's outcome in one variant; None: the variant ran tests of its kind but not this
+# one; NA: the variant ran no test of its kind (a class whose name embeds another variant).
+Cell = Outcome | NotApplicable | None
+
+_FAILING = (Outcome.FAILED, Outcome.ERROR)
 
 _SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.FAILED: 2, Outcome.ERROR: 3}
 
@@ -171,6 +193,23 @@ class VariantReport:
         return tuple(t for t, passed in final.items() if passed and t in failed_before)
 
 
+class Severity(enum.IntEnum):
+    """How much a grid row matters, most first: the order of the test x variant grid."""
+
+    FAILS_ON_SOME = 0  # fails or errors on some variants, not on others
+    FAILS_EVERYWHERE = 1  # fails or errors on every variant where it applies
+    DIFFERS = 2  # skipped or not run on some variants, passed on others
+    SKIPPED_EVERYWHERE = 3  # skipped (or not run) on every variant where it applies
+
+
+SEVERITY_TITLES = {
+    Severity.FAILS_ON_SOME: "fails on some variants",
+    Severity.FAILS_EVERYWHERE: "fails on every variant",
+    Severity.DIFFERS: "skipped or not run on some variants",
+    Severity.SKIPPED_EVERYWHERE: "skipped everywhere",
+}
+
+
 @dataclass(frozen=True)
 class GridRow:
     """One test that did not pass on every variant, and its outcome on each."""
@@ -178,6 +217,94 @@ class GridRow:
     test_id: str
     cells: Mapping[str, Cell]  # variant id -> outcome
     cases: Mapping[str, CaseResult] = field(default_factory=dict)  # worst case per variant
+
+    @property
+    def severity(self) -> Severity:
+        """Where the row stands in the grid's order."""
+        applicable = [c for c in self.cells.values() if c is not NA]
+        differs = len(set(applicable)) > 1
+        if any(c in _FAILING for c in applicable):
+            return Severity.FAILS_ON_SOME if differs else Severity.FAILS_EVERYWHERE
+        return Severity.DIFFERS if Outcome.PASSED in applicable else Severity.SKIPPED_EVERYWHERE
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What one run directory's journal says about the run as a whole."""
+
+    run_id: str
+    run_dir: Path
+    shard: str | None = None  # "I/N"
+    finished: bool = True  # it recorded its end (finished_at and exit_code)
+    exit_code: int | None = None
+    interrupted: bool = False
+    matrix_variants: tuple[str, ...] = ()
+    recorded: tuple[str, ...] = ()  # variant ids with a result in this journal
+    variants_exit_code: int = 0  # the exit code its variants make
+
+    @property
+    def aborted(self) -> bool:
+        """It ended on an error its variants do not explain (a spec error after the stacks
+        started, a closed pipe, an interrupt), or was interrupted."""
+        if not self.finished:
+            return False
+        code = self.exit_code or 0
+        spec_error = code == 2  # SpecError and UsageError; no variant's status makes it
+        return self.interrupted or spec_error or (code != 0 and self.variants_exit_code == 0)
+
+    @property
+    def expected(self) -> tuple[str, ...]:
+        """The variants this run was to run: its shard of the matrix, else the matrix, else
+        (an older journal) what it recorded."""
+        if not self.matrix_variants:
+            return self.recorded
+        if self.shard:
+            return shard_of(self.matrix_variants, self.shard)
+        return self.matrix_variants
+
+
+def shard_of(variant_ids: Sequence[str], shard: str) -> tuple[str, ...]:
+    """The ids of shard ``I/N``, split as ``run --shard`` splits (matrix.select.select_shard:
+    round robin over the matrix order); an unreadable shard gives all of them."""
+    index, count = parse_shard(shard) or (1, 1)
+    return tuple(v for position, v in enumerate(variant_ids) if position % count == index - 1)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """``(I, N)`` of ``"I/N"``; None when there is none or it is unreadable."""
+    if not shard:
+        return None
+    index, _, count = shard.partition("/")
+    if not (index.isdigit() and count.isdigit()) or not 1 <= int(index) <= int(count):
+        return None
+    return int(index), int(count)
+
+
+class Verdict(enum.StrEnum):
+    """What a report says about the run as a whole."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True)
+class Completeness:
+    """What is missing from a report, against what its runs were to run (and, for
+    ``stackmatrix report``, against the whole matrix)."""
+
+    expected: tuple[str, ...]  # variant ids, matrix order
+    not_finished: tuple[str, ...]  # of a run that did not record its end; no result anywhere
+    missing: tuple[str, ...]  # in the matrix, but in none of the run directories
+    missing_shards: tuple[str, ...]  # "I/N" of shards no run directory holds
+    unfinished_runs: tuple[str, ...]  # run ids without a recorded end
+    aborted_runs: tuple[tuple[str, int | None], ...]  # (run id, exit code) of runs that erred
+    mixed_matrices: bool = False  # the run directories are of different matrices
+
+    @property
+    def complete(self) -> bool:
+        """Nothing expected is missing and every run recorded its end."""
+        return not (self.not_finished or self.missing or self.missing_shards)
 
 
 @dataclass(frozen=True)
@@ -193,11 +320,65 @@ class RunReport:
     finished_at: float | None = None
     # The runs' prepare stages: seconds in all, and the pull and build time within them.
     prepare: Mapping[str, float] = field(default_factory=dict)
+    runs: tuple[RunInfo, ...] = ()
+    # Compare with the whole matrix (``stackmatrix report``), not only with what the runs
+    # were to run: a shard or variant no directory holds is missing.
+    against_matrix: bool = False
+    # The test id rewrites its tests went through (the spec's ``report.test_ids``), for
+    # comparing with a baseline in the same terms.
+    test_ids: tuple[Mapping[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
-        """Whether every variant has a status that lets the run exit 0."""
-        return all(v.result.status.ok for v in self.variants)
+        """Whether every variant has a status that lets the run exit 0, and no run ended on an
+        error of its own."""
+        return all(v.result.status.ok for v in self.variants) and not any(
+            r.aborted for r in self.runs
+        )
+
+    @cached_property
+    def completeness(self) -> Completeness:
+        """What is missing, and which runs did not finish or ended on an error."""
+        matrices = {r.matrix_variants for r in self.runs if r.matrix_variants}
+        matrix = tuple(dict.fromkeys(v for r in self.runs for v in r.matrix_variants))
+        final = {v.id for v in self.variants if v.result.status not in _UNFINISHED}
+        unfinished = [r for r in self.runs if not r.finished]
+        not_finished = [
+            v for v in dict.fromkeys(x for r in unfinished for x in r.expected) if v not in final
+        ]
+        have = {v.id for v in self.variants}
+        missing: list[str] = []
+        missing_shards: list[str] = []
+        if self.against_matrix:
+            missing = [v for v in matrix if v not in have and v not in not_finished]
+            counts = {p[1] for r in self.runs if (p := parse_shard(r.shard))}
+            for count in sorted(counts):
+                held = {p[0] for r in self.runs if (p := parse_shard(r.shard)) and p[1] == count}
+                missing_shards += [f"{i}/{count}" for i in range(1, count + 1) if i not in held]
+        expected = (
+            matrix
+            if self.against_matrix and matrix
+            else tuple(dict.fromkeys(x for r in self.runs for x in r.expected))
+        )
+        return Completeness(
+            expected=expected,
+            not_finished=tuple(not_finished),
+            missing=tuple(missing),
+            missing_shards=tuple(missing_shards),
+            unfinished_runs=tuple(r.run_id for r in unfinished),
+            aborted_runs=tuple((r.run_id, r.exit_code) for r in self.runs if r.aborted),
+            mixed_matrices=len(matrices) > 1,
+        )
+
+    @property
+    def verdict(self) -> Verdict:
+        """Failed when a required variant failed or a run ended on an error; else incomplete
+        when something is missing or never finished; else passed."""
+        if not self.ok:
+            return Verdict.FAILED
+        if not self.completeness.complete:
+            return Verdict.INCOMPLETE
+        return Verdict.PASSED
 
     def status_counts(self) -> dict[Status, int]:
         """How many variants ended in each status (only statuses that occur)."""
@@ -207,40 +388,104 @@ class RunReport:
         return counts
 
     def grid(self) -> list[GridRow]:
-        """Tests that did not pass on every variant that ran tests, in first-seen order."""
+        """Tests that did not pass on every variant that ran tests, most severe first (see
+        :class:`Severity`), in first-seen order within each. A test's cell is n/a on a variant
+        that ran no test of its classname; a row of passes and n/a only is no row."""
         ran = [v for v in self.variants if v.ran_tests]
         worst: dict[str, dict[str, CaseResult]] = {}
+        classnames: dict[str, set[str]] = {}
         for variant in ran:
+            kinds = classnames.setdefault(variant.id, set())
             for case in variant.cases:
+                kinds.add(case.classname)
                 row = worst.setdefault(case.test_id, {})
                 known = row.get(variant.id)
                 if known is None or _SEVERITY[case.outcome] > _SEVERITY[known.outcome]:
                     row[variant.id] = case
         rows = []
         for test_id, by_variant in worst.items():
-            cells: dict[str, Cell] = {
-                v.id: by_variant[v.id].outcome if v.id in by_variant else None for v in ran
-            }
-            if any(cell is not Outcome.PASSED for cell in cells.values()):
+            kind = next(iter(by_variant.values())).classname
+            cells: dict[str, Cell] = {}
+            for v in ran:
+                if v.id in by_variant:
+                    cells[v.id] = by_variant[v.id].outcome
+                else:
+                    cells[v.id] = None if kind in classnames[v.id] else NA
+            if any(cell is not Outcome.PASSED and cell is not NA for cell in cells.values()):
                 rows.append(GridRow(test_id, cells, by_variant))
-        return rows
+        return sorted(rows, key=lambda row: row.severity)  # stable: first-seen within a class
 
 
-def _variant_report(result: VariantResult, run_dir: Path, run_id: str) -> VariantReport:
+_UNFINISHED = (Status.CANCELLED, Status.INTERRUPTED)
+
+
+TestIdRewrite = Callable[[str], str]
+
+
+def test_id_rewrite(rules: Sequence[Mapping[str, str]]) -> tuple[TestIdRewrite, list[str]]:
+    """The function that applies the spec's ``report.test_ids`` *rules* (``re.sub`` of each
+    ``pattern`` by its ``replace``, in order) to a test id, and the problems of rules that
+    cannot be used (they are left out)."""
+    compiled: list[tuple[re.Pattern[str], str]] = []
+    problems: list[str] = []
+    for index, rule in enumerate(rules):
+        try:
+            compiled.append((re.compile(str(rule["pattern"])), str(rule.get("replace", ""))))
+        except (KeyError, TypeError, re.error) as exc:
+            problems.append(f"test_ids[{index}] is left out: {exc}")
+
+    def rewrite(test_id: str) -> str:
+        for pattern, replacement in compiled:
+            try:
+                test_id = pattern.sub(replacement, test_id)
+            except (re.error, IndexError):  # a bad group reference: the id stays as it is
+                continue
+        return test_id
+
+    return rewrite, problems
+
+
+def _no_rewrite(test_id: str) -> str:
+    return test_id
+
+
+def rewritten(case: CaseResult, rewrite: TestIdRewrite) -> CaseResult:
+    """*case* under its rewritten id ``CLASSNAME::NAME`` (split again at the first ``::``)."""
+    new = rewrite(case.test_id)
+    if new == case.test_id:
+        return case
+    classname, sep, name = new.partition("::")
+    return (
+        replace(case, classname=classname, name=name)
+        if sep
+        else replace(case, classname="", name=new)
+    )
+
+
+def _variant_report(
+    result: VariantResult, run_dir: Path, run_id: str, rewrite: TestIdRewrite = _no_rewrite
+) -> VariantReport:
     cases: list[CaseResult] = []
     synthetic: list[CaseResult] = []
     problem = ""
     if result.junit:
         parsed = parse_junit(run_dir / result.junit)
         for case in iter_cases(parsed):
-            (synthetic if is_synthetic(case) else cases).append(case)
+            if is_synthetic(case):
+                synthetic.append(case)
+            else:
+                cases.append(rewritten(case, rewrite))
         problem = parsed.problem
     stats, stats_problem = (
         read_stats(run_dir / result.stats) if result.stats else (None, "no resource samples")
     )
     # An unreadable earlier attempt only loses flakiness detail; the variant's flag remains.
     attempts = tuple(
-        tuple(c for c in iter_cases(parse_junit(run_dir / rel)) if not is_synthetic(c))
+        tuple(
+            rewritten(c, rewrite)
+            for c in iter_cases(parse_junit(run_dir / rel))
+            if not is_synthetic(c)
+        )
         for rel in result.attempt_junits
     )
     return VariantReport(
@@ -269,37 +514,90 @@ def is_synthetic(case: CaseResult) -> bool:
     return case.classname == ERROR_CLASSNAME and case.name.startswith("variant ")
 
 
+def _run_info(journal: RunJournal, run_dir: Path) -> RunInfo:
+    return RunInfo(
+        run_id=journal.run_id,
+        run_dir=run_dir,
+        shard=journal.shard,
+        finished=journal.finished_at is not None and journal.exit_code is not None,
+        exit_code=journal.exit_code,
+        interrupted=journal.interrupted,
+        matrix_variants=tuple(journal.matrix_variants),
+        recorded=tuple(r.id for r in journal.variants),
+        variants_exit_code=exit_code_of(journal.variants, interrupted=False),
+    )
+
+
 def report_of_journal(journal: RunJournal, run_dir: Path) -> RunReport:
     """The report of one journal whose relative paths start at *run_dir*."""
+    rewrite, problems = test_id_rewrite(journal.test_ids)
     return RunReport(
         name=journal.name,
         run_ids=(journal.run_id,),
         run_dirs=(run_dir,),
-        variants=tuple(_variant_report(r, run_dir, journal.run_id) for r in journal.variants),
+        variants=tuple(
+            _variant_report(r, run_dir, journal.run_id, rewrite) for r in journal.variants
+        ),
+        warnings=tuple(f"{run_dir / JOURNAL_NAME}: {p}" for p in problems),
         started_at=journal.started_at,
         finished_at=journal.finished_at,
+        runs=(_run_info(journal, run_dir),),
+        test_ids=tuple(journal.test_ids),
     )
 
 
-def load_runs(run_dirs: Sequence[Path]) -> RunReport:
+def _read_journal(run_dir: Path) -> RunJournal:
+    journal_path = run_dir / JOURNAL_NAME
+    try:
+        return RunJournal.read(run_dir)
+    except FileNotFoundError as exc:
+        raise ReportError(f"{journal_path}: no run journal here") from exc
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReportError(f"{journal_path}: cannot read the run journal: {exc}") from exc
+
+
+def _in_matrix_order(
+    variants: Mapping[str, VariantReport], journals: Sequence[RunJournal]
+) -> tuple[VariantReport, ...]:
+    """The variants in the order of the matrix (run.json's ``matrix_variants``); variants no
+    matrix lists (older journals) after them, in the order they were read."""
+    order = {
+        v: n for n, v in enumerate(dict.fromkeys(x for j in journals for x in j.matrix_variants))
+    }
+    read = {v: n for n, v in enumerate(variants)}
+    return tuple(
+        sorted(variants.values(), key=lambda v: (v.id not in order, order.get(v.id, 0), read[v.id]))
+    )
+
+
+def load_runs(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> RunReport:
     """Read the journals of *run_dirs* and the files they name; raise ReportError when a
-    directory has no readable journal."""
+    directory has no readable journal.
+
+    Test ids are rewritten by each run's ``test_ids`` rules; variants come in matrix order.
+    *against_matrix*: what the report misses is judged against the whole matrix (every
+    variant and shard), not only against what the runs set out to run.
+    """
     if not run_dirs:
         raise ReportError("no run directory given")
     chosen: dict[str, VariantReport] = {}
     warnings: list[str] = []
     journals: list[RunJournal] = []
+    rules: tuple[Mapping[str, str], ...] = ()
     for run_dir in run_dirs:
-        journal_path = run_dir / JOURNAL_NAME
-        try:
-            journal = RunJournal.read(run_dir)
-        except FileNotFoundError as exc:
-            raise ReportError(f"{journal_path}: no run journal here") from exc
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReportError(f"{journal_path}: cannot read the run journal: {exc}") from exc
+        journal = _read_journal(run_dir)
         journals.append(journal)
+        rewrite, problems = test_id_rewrite(journal.test_ids)
+        warnings += [f"{run_dir / JOURNAL_NAME}: {p}" for p in problems]
+        if journal.test_ids:
+            if rules and tuple(journal.test_ids) != rules:
+                warnings.append(
+                    f"{run_dir}: its test id rewrites differ from the other runs'; each run's"
+                    " own are applied to its tests"
+                )
+            rules = tuple(journal.test_ids)
         for result in journal.variants:
-            report = _variant_report(result, run_dir, journal.run_id)
+            report = _variant_report(result, run_dir, journal.run_id, rewrite)
             earlier = chosen.pop(result.id, None)
             if earlier is not None and journal.rerun_of is None:
                 warnings.append(
@@ -311,16 +609,29 @@ def load_runs(run_dirs: Sequence[Path]) -> RunReport:
             chosen[result.id] = report
     starts = [j.started_at for j in journals]
     ends = [j.finished_at for j in journals if j.finished_at is not None]
-    return RunReport(
+    combined = RunReport(
         name=journals[-1].name,
         run_ids=tuple(dict.fromkeys(j.run_id for j in journals)),
         run_dirs=tuple(run_dirs),
-        variants=tuple(chosen.values()),
+        variants=_in_matrix_order(chosen, journals),
         warnings=tuple(warnings),
         started_at=min(starts) if starts else None,
         finished_at=max(ends) if ends else None,
         prepare=_prepare_of(journals),
+        runs=tuple(_run_info(j, d) for j, d in zip(journals, run_dirs, strict=True)),
+        against_matrix=against_matrix,
+        test_ids=rules,
     )
+    if combined.completeness.mixed_matrices:
+        combined = replace(
+            combined,
+            warnings=(
+                *combined.warnings,
+                "the run directories are of different matrices (their variant lists differ);"
+                " what is missing is judged against all of them together",
+            ),
+        )
+    return combined
 
 
 def _prepare_of(journals: Sequence[RunJournal]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from types import MappingProxyType
 
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import Change, Mark
+from stackmatrix.report.model import Verdict
 from stackmatrix.results.journal import Status
 
 
@@ -54,6 +55,14 @@ OUTCOME: Mapping[Outcome, Look] = MappingProxyType({
     Outcome.SKIPPED: Look("skip", "skipped", "⏭️"),
 })  # fmt: skip
 NOT_RUN = Look("-", "not run", "—")  # a grid cell of a test that did not run on a variant
+# A grid cell of a test whose kind (classname) ran no test at all on a variant.
+NOT_APPLICABLE = Look("n/a", "not applicable", "n/a")
+
+VERDICT: Mapping[Verdict, Look] = MappingProxyType({
+    Verdict.PASSED: Look("passed", "passed", "✅"),
+    Verdict.FAILED: Look("failed", "failed", "❌"),
+    Verdict.INCOMPLETE: Look("incomplete", "incomplete", "⚠️"),
+})  # fmt: skip
 
 CHANGE: Mapping[Change, Look] = MappingProxyType({
     Change.REGRESSION: Look("regression", "Regressions", "🔴"),

@@ -7,17 +7,28 @@ from collections.abc import Sequence
 
 from stackmatrix.format import format_bytes, format_duration
 from stackmatrix.report.groups import (
+    FailureGroup,
+    Kind,
     case_message,
+    failure_groups,
     first_line,
     variant_failed_as_a_whole,
     variant_reason,
 )
-from stackmatrix.report.model import Cell, RunReport, VariantReport
-from stackmatrix.report.symbols import NOT_RUN, OUTCOME, STATUS
+from stackmatrix.report.model import NA, Cell, RunReport, VariantReport, Verdict
+from stackmatrix.report.symbols import NOT_APPLICABLE, NOT_RUN, OUTCOME, STATUS, VERDICT
 from stackmatrix.results.journal import Status
 
 MAX_GRID_ROWS = 200
 MAX_FAILURES_LISTED = 50
+MAX_IDS_LISTED = 20
+
+EXIT_MEANINGS = {
+    1: "tests failed",
+    2: "the spec or the command line is wrong",
+    3: "a stack or the engine failed",
+    130: "interrupted",
+}
 
 
 def status_label(status: Status) -> str:
@@ -32,7 +43,12 @@ def status_icon(status: Status) -> str:
 
 def cell_symbol(cell: Cell, *, emoji: bool) -> str:
     """How one test's outcome on one variant is drawn in the grid."""
-    look = NOT_RUN if cell is None else OUTCOME[cell]
+    if cell is None:
+        look = NOT_RUN
+    elif cell is NA:
+        look = NOT_APPLICABLE
+    else:
+        look = OUTCOME[cell]
     return look.icon if emoji else look.word
 
 
@@ -45,8 +61,50 @@ def variant_tally(report: RunReport) -> str:
 
 
 def headline(report: RunReport) -> str:
-    """One line: the run's name and how many variants passed, failed, errored."""
-    return f"{report.name}: {variant_tally(report)}"
+    """One line: the run's name, how many variants passed, failed, errored, and whether the
+    report is incomplete or a run ended on an error of its own."""
+    extra = ""
+    if report.verdict is Verdict.INCOMPLETE:
+        extra = " — incomplete"
+    elif any(r.aborted for r in report.runs):
+        extra = " — a run ended on an error"
+    return f"{report.name}: {variant_tally(report)}{extra}"
+
+
+def _ids(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:MAX_IDS_LISTED])
+    more = len(ids) - MAX_IDS_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def completeness_lines(report: RunReport) -> list[str]:
+    """Sentences on what the report misses: runs that did not record their end or ended on
+    an error, variants that never finished, matrix variants and shards no directory holds."""
+    done = report.completeness
+    lines = []
+    for run_id, code in done.aborted_runs:
+        meaning = EXIT_MEANINGS.get(code or 0, "")
+        lines.append(
+            f"Run {run_id} ended with exit code {code}"
+            + (f" ({meaning})" if meaning else "")
+            + " after the results shown: it is not a passing run."
+        )
+    for run_id in done.unfinished_runs:
+        lines.append(
+            f"Run {run_id} did not record its end: it crashed, was killed, or is still running."
+        )
+    if done.not_finished:
+        lines.append(
+            f"Never finished ({len(done.not_finished)} variants): {_ids(done.not_finished)}."
+        )
+    if done.missing_shards:
+        lines.append(f"Missing shards: {', '.join(done.missing_shards)}.")
+    if done.missing:
+        lines.append(
+            f"Missing: {len(done.missing)} of {len(done.expected)} matrix variants are in none"
+            f" of the run directories: {_ids(done.missing)}."
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------------------------
@@ -82,7 +140,8 @@ def render_text(report: RunReport) -> str:
                 format_bytes(v.peak_memory_bytes),
             ]
         )
-    lines = [headline(report), "", *_table(rows, right={2, 3, 4, 5, 6, 7})]
+    lines = [headline(report), *completeness_lines(report), ""]
+    lines += _table(rows, right={2, 3, 4, 5, 6, 7})
     flaky = flaky_lines(report, markdown=False)
     if flaky:
         lines += ["", "Flaky (passed on a retry):", *flaky]
@@ -93,20 +152,29 @@ def render_text(report: RunReport) -> str:
     return "\n".join(lines) + "\n"
 
 
+def group_line(group: FailureGroup, *, markdown: bool) -> str:
+    """One failure group: ``tests.x::test_y fails on postgres=13 (2 variants): message``."""
+    where = group.variants_text
+    if markdown:
+        where = md_code(where) if len(group.variants) == 1 else md_escape(where)
+    message = md_escape(group.message) if markdown else group.message
+    note = " (experimental)" if group.experimental else ""
+    if group.kind is Kind.TEST:
+        what = md_code(group.test_id) if markdown else group.test_id
+        text = f"{what} {group.verb} on {where}{note}: {message}"
+    else:
+        noun = "variant" if len(group.variants) == 1 else "variants"
+        kind = " JUnit report" if group.kind is Kind.JUNIT else ""
+        text = f"{noun} {where}{kind}{note}: {message}"
+    return f"- {text}" if markdown else f"  {text}"
+
+
 def _failure_lines(report: RunReport, *, markdown: bool) -> list[str]:
-    lines: list[str] = []
-    for v in report.variants:
-        if variant_failed_as_a_whole(v):
-            lines.append(_failure_line(v, "(variant)", variant_reason(v), markdown=markdown))
-        if v.junit_problem and v.result.junit:
-            lines.append(_failure_line(v, "(JUnit report)", v.junit_problem, markdown=markdown))
-        lines.extend(
-            _failure_line(v, case.test_id, case_message(case), markdown=markdown)
-            for case in v.problems
-        )
-    if len(lines) > MAX_FAILURES_LISTED:
-        cut = len(lines) - MAX_FAILURES_LISTED
-        lines = [*lines[:MAX_FAILURES_LISTED], f"... and {cut} more"]
+    groups = failure_groups(report)
+    lines = [group_line(g, markdown=markdown) for g in groups[:MAX_FAILURES_LISTED]]
+    if len(groups) > MAX_FAILURES_LISTED:
+        more = len(groups) - MAX_FAILURES_LISTED
+        lines.append(f"{'- ' if markdown else '  '}... and {more} more in report.html")
     return lines
 
 
@@ -169,8 +237,13 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
     """summary.md: *lead* (the comparison with a baseline) first, then the variant table, the
     flaky variants and tests, the test x variant grid of tests that did not pass everywhere,
     and the failure messages."""
-    icon = "✅" if report.ok else "❌"
-    lines = [f"## {icon} stackmatrix {md_escape(report.name)}: {variant_tally(report)}", ""]
+    verdict = report.verdict
+    icon = VERDICT[verdict].icon
+    extra = " · incomplete" if verdict is Verdict.INCOMPLETE else ""
+    lines = [f"## {icon} stackmatrix {md_escape(report.name)}: {variant_tally(report)}{extra}", ""]
+    gaps = completeness_lines(report)
+    if gaps:
+        lines += [*(f"> ⚠️ {md_escape(g)}" for g in gaps), ""]
     if lead:
         lines += [*lead, "", "### Variants", ""]
     lines += [
@@ -200,7 +273,11 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
             lines.append(f"| {md_code(row.test_id)} | {cells} |")
         if len(rows) > MAX_GRID_ROWS:
             lines.append(f"\n{len(rows) - MAX_GRID_ROWS} more tests are in report.html.")
-        lines.append("\n✅ passed · ❌ failed · 💥 error · ⏭️ skipped · — not run")
+        lines.append(
+            "\n✅ passed · ❌ failed · 💥 error · ⏭️ skipped · — not run · n/a: no test of its"
+            " class ran on that variant. Most severe first: failures that differ by variant,"
+            " failures everywhere, then skips that differ."
+        )
     failures = _failure_lines(report, markdown=True)
     if failures:
         lines += ["", "### Failures", "", *failures]
@@ -215,8 +292,10 @@ __all__ = [
     "attempts_note",
     "case_message",
     "cell_symbol",
+    "completeness_lines",
     "first_line",
     "flaky_lines",
+    "group_line",
     "headline",
     "md_code",
     "md_escape",

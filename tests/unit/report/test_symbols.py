@@ -11,6 +11,7 @@ import pytest
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report import symbols
 from stackmatrix.report.baseline import Change, Mark
+from stackmatrix.report.model import Verdict
 from stackmatrix.results.journal import Status
 
 TABLES: list[tuple[type[enum.Enum], Mapping[Any, object]]] = [
@@ -18,6 +19,7 @@ TABLES: list[tuple[type[enum.Enum], Mapping[Any, object]]] = [
     (Outcome, symbols.OUTCOME),
     (Change, symbols.CHANGE),
     (Mark, symbols.MARK),
+    (Verdict, symbols.VERDICT),
 ]
 
 
