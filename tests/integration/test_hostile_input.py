@@ -435,3 +435,86 @@ def test_ports_are_published_on_loopback_only(tmp_path: Path) -> None:
     assert {ip for _, _, ip in bindings} == {"127.0.0.1"}, sorted(bindings)
     (variant,) = project.journal()["variants"]
     assert all(a.startswith("127.0.0.1:") for p in variant["ports"].values() for a in p.values())
+
+
+# -- links in the run directory -----------------------------------------------------------------
+
+LINKER = """\
+set -eu
+dir="$(dirname "$STACKMATRIX_JUNIT")"  # the variant's folder of the run directory
+test -f "$dir/compose.yaml"
+case "$STACKMATRIX_VARIANT" in
+  links-files)
+    ln -s "$OUTSIDE/report.xml" "$STACKMATRIX_JUNIT"
+    mkdir -p "$dir/logs"
+    ln -s "$OUTSIDE/echo.log" "$dir/logs/echo.log"
+    ln -s "$OUTSIDE/echo.log" "$dir/build.log"
+    ln -s "$OUTSIDE" "$dir/uploaded-folder"
+    ;;
+  links-folder)
+    ln -s "$OUTSIDE/report.xml" "$STACKMATRIX_JUNIT"
+    ln -s "$OUTSIDE/logs" "$dir/logs"
+    mkfifo "$dir/pipe"
+    ;;
+esac
+echo "token $API_TOKEN"
+"""
+
+
+def test_links_the_tests_leave_in_the_run_directory_are_refused_never_followed(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    (outside / "logs").mkdir(parents=True)
+    token = f"tok-{secrets.token_hex(6)}"
+    planted = f"planted-{secrets.token_hex(6)}"
+    # A JUnit report that reads as a pass, and a log holding the token: if stackmatrix read
+    # the first or masked the second through the link, the reports or the file would show it.
+    (outside / "report.xml").write_text(
+        f'<testsuite name="{planted}"><testcase classname="{planted}" name="t"/></testsuite>\n'
+    )
+    (outside / "echo.log").write_text(f"outside log with {token}\n")
+    (outside / "logs" / "echo.log").write_text(f"another outside log with {token}\n")
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    (tmp_path / "project").mkdir()
+    project = make_project(tmp_path / "project", axes={"links": ["files", "folder"]})
+    edit_spec(
+        project,
+        lambda spec: spec["tests"].update(
+            command=["sh", "-c", LINKER],
+            env={**spec["tests"]["env"], "OUTSIDE": str(outside), "API_TOKEN": token},
+        ),
+    )
+
+    done = project.run("run")
+
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert labelled_objects(project.journal()["run_id"]) == set()
+    # Nothing outside changed, and nothing was written into the linked folder.
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    # The run directory holds regular files and folders only.
+    run_dir = project.run_dir()
+    odd = [
+        str(p.relative_to(run_dir))
+        for p in run_dir.rglob("*")
+        if p.is_symlink() or not (p.is_file() or p.is_dir())
+    ]
+    assert odd == []
+    # Each variant says what was refused; the report outside was never read.
+    variants = by_id(project.journal())
+    for variant_id in ("links-files", "links-folder"):
+        variant = variants[variant_id]
+        assert variant["status"] == "failed", variant
+        assert "symbolic links not followed: " in variant["reason"], variant
+        assert "junit.xml -> " in variant["reason"], variant
+    assert "logs/echo.log -> " in variants["links-files"]["reason"]
+    assert "uploaded-folder -> " in variants["links-files"]["reason"]
+    assert "logs -> " in variants["links-folder"]["reason"]
+    assert "pipe (not a regular file)" in variants["links-folder"]["reason"]
+    summary = (run_dir / "summary.md").read_text()
+    assert "symbolic links not followed" in summary
+    assert files_containing(run_dir, planted) == []
+    assert planted not in output
+    # The service's log was still collected, into the run directory.
+    assert (run_dir / "links-folder" / "logs" / "echo.log").is_file()
