@@ -16,32 +16,100 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 HOST_BRIDGE = Path("/sys/class/net/docker0")
 
 
-@dataclass(frozen=True)
 class SecondEngine:
-    """Where the second engine answers, and how to reach its process."""
+    """Where the second engine answers, and how to reach (freeze, kill, restart) its process."""
 
-    host: str  # a DOCKER_HOST value: unix:///.../docker.sock
-    pid: int
-    log: Path
+    def __init__(self, root: Path, namespace: str) -> None:
+        self.root = root
+        self.namespace = namespace
+        self.host = f"unix://{root}/docker.sock"  # a DOCKER_HOST value
+        self.log = root / "dockerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "the second engine is not running"
+        return self.process.pid
 
     def env(self) -> dict[str, str]:
         """The environment of a docker client talking to this engine."""
         return {**os.environ, "DOCKER_HOST": self.host}
 
+    def start(self) -> None:
+        """Start dockerd on this engine's data (again, after a kill) and wait until it answers."""
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroups.
+                ["nsenter", f"--net=/run/netns/{self.namespace}", "dockerd",
+                 "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                 "--pidfile", str(self.root / "dockerd.pid"), "-H", self.host,
+                 "--bridge", "none", "--iptables=false", "--ip-masq=false",
+                 "--default-address-pool", "base=10.213.0.0/16,size=24"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not _answers(self.host):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the second dockerd did not start: {self.log.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+
+    def freeze(self) -> None:
+        """SIGSTOP dockerd: its socket still accepts, nothing answers."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL dockerd (its containerd and containers are ended with its process group)."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        (self.root / "dockerd.pid").unlink(missing_ok=True)
+
+    def load_image(self, tag: str) -> None:
+        """Copy an image of the machine's engine into this one (it has no registry either)."""
+        saved = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "-H", self.host, "load", "--quiet"],
+            stdin=saved.stdout, check=True, capture_output=True, timeout=120,
+        )  # fmt: skip
+        assert saved.stdout is not None
+        saved.stdout.close()
+        assert saved.wait(timeout=60) == 0
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGCONT)  # a test may have frozen it
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+
 
 def _answers(host: str) -> bool:
-    probe = subprocess.run(
-        ["docker", "-H", host, "version", "--format", "{{.Server.Version}}"],
-        capture_output=True,
-        check=False,
-        timeout=10,
-    )
+    try:
+        probe = subprocess.run(
+            ["docker", "-H", host, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    except subprocess.TimeoutExpired:
+        return False
     return probe.returncode == 0
 
 
@@ -59,35 +127,12 @@ def second_engine() -> Iterator[SecondEngine]:
     root.mkdir(mode=0o700)
     namespace = f"stackmatrix-e2-{token}"
     subprocess.run(["ip", "netns", "add", namespace], check=True)
-    host = f"unix://{root}/docker.sock"
-    log = root / "dockerd.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroups.
-            ["nsenter", f"--net=/run/netns/{namespace}", "dockerd",
-             "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-             "--pidfile", str(root / "dockerd.pid"), "-H", host,
-             "--bridge", "none", "--iptables=false", "--ip-masq=false",
-             "--default-address-pool", "base=10.213.0.0/16,size=24"],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    engine = SecondEngine(root, namespace)
     try:
-        deadline = time.monotonic() + 60
-        while not _answers(host):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the second dockerd did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield SecondEngine(host=host, pid=process.pid, log=log)
+        engine.start()
+        yield engine
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGCONT)  # a test may have frozen it
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
+        engine.stop()
         subprocess.run(["ip", "netns", "delete", namespace], check=False)
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
         if had_bridge and not HOST_BRIDGE.exists():

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ._matrix import Project, make_project
 from .conftest import labelled_objects
@@ -34,6 +35,7 @@ from .faults._support import (
     pids_with_env,
     remove_images,
 )
+from .second_engine import SecondEngine, second_engine
 
 pytestmark = pytest.mark.usefixtures("docker_engine")
 
@@ -524,3 +526,140 @@ def test_gc_is_not_upset_by_another_run_removing_its_containers(tmp_path: Path) 
         assert labelled_objects(ours) == set()
     finally:
         subprocess.run(["docker", "rm", "-f", *ids.values()], capture_output=True, check=False)
+
+
+# -- an engine that freezes or dies while a run uses it -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine2(docker_engine: object) -> Iterator[SecondEngine]:
+    """A second engine of this module's own, holding the base image; a test may break it."""
+    with second_engine() as engine:
+        engine.load_image(BOOKWORM)
+        yield engine
+
+
+def _engine_project(root: Path, engine: SecondEngine, tests: str) -> Project:
+    """One variant, one idle service on *engine*; the tests run the shell line *tests* with
+    ``$ENGINE_PID`` (dockerd) and ``$MARK`` (a file to write when the fault is injected)."""
+    spec = {
+        "name": "it",
+        "axes": {"flavor": ["a"]},
+        "overlays": [{"when": {}, "compose": {"services": {"idle": {
+            "image": BOOKWORM, "init": True, "command": ["sleep", "600"],
+        }}}}],
+        "tests": {
+            "command": ["sh", "-c", tests],
+            "env": {"ENGINE_PID": str(engine.pid), "MARK": str(root / "fault")},
+            "timeout": "120s",
+        },
+        "run": {"jobs": 1, "up_timeout": "60s", "down_timeout": "2s"},
+    }  # fmt: skip
+    (root / "matrix.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return Project(root)
+
+
+def _labelled_on(engine: SecondEngine, run_id: str) -> set[str]:
+    found: set[str] = set()
+    for kind in ("container", "network", "volume"):
+        listing = ["ls", "-aq"] if kind == "container" else ["ls", "-q"]
+        out = subprocess.run(
+            ["docker", "-H", engine.host, kind, *listing, "--filter",
+             f"label=io.stackmatrix.run={run_id}"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout  # fmt: skip
+        found.update(f"{kind}:{line}" for line in out.split())
+    return found
+
+
+def _fault_time(root: Path) -> float:
+    return float((root / "fault").read_text().strip())
+
+
+FREEZE = 'kill -STOP "$ENGINE_PID"; date +%s.%N > "$MARK"; exit 0'
+
+
+def test_an_engine_frozen_after_the_tests_fails_the_run_within_the_deadline_naming_the_call(
+    tmp_path: Path, engine2: SecondEngine
+) -> None:
+    project = _engine_project(tmp_path, engine2, FREEZE)
+    env = {**engine2.env(), "STACKMATRIX_ENGINE_TIMEOUT": "5"}
+    try:
+        done = project.run("run", env=env, timeout=120)
+        ended = time.time()
+    finally:
+        engine2.thaw()
+    journal = project.journal()
+    variant = _only_variant(project)
+    after_gc = gc(project, env=engine2.env())
+
+    # The deadline (5 s), then one `docker version` (4 s) tells the engine is frozen: every
+    # later call (the rest of teardown) fails at once.
+    assert ended - _fault_time(tmp_path) < 5 + 4 + 6, done.stderr
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert variant["status"] == "error"
+    assert variant["reason"].startswith(
+        "the Docker engine did not answer `docker logs` within 5 s; teardown failed too: "
+    ), variant["reason"]
+    assert "did not answer `docker logs` within 5 s" in done.stderr
+    assert "DockerException" not in done.stdout + done.stderr
+    assert "The command executed was" not in done.stdout + done.stderr
+    log = (project.run_dir() / "flavor-a" / "logs" / "idle.log").read_text()
+    assert log == "(no log: the Docker engine did not answer `docker logs` within 5 s)\n"
+    # The stack the frozen engine kept: `gc` removes it once the engine is back.
+    assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
+    assert f"removed run {journal['run_id']}: 1 containers, 1 networks" in after_gc.stdout
+    assert _labelled_on(engine2, journal["run_id"]) == set()
+
+
+def test_sigterm_ends_a_run_within_seconds_while_the_engine_is_frozen(
+    tmp_path: Path, engine2: SecondEngine
+) -> None:
+    # No short deadline here: the default (60 s) must not hold an interrupted run.
+    project = _engine_project(tmp_path, engine2, f"{FREEZE.removesuffix('exit 0')} sleep 60")
+    run = Watched(project, "run", env=engine2.env())
+    try:
+        run.wait_for(r"^\s+flavor-a: tests$")
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "fault").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.signal(signal.SIGTERM)
+        code, seconds = run.finish(timeout=60)
+    finally:
+        engine2.thaw()
+    run_id = project.journal()["run_id"]
+    gc(project, env=engine2.env())
+
+    assert seconds < 12, run.output
+    assert code == 130, run.output
+    assert _only_variant(project)["status"] in {"interrupted", "error"}
+    assert "Traceback" not in run.output
+    assert _labelled_on(engine2, run_id) == set()
+
+
+def test_an_engine_that_dies_during_the_tests_is_the_reason_and_gc_cleans_up_after_it(
+    tmp_path: Path, engine2: SecondEngine
+) -> None:
+    project = _engine_project(
+        tmp_path, engine2, 'kill -KILL "$ENGINE_PID"; date +%s.%N > "$MARK"; exit 0'
+    )
+    try:
+        done = project.run("run", env=engine2.env(), timeout=120)
+    finally:
+        engine2.process.wait(30)  # type: ignore[union-attr]
+        engine2.start()
+    variant = _only_variant(project)
+    run_id = project.journal()["run_id"]
+    left = _labelled_on(engine2, run_id)
+    after_gc = gc(project, env=engine2.env())
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert variant["reason"].startswith(
+        "the Docker engine is gone: `docker logs` failed: Cannot connect to the Docker daemon"
+    ), variant["reason"]
+    assert "teardown failed too" in variant["reason"]
+    assert "The command executed was" not in done.stdout + done.stderr
+    assert left, "the dead engine could not take the stack down"
+    assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
+    assert f"removed run {run_id}:" in after_gc.stdout
+    assert _labelled_on(engine2, run_id) == set()

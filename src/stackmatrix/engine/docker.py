@@ -37,17 +37,17 @@ GONE = ("Cannot connect to the Docker daemon", "Is the docker daemon running")
 class EngineTimeout(EngineError):
     """An engine call did not answer within its deadline (a frozen or overloaded engine)."""
 
-    def __init__(self, what: str, message: str) -> None:
+    def __init__(self, message: str, *, what: str = "") -> None:
         super().__init__(message)
-        self.what = what
+        self.what = what  # the call, as ``docker logs`` in backticks
 
 
 class EngineGone(EngineError):
     """The engine stopped answering at all (dockerd died, its socket is gone)."""
 
-    def __init__(self, what: str, message: str) -> None:
+    def __init__(self, message: str, *, what: str = "") -> None:
         super().__init__(message)
-        self.what = what
+        self.what = what  # the call, as ``docker logs`` in backticks
 
 
 def call_timeout() -> float:
@@ -95,10 +95,13 @@ def _fail_fast(what: str) -> None:
     with _Engine.lock:
         frozen_at, suspect = _Engine.frozen_at, _Engine.suspect
     if frozen_at is not None and time.monotonic() - frozen_at < FROZEN_HOLD:
-        raise EngineTimeout(what, f"the Docker engine did not answer {what}: it stopped answering")
+        raise EngineTimeout(
+            what=what, message=f"the Docker engine did not answer {what}: it stopped answering"
+        )
     if (suspect or frozen_at is not None) and not ping():
         raise EngineTimeout(
-            what, f"the Docker engine did not answer {what}: it does not answer `docker version`"
+            what=what,
+            message=f"the Docker engine did not answer {what}: it does not answer `docker version`",
         )
 
 
@@ -187,7 +190,9 @@ class _Call:
             with _Engine.lock:
                 _Engine.suspect = True
             said = "\n".join(stderr.strip().splitlines()[-3:])
-            raise EngineGone(self.what, f"the Docker engine is gone: {self.what} failed: {said}")
+            raise EngineGone(
+                what=self.what, message=f"the Docker engine is gone: {self.what} failed: {said}"
+            )
         raise DockerException(argv, code, stdout, bytes(self.err))
 
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
@@ -223,7 +228,8 @@ class _Call:
             with _Engine.lock:
                 _Engine.suspect = True
             raise EngineTimeout(
-                self.what, f"the Docker engine did not answer {self.what} within {self.limit:g} s"
+                what=self.what,
+                message=f"the Docker engine did not answer {self.what} within {self.limit:g} s",
             )
         if self.cancel is None or not self.cancel.is_set() or self.pinged:
             return
@@ -232,8 +238,8 @@ class _Call:
             self.pinged = True
             if not ping():
                 raise EngineTimeout(
-                    self.what,
-                    f"the Docker engine did not answer {self.what}, nor `docker version`"
+                    what=self.what,
+                    message=f"the Docker engine did not answer {self.what}, nor `docker version`"
                     " after the run was stopped",
                 )
 

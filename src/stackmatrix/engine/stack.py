@@ -461,7 +461,7 @@ class Stack:
             first = self.engine_error
             if first is None or first is error:
                 raise
-            raise type(first)(f"{first}; teardown failed too: {error}") from error
+            raise EngineError(f"{first}; teardown failed too: {error}") from error
 
 
 def _said(error: DockerException | EngineError) -> str:

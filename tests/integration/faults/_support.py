@@ -147,9 +147,11 @@ class Watched:
             self.proc.stdout.close()
 
 
-def gc(project: Project, *args: str) -> subprocess.CompletedProcess[str]:
+def gc(
+    project: Project, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`stackmatrix gc ARGS` in the project's folder."""
-    return project.run("gc", *args)
+    return project.run("gc", *args, env=env)
 
 
 def pid_alive(pid: int) -> bool:
