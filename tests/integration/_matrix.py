@@ -106,7 +106,7 @@ def make_project(
     """Write a matrix whose every variant runs an echo stack and the echo check suite."""
     axes = axes or {"flavor": ["a", "b"]}
     tag = "-".join(f"${{{{ matrix.{axis} }}}}" for axis in axes)
-    expect = "-".join(f"{{{{ matrix.{axis} }}}}" for axis in axes)
+    expect = "-".join(f"${{{{ matrix.{axis} }}}}" for axis in axes)
     services: dict[str, Any] = {"echo": echo_service(tag)}
     services.update(extra_services or {})
     shutil.copy(HERE / "stacks" / "echo_check.py", root / "echo_check.py")
@@ -118,7 +118,7 @@ def make_project(
         "tests": {
             "command": ["python3", "echo_check.py"],
             "env": {
-                "ECHO_ADDR": "{{ ports.echo.7000 }}",
+                "ECHO_ADDR": "${{ ports.echo.7000 }}",
                 "EXPECT": expect,
                 "CHECK_MODE": check_mode,
                 **(tests_env or {}),

@@ -7,13 +7,15 @@ import contextlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from stackmatrix import __version__
 from stackmatrix.cli import gc, held, matrix, results, run
 from stackmatrix.cli.common import Handler, Subparsers
 from stackmatrix.errors import Interrupted, StackmatrixError, UsageError
+from stackmatrix.spec.load import SpecDeprecationWarning
 
 # Each module registers its subcommands; a new command adds its register function here.
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
@@ -42,8 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(text: str) -> None:
+    """A line on stderr; a closed stderr (``2>&1 | head``) loses it, never the exit code."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr)
+
+
+_show_warning = warnings.showwarning
+
+
+def _show_spec_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """Deprecations of the matrix file as a person reads them: where, what, what to write."""
+    if issubclass(category, SpecDeprecationWarning):
+        _say(f"stackmatrix: warning: {message}")
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
+    warnings.showwarning = _show_spec_warning
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     # Everything after the first `--` belongs to the command stackmatrix runs (the tests', or
@@ -65,10 +92,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackmatrixError as exc:
         problems = getattr(exc, "problems", None) or [str(exc)]
         for line in problems:
-            print(f"stackmatrix: error: {line}", file=sys.stderr)
+            _say(f"stackmatrix: error: {line}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("stackmatrix: interrupted", file=sys.stderr)
+        _say("stackmatrix: interrupted")
         return Interrupted.exit_code
 
 

@@ -7,6 +7,7 @@ the command line starts: ``--help``, ``list`` and ``gha-matrix`` never load it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from stackmatrix.cli.common import (
     read_spec,
 )
 from stackmatrix.console import Console
+from stackmatrix.errors import StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.matrix.select import default_jobs, select_only, select_shard
 
@@ -54,9 +56,15 @@ def _run(args: argparse.Namespace) -> int:
     ensure_engine()
     finish = functools.partial(_publish_reports, provider=provider, console=console)
     request = _run_request(args, spec, variants, rerun)
-    journal, run_dir = run_matrix(request, console, finish=finish)
+    try:
+        journal, run_dir = run_matrix(request, console, finish=finish)
+    except StackmatrixError:
+        raise
+    except Exception as error:  # recorded in run.json with this exit code (3)
+        raise StackmatrixError(f"the run stopped: {error!r}") from error
     if args.keep:
-        _print_kept_stacks(journal, run_dir)
+        with contextlib.suppress(OSError):  # a closed stderr: the stacks are listed in run.json
+            _print_kept_stacks(journal, run_dir)
     return journal.exit_code or 0
 
 
@@ -188,7 +196,7 @@ def register_run(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--failed-tests",
         action="store_true",
-        help="with --failed: each variant runs only its failed testcases ({{ failed }}, or"
+        help="with --failed: each variant runs only its failed testcases (${{ failed }}, or"
         " appended to the test command)",
     )
     _add_pull_argument(parser)

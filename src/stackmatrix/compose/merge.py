@@ -263,3 +263,23 @@ def merge(base: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
             return _unique(kept + list(override))
         return _unique(list(base) + list(override))
     return override
+
+
+def published_ports(service: Any) -> set[int] | None:
+    """The TCP container ports a service of a rendered document publishes (``ports`` in the
+    long syntax :func:`normalize` gives); None when one is not a plain number (a ``${VAR}``
+    that compose interpolates later), so that nobody guesses."""
+    if not isinstance(service, Mapping):
+        return set()
+    found: set[int] = set()
+    for entry in service.get("ports") or ():
+        if not isinstance(entry, Mapping):
+            return None
+        target = entry.get("target")
+        if isinstance(target, str) and target.isdigit():
+            target = int(target)
+        if not isinstance(target, int) or isinstance(target, bool):
+            return None
+        if str(entry.get("protocol") or "tcp") == "tcp":
+            found.add(target)
+    return found

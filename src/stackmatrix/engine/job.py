@@ -35,7 +35,7 @@ class VariantJob:
     after_stats: StatsHook | None = None  # run beside teardown once stats.json is written
     run_tests: bool = True  # False: bring the stack up and hold it there (`stackmatrix up`)
     extra_args: tuple[str, ...] = ()  # appended to the test command (`-- -k name -x`)
-    # `run --failed-tests`: the testcases to run again, for `{{ failed }}`; None: all of them
+    # `run --failed-tests`: the testcases to run again, for `${{ failed }}`; None: all of them
     failed_tests: tuple[str, ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
 

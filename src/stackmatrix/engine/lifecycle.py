@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -19,8 +20,8 @@ from stackmatrix.compose.render import (
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.stats import StatsSampler
-from stackmatrix.engine.suite import has_report, judge, run_suite
-from stackmatrix.errors import EngineError
+from stackmatrix.engine.suite import SETUP_LOG, has_report, judge, run_setup, run_suite, temp_dir
+from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.junit.write import read_counts, write_error_junit
 from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
 from stackmatrix.results.files import write_private_if
@@ -75,6 +76,7 @@ class _VariantRun:
         self.peak: int | None = None
         self.stats_file: str | None = None
         self.tests_log: str | None = None
+        self.setup_log: str | None = None
         # Values never to show: secret variables of the tests (their environment, and the
         # expanded tests.env once the ports are known) and of the services.
         base = os.environ if job.base_env is None else job.base_env
@@ -103,7 +105,7 @@ class _VariantRun:
                 self._drive(stack, builds)
         except StackFailure as failure:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
-        except EngineError as error:
+        except StackmatrixError as error:  # the engine, or a compose file that cannot render
             self.status, self.reason = Status.ERROR, str(error)
         return self._result()
 
@@ -130,7 +132,10 @@ class _VariantRun:
             )
             stack.refresh()
             self.ports = stack.ports()
-            self._test(stack)
+            try:
+                self._test(stack)
+            finally:
+                self._drop_temp_dir()
         except StackFailure as failure:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
         except Cancelled:
@@ -140,6 +145,20 @@ class _VariantRun:
         for written in (self.junit, self.dir / "tests.log"):
             redact_file(written, self.secrets)
         return self._result()
+
+    def _setup(self, stack: Stack) -> None:
+        """The spec's setup steps against the ready stack (its own phase and log)."""
+        if not self.job.spec.tests.setup:
+            return
+        self.setup_log = f"{self.job.variant.id}/{SETUP_LOG}"
+        with self.rec.phase("setup"):
+            run_setup(self.job, stack, self.ports, self.secrets)
+
+    def _drop_temp_dir(self) -> None:
+        """The variant's TMPDIR goes once its commands are done (its files are the tests'
+        scratch, not results), unless the stack is kept for a look."""
+        if not self.job.keep:
+            shutil.rmtree(temp_dir(self.job), ignore_errors=True)
 
     def _test(self, stack: Stack) -> None:
         """The test command against *stack*, and the verdict on how it ended."""
@@ -169,6 +188,7 @@ class _VariantRun:
                     probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
                     stack.wait_until_ready(probes, spec.run.ready_timeout)
                 self.ports = stack.ports()
+                self._setup(stack)
                 if not self.job.run_tests:
                     self.status = Status.PASSED  # up and ready: held for the person who asked
                     return
@@ -180,10 +200,13 @@ class _VariantRun:
             self.status = Status.INTERRUPTED if interrupted else Status.CANCELLED
             self.reason = "interrupted" if interrupted else "cancelled by fail-fast"
         finally:
+            if self.job.run_tests:
+                self._drop_temp_dir()
             with self.rec.phase("collect"):
                 self._collect(stack, sampler)
-                for written in (self.junit, self.dir / "tests.log", *self.dir.glob("logs/*.log")):
-                    redact_file(written, self.secrets)
+                written = (self.junit, self.dir / "tests.log", self.dir / SETUP_LOG)
+                for path in (*written, *self.dir.glob("logs/*.log")):
+                    redact_file(path, self.secrets)
             # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
             plotting = self._start_plot()
             try:
@@ -251,6 +274,7 @@ class _VariantRun:
             compose_file=f"{variant.id}/compose.yaml" if self.compose_path.exists() else None,
             junit=f"{variant.id}/junit.xml",
             tests_log=self.tests_log,
+            setup_log=self.setup_log,
             stats=self.stats_file,
             logs=self.logs,
         )

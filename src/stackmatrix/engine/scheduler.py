@@ -21,6 +21,8 @@ from stackmatrix.engine.job import StatsHook, VariantJob
 from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.prepare import Outcome, Prepared, PullPolicy, prepare
 from stackmatrix.engine.processes import signal_handlers
+from stackmatrix.engine.suite import check_before_up
+from stackmatrix.errors import Interrupted, StackmatrixError
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.journal import RunJournal, Status, VariantResult, exit_code_of
@@ -47,6 +49,40 @@ class RunObserver(Protocol):
 
     def done(self, journal: RunJournal, run_dir: Path) -> None:
         """The run ended; its journal is written."""
+
+
+class _Quiet:
+    """The observer, minus its failures: output that cannot be written (a closed pipe,
+    ``stackmatrix run | head``) never stops a variant or the run. Once writing fails, nothing
+    more is written; the run goes on, and its journal, reports and exit code are whole."""
+
+    def __init__(self, observer: RunObserver) -> None:
+        self._observer = observer
+        self.lost = False
+
+    def _call(self, method: Callable[[], object]) -> None:
+        if self.lost:
+            return
+        try:
+            method()
+        except Exception as error:
+            self.lost = True
+            LOG.debug("the run's output is lost: %s", error)
+
+    def start(self, variants: Sequence[Variant], *, run_dir: Path, jobs: int) -> None:
+        self._call(lambda: self._observer.start(variants, run_dir=run_dir, jobs=jobs))
+
+    def phase(self, variant_id: str, phase: str) -> None:
+        self._call(lambda: self._observer.phase(variant_id, phase))
+
+    def note(self, text: str) -> None:
+        self._call(lambda: self._observer.note(text))
+
+    def finished(self, result: VariantResult) -> None:
+        self._call(lambda: self._observer.finished(result))
+
+    def done(self, journal: RunJournal, run_dir: Path) -> None:
+        self._call(lambda: self._observer.done(journal, run_dir))
 
 
 @dataclass
@@ -288,15 +324,33 @@ class _Run:
             result, phases=phases, phase_starts=starts, images=self._prepared.images_of(result.id)
         )
 
-    def final_journal(self) -> RunJournal:
-        """The journal of the run as it ended (every result, the exit code), written."""
+    def final_journal(self, aborted: BaseException | None = None) -> RunJournal:
+        """The journal of the run as it ended (every result, the exit code), written.
+
+        A run *aborted* by an error records every variant without a result as never
+        finished, and the exit code the process ends with: never a green run.
+        """
+        if aborted is not None:
+            interrupted = isinstance(aborted, KeyboardInterrupt | Interrupted)
+            status = Status.INTERRUPTED if interrupted else Status.ERROR
+            reason = "interrupted" if interrupted else f"the run stopped: {_describe(aborted)}"
+            for variant in self._request.variants:
+                if variant.id not in self._results:
+                    result = VariantResult.never_ran(variant, status=status, reason=reason)
+                    self._results[variant.id] = result
+                    write_error_junit(self._run_dir / variant.id / "junit.xml",
+                                      variant_id=variant.id, message=reason)  # fmt: skip
         ordered = self._ordered_results()
+        interrupted = self._interrupted.is_set() or isinstance(aborted, KeyboardInterrupt)
+        code = exit_code_of(ordered, interrupted=interrupted)
+        if aborted is not None:
+            code = abort_exit_code(aborted)
         journal = replace(
             self._journal,
             variants=ordered,
             finished_at=time.time(),
-            exit_code=exit_code_of(ordered, interrupted=self._interrupted.is_set()),
-            interrupted=self._interrupted.is_set(),
+            exit_code=code,
+            interrupted=interrupted,
         )
         journal.write(self._run_dir)
         return journal
@@ -314,7 +368,15 @@ class _Run:
             done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in done:
                 variant = running.pop(future)
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as error:  # a defect, not the variant's: still recorded
+                    LOG.debug("variant %s raised", variant.id, exc_info=error)
+                    result = VariantResult.never_ran(
+                        variant, status=Status.ERROR, reason=f"stackmatrix failed: {error!r}"
+                    )
+                    write_error_junit(self._run_dir / variant.id / "junit.xml",
+                                      variant_id=variant.id, message=result.reason)  # fmt: skip
                 self._record(result)
                 self._stop_if_fail_fast(variant, result)
 
@@ -354,20 +416,50 @@ class _Run:
         return tuple(self._results[v.id] for v in self._request.variants if v.id in self._results)
 
 
+def _describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, StackmatrixError) else repr(error)
+
+
+def abort_exit_code(error: BaseException) -> int:
+    """The exit code of a run that *error* stopped: the error's own, 130 for Ctrl-C, else 3."""
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted.exit_code
+    if isinstance(error, StackmatrixError):
+        return error.exit_code
+    return StackmatrixError.exit_code
+
+
 def run_matrix(
     request: RunRequest,
     console: RunObserver,
     *,
     finish: Callable[[Path], None] = lambda _run_dir: None,
 ) -> tuple[RunJournal, Path]:
-    """Run every variant of *request*; return the journal and the run directory."""
+    """Run every variant of *request*; return the journal and the run directory.
+
+    What would only fail once stacks are up (a missing test command, a port no variant
+    publishes) is a SpecError before anything starts. An error that stops the run later is
+    raised again after the journal and reports record it, with the same exit code.
+    """
+    check_before_up(
+        request.spec, request.variants, run_id=request.run_id,
+        rerun=request.failed_tests is not None,
+    )  # fmt: skip
+    quiet = _Quiet(console)
     run_dir = prepare_run_dir(request.out_dir, request.run_id)
-    run = _Run(request, console, run_dir, _first_journal(request, run_dir))
-    console.start(request.variants, run_dir=run_dir, jobs=request.jobs)
+    run = _Run(request, quiet, run_dir, _first_journal(request, run_dir))
+    quiet.start(request.variants, run_dir=run_dir, jobs=request.jobs)
+    aborted: BaseException | None = None
     try:
         run.execute()
+    except BaseException as error:
+        aborted = error
+        raise
     finally:
-        journal = run.final_journal()
-        finish(run_dir)
-        console.done(journal, run_dir)
+        journal = run.final_journal(aborted)
+        try:
+            finish(run_dir)
+        except Exception as error:  # the journal is written: reports can be built again
+            LOG.warning("could not build the reports: %s", error)
+        quiet.done(journal, run_dir)
     return journal, run_dir

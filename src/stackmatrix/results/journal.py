@@ -78,6 +78,7 @@ class VariantResult:
     compose_file: str | None = None
     junit: str | None = None
     tests_log: str | None = None
+    setup_log: str | None = None  # the output of the spec's setup steps, when it has any
     stats: str | None = None
     logs: Mapping[str, str] = field(default_factory=dict)  # service -> log file
     # Earlier attempts under `run --retries`: their statuses and kept JUnit files, oldest first.

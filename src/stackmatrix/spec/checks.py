@@ -14,8 +14,15 @@ from typing import Any
 
 from stackmatrix.errors import SpecError
 from stackmatrix.spec.models import AXIS_PATTERN, Spec, describe
-from stackmatrix.spec.source import Document, KeyPath, format_path, load_file, problem
-from stackmatrix.spec.templates import references
+from stackmatrix.spec.source import (
+    Document,
+    KeyPath,
+    format_path,
+    load_file,
+    problem,
+    read_text,
+)
+from stackmatrix.spec.templates import legacy_forms, modern, references, stray_references
 from stackmatrix.spec.values import Scalar, env_name
 
 # Expansion is linear in the cross product: cap it so a typo cannot expand 10**10 variants.
@@ -78,6 +85,44 @@ def walk_strings(data: Any, path: KeyPath) -> Iterator[tuple[KeyPath, str]]:
 
 
 _MATRIX_FORM = "${{ matrix.KEY }}"
+# References that mean nothing in a setup step: it writes no report and reruns nothing.
+_NOT_IN_SETUP = ("junit", "failed")
+
+
+@dataclass(frozen=True)
+class TemplateText:
+    """A text of the matrix file whose ``${{ ... }}`` stackmatrix expands for the tests:
+    where it is, what it says, and where it runs (``host`` or a service)."""
+
+    loc: KeyPath
+    text: str
+    where: str
+    setup: bool = False
+
+
+def template_texts(spec: Spec) -> list[TemplateText]:
+    """Every templated text of ``tests``: command, rerun, env, and each setup step's."""
+    tests = spec.tests
+    texts: list[TemplateText] = []
+
+    def add(
+        loc: KeyPath, command: tuple[str, ...] | str | None, where: str, *, setup: bool
+    ) -> None:
+        if isinstance(command, str):
+            texts.append(TemplateText(loc, command, where, setup))
+        elif command is not None:
+            texts.extend(TemplateText((*loc, i), w, where, setup) for i, w in enumerate(command))
+
+    add(("tests", "command"), tests.command, tests.where, setup=False)
+    add(("tests", "rerun"), tests.rerun, tests.where, setup=False)
+    texts += [TemplateText(("tests", "env", k), v, tests.where) for k, v in tests.env.items()]
+    for index, step in enumerate(tests.setup):
+        base = ("tests", "setup", index)
+        add((*base, "command"), step.command, step.where, setup=True)
+        texts += [
+            TemplateText((*base, "env", k), v, step.where, setup=True) for k, v in step.env.items()
+        ]
+    return texts
 
 
 class Checker:
@@ -86,6 +131,8 @@ class Checker:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
         self.issues: list[Issue] = []
+        # Older template forms in use: (key path, form, expression), in file order.
+        self.deprecated: list[tuple[KeyPath, str, str]] = []
         self.external: list[str] = []  # problems located in other files (compose files)
         self.services: set[str] | None = set()
         # A profile narrows the axes: values were checked against the whole file already.
@@ -200,6 +247,18 @@ class Checker:
 
     def expression_problems(self, text: str) -> Iterator[str]:
         keys = self.spec.matrix_keys
+        for expression, stray in stray_references(text):
+            if stray.kind == "matrix":
+                yield (
+                    f"{expression} would stay literal here: write {modern(expression)}"
+                    " (compose fragments substitute only ${{ matrix.KEY }})"
+                )
+            else:
+                yield (
+                    f"{expression} would stay literal here: compose fragments substitute only"
+                    f" {_MATRIX_FORM}; {stray.kind} is known to tests.command, tests.env and"
+                    " tests.setup"
+                )
         for expression, ref in references(text, compose=True):
             if ref is None:
                 yield f"unsupported expression {expression}: only {_MATRIX_FORM} is substituted"
@@ -284,19 +343,25 @@ class Checker:
             self.add(("tests", "where"), f"unknown service {tests.where!r}{hint}")
         if not tests.workdir.is_dir():
             self.add(("tests", "workdir"), f"directory not found: {display_path(tests.workdir)}")
-        texts: list[tuple[KeyPath, str]] = []
-        for key, words in (("command", tests.command), ("rerun", tests.rerun)):
-            if isinstance(words, str):
-                texts.append((("tests", key), words))
-            elif words is not None:
-                texts += [(("tests", key, i), word) for i, word in enumerate(words)]
-        texts += [(("tests", "env", key), value) for key, value in tests.env.items()]
+        for index, step in enumerate(tests.setup):
+            if (
+                step.where != "host"
+                and self.services is not None
+                and step.where not in self.services
+            ):
+                hint = did_you_mean(step.where, self.services, "expected 'host' or a service")
+                self.add(
+                    ("tests", "setup", index, "where"), f"unknown service {step.where!r}{hint}"
+                )
         keys = self.spec.matrix_keys
-        for loc, text in texts:
-            for expression, ref in references(text, compose=False):
+        for item in template_texts(self.spec):
+            loc = item.loc
+            for form, expression in legacy_forms(item.text):
+                self.deprecated.append((loc, form, expression))
+            for expression, ref in references(item.text, compose=False):
                 if ref is None:
                     self.add(loc, f"unknown reference {expression}: expected matrix.KEY, "
-                                  "ports.SERVICE.PORT, variant, run_id, junit or "
+                                  "ports.SERVICE.PORT, variant, run_id, variant_dir, junit or "
                                   "failed")  # fmt: skip
                 elif ref.kind == "matrix" and ref.key not in keys and ref.key != "experimental":
                     hint = did_you_mean(ref.key, keys)
@@ -304,6 +369,12 @@ class Checker:
                 elif ref.kind == "ports" and self.services and ref.service not in self.services:
                     hint = did_you_mean(ref.service, self.services, "services are")
                     self.add(loc, f"unknown service {ref.service!r} in {expression}{hint}")
+                elif item.setup and ref.kind in _NOT_IN_SETUP:
+                    self.add(loc, f"{expression} means nothing in a setup step (only the tests"
+                                  " write a report or run failed testcases again)")  # fmt: skip
+                elif ref.kind == "variant_dir" and item.where != "host":
+                    self.add(loc, f"{expression} is a folder on the host; this command runs in"
+                                  f" service {item.where!r}")  # fmt: skip
 
 
 def _colliding(names: Sequence[str]) -> list[tuple[str, str]]:
@@ -317,8 +388,33 @@ def _colliding(names: Sequence[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-def check(spec: Spec) -> tuple[list[Issue], list[str]]:
-    """Cross-key problems of ``spec``: issues in the matrix file, and problems in compose files."""
+def spec_location(spec: Spec, loc: KeyPath, needle: str = "") -> str:
+    """``FILE:LINE:COL: key.path`` of the value at *loc* in the spec's file; the column is
+    that of *needle* (a template reference) when it is on the value's first lines."""
+    name = display_path(spec.path)
+    try:
+        document = load_file(spec.path, name)
+    except SpecError:
+        return f"{name}: {format_path(loc)}"
+    path = loc
+    if path[:3] == ("tests", "setup", 0) and ("tests", "setup", 0) not in document.values:
+        path = ("tests", "setup", *path[3:])  # one step written as a mapping, not a list
+    mark = document.value_mark(path)
+    line, column = mark.line, mark.column
+    if needle:
+        lines = read_text(spec.path, name).splitlines()
+        for number in range(mark.line, min(mark.line + 20, len(lines)) + 1):
+            start = mark.column - 1 if number == mark.line else 0
+            found = lines[number - 1].find(needle, start)
+            if found >= 0:
+                line, column = number, found + 1
+                break
+    return f"{name}:{line}:{column}: {format_path(path)}"
+
+
+def check(spec: Spec) -> Checker:
+    """Cross-key problems of ``spec``: ``issues`` in the matrix file, ``external`` problems in
+    compose files, and the ``deprecated`` template forms it uses."""
     checker = Checker(spec)
     checker.run()
-    return checker.issues, checker.external
+    return checker

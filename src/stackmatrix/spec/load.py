@@ -6,6 +6,7 @@ import os
 import re
 import types
 import typing
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from stackmatrix.spec.models import (
     describe,
 )
 from stackmatrix.spec.source import Document, KeyPath, Mark, format_path, load_file, problem
+from stackmatrix.spec.templates import LEGACY_JUNIT
 from stackmatrix.spec.values import Scalar
 
 __all__ = [
@@ -49,10 +51,16 @@ __all__ = [
     "RunOptions",
     "Scalar",
     "Spec",
+    "SpecDeprecationWarning",
     "TcpProbe",
     "TestsSpec",
     "load_spec",
 ]
+
+
+class SpecDeprecationWarning(FutureWarning):
+    """A matrix file uses a form that still works but will not in a later version."""
+
 
 _NAME_RULE = "a name of lowercase letters, digits, '-' and '_' that starts with a letter or digit"
 _UNION_PART = re.compile(
@@ -119,11 +127,35 @@ def load_spec(path: Path, *, profile: str | None = None) -> Spec:
             _report(error, source)
         source.raise_found()
         raise AssertionError("unreachable") from exc  # pragma: no cover
-    issues, external = check(spec)
-    for issue in issues:
+    checker = check(spec)
+    for issue in checker.issues:
         source.add(issue.loc, issue.message, at_key=issue.at_key)
-    source.raise_found(external)
+    source.raise_found(checker.external)
+    _warn_deprecated(checker.deprecated, source)
     return spec
+
+
+def _warn_deprecated(found: Sequence[tuple[KeyPath, str, str]], source: _Source) -> None:
+    """One warning per older template form: where it is first used, and how many more.
+
+    The same file gives the same text, so loading it again in one process (a profile, the nox
+    sessions) does not repeat it: the warnings module shows each text once per place.
+    """
+    by_form: dict[str, list[tuple[Mark, str]]] = {}
+    for loc, form, expression in found:
+        path = source.original(loc)
+        mark = source.document.value_mark(path)
+        by_form.setdefault(form, []).append((mark, expression))
+    for form, uses in by_form.items():
+        mark, expression = min(uses, key=lambda use: use[0])
+        more = f" (and {len(uses) - 1} more)" if len(uses) > 1 else ""
+        spelled = "${{ junit }}" if form == LEGACY_JUNIT else "${{ ... }}"
+        warnings.warn(
+            f"{source.name}:{mark.line}: {expression}{more}: the {form} form is deprecated;"
+            f" write {spelled}",
+            SpecDeprecationWarning,
+            stacklevel=1,  # one place: the same text is shown once, whoever loads the file
+        )
 
 
 def _prepare(
@@ -144,6 +176,14 @@ def _prepare(
     for key in ("command", "rerun"):
         if isinstance(tests, dict) and isinstance(tests.get(key), str):
             source.leaves.add(("tests", key))
+    setup = tests.get("setup") if isinstance(tests, dict) else None
+    if isinstance(setup, dict):
+        source.renames[("tests", "setup", 0)] = ("tests", "setup")
+    steps = [setup] if isinstance(setup, dict) else setup if isinstance(setup, list) else []
+    for index, step in enumerate(steps):
+        if isinstance(step, dict) and isinstance(step.get("command"), str):
+            base = ("tests", "setup") if isinstance(setup, dict) else ("tests", "setup", index)
+            source.leaves.add((*base, "command"))
     data.setdefault("name", _default_name(path))
     data["path"] = path
     data["profile"] = profile

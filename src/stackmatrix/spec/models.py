@@ -293,6 +293,38 @@ class _YamlShapeOfReady:
 Ready = Annotated[dict[str, tuple[Probe, ...]], _YamlShapeOfReady()]
 
 
+def _command_value(value: object, *, shell: bool) -> tuple[str, ...] | str:
+    """A command as run: words, or one command line for ``sh -c`` when *shell*."""
+    if shell:
+        if isinstance(value, str) and value.strip():
+            return value
+        return shlex.join(_words(value))
+    return _words(value)
+
+
+SETUP_TIMEOUT = 600.0  # seconds a setup step may take when it gives no timeout
+
+
+class SetupStep(Model):
+    """A command run after the stack is ready and before the tests (migrations, schemas,
+    extensions): on the host or in a service, with the tests' environment."""
+
+    shell: bool = False
+    command: Annotated[tuple[str, ...] | str, WithJsonSchema(COMMAND_SCHEMA)]
+    env: dict[str, EnvValue] = Field(default_factory=dict)
+    where: str = "host"
+    timeout: Duration = SETUP_TIMEOUT
+
+    @field_validator("command", mode="plain")
+    @classmethod
+    def _command(cls, value: object, info: ValidationInfo) -> tuple[str, ...] | str:
+        return _command_value(value, shell=bool(info.data.get("shell")))
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, Mapping) else value
+
+
 class TestsSpec(Model):
     """How the test suite runs against a variant's stack."""
 
@@ -300,23 +332,21 @@ class TestsSpec(Model):
 
     shell: bool = False
     command: Annotated[tuple[str, ...] | str, WithJsonSchema(COMMAND_SCHEMA)]
-    # The command `run --failed-tests` runs instead, its `{{ failed }}` the testcases to run.
+    # The command `run --failed-tests` runs instead, its `${{ failed }}` the testcases to run.
     rerun: Annotated[tuple[str, ...] | str | None, WithJsonSchema(COMMAND_SCHEMA)] = None
     env: dict[str, EnvValue] = Field(default_factory=dict)
     where: str = "host"
     timeout: Duration | None = None
     workdir: Path = Path()
+    # One step or a list, run in order after readiness and before the tests.
+    setup: Annotated[tuple[SetupStep, ...], BeforeValidator(_one_or_many)] = ()
 
     @field_validator("command", "rerun", mode="plain")
     @classmethod
     def _command(cls, value: object, info: ValidationInfo) -> tuple[str, ...] | str | None:
         if value is None and info.field_name == "rerun":
             return None
-        if info.data.get("shell"):
-            if isinstance(value, str) and value.strip():
-                return value
-            return shlex.join(_words(value))
-        return _words(value)
+        return _command_value(value, shell=bool(info.data.get("shell")))
 
 
 class RunOptions(Model):

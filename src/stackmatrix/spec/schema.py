@@ -21,6 +21,12 @@ def json_schema() -> dict[str, Any]:
     schema = Spec.model_json_schema(mode="validation")
     schema["required"] = [key for key in schema.get("required", []) if key != "name"]
     schema["patternProperties"] = {"^x-": {"description": "free-form, e.g. for YAML anchors"}}
+    # `tests.setup` takes one step (a mapping) as well as a list of them.
+    setup = schema["$defs"]["TestsSpec"]["properties"]["setup"]
+    step = setup.pop("items")
+    setup.pop("type")
+    setup["anyOf"] = [step, {"type": "array", "items": step}]
+    setup["description"] = "commands run after readiness and before the tests, in order"
     schema["title"] = "stackmatrix matrix file"
     schema["description"] = "Which Docker Compose stack variants a project's tests must pass on."
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

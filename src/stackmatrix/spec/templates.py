@@ -1,10 +1,13 @@
-"""The two small template languages of a matrix file.
+"""The template syntax of a matrix file: ``${{ ... }}`` (the one GitHub Actions users know).
 
-* ``${{ matrix.KEY }}`` anywhere in compose fragments and base compose files (the syntax
-  GitHub Actions users know). Compose's own ``${VAR}`` is not touched.
-* ``{{ ... }}`` (or ``${{ ... }}``) in ``tests.command`` and ``tests.env``: ``matrix.KEY``,
-  ``ports.SERVICE.PORT``, ``variant``, ``run_id``, ``junit``, ``failed`` (the testcases a
-  ``run --failed-tests`` runs again, empty otherwise); plus the legacy ``{junit}``.
+* In compose fragments and base compose files only ``${{ matrix.KEY }}`` is substituted;
+  compose's own ``${VAR}`` is not touched.
+* In ``tests.command``, ``tests.rerun``, ``tests.env`` and ``tests.setup``: ``matrix.KEY``,
+  ``ports.SERVICE.PORT``, ``variant``, ``run_id``, ``variant_dir`` (the variant's private
+  folder on the host), ``junit``, ``failed`` (the testcases a ``run --failed-tests`` runs
+  again, empty otherwise).
+* The older forms ``{{ ... }}`` (without ``$``) and ``{junit}`` still work there, with a
+  deprecation warning (:func:`legacy_forms`).
 """
 
 from __future__ import annotations
@@ -19,16 +22,20 @@ from stackmatrix.spec.values import scalar_text
 
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 TEMPLATE = re.compile(r"\$?\{\{\s*(.*?)\s*\}\}|\{junit\}")
+# `{{ ... }}` not preceded by `$`: the older form (or, in compose text, a literal).
+BARE = re.compile(r"(?<!\$)\{\{\s*(.*?)\s*\}\}")
+LEGACY_BRACES = "{{ ... }}"
+LEGACY_JUNIT = "{junit}"
 _MATRIX = re.compile(r"^matrix\.(?P<key>[^\s.{}]+)$")
 _PORTS = re.compile(r"^ports\.(?P<service>[^\s{}]+)\.(?P<port>[0-9]+)$")
-_WORDS = ("variant", "run_id", "junit", "failed")
+_WORDS = ("variant", "run_id", "variant_dir", "junit", "failed")
 # `{{ failed }}` as a whole word of a command: the testcases to run again, one word each.
 FAILED_ANYWHERE = re.compile(r"\$?\{\{\s*failed\s*\}\}")
 FAILED_WORD = re.compile(rf"^{FAILED_ANYWHERE.pattern}$")
 
 
 class TemplateError(SpecError):
-    """A ``{{ ... }}`` reference cannot be expanded (unknown port, unknown key)."""
+    """A ``${{ ... }}`` reference cannot be expanded (unknown port, unknown key)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,32 @@ def references(text: str, *, compose: bool) -> Iterator[tuple[str, Reference | N
         yield match[0], ref
 
 
+def legacy_forms(text: str) -> Iterator[tuple[str, str]]:
+    """Every ``(form, expression)`` of the older syntax in a tests text: ``{{ ... }}``
+    written without ``$``, and ``{junit}``."""
+    for match in TEMPLATE.finditer(text):
+        if match[0] == "{junit}":
+            yield LEGACY_JUNIT, match[0]
+        elif not match[0].startswith("$"):
+            yield LEGACY_BRACES, match[0]
+
+
+def stray_references(text: str) -> Iterator[tuple[str, Reference]]:
+    """``{{ ... }}`` without ``$`` in compose text whose inside is a stackmatrix reference:
+    it would stay literal (only ``${{ matrix.KEY }}`` is substituted there). Other
+    ``{{ ... }}`` (Go templates like ``{{.State}}``) are compose's business."""
+    for match in BARE.finditer(text):
+        ref = parse_reference(match[1])
+        if ref is not None:
+            yield match[0], ref
+
+
+def modern(expression: str) -> str:
+    """The ``${{ ... }}`` spelling of a reference written in any form."""
+    inner = "junit" if expression == "{junit}" else expression.lstrip("$")[2:-2].strip()
+    return f"${{{{ {inner} }}}}"
+
+
 def expand_template(
     text: str, context: Mapping[str, Any], *, quote: Callable[[str], str] | None = None
 ) -> str:
@@ -95,8 +128,8 @@ def _value(match: re.Match[str], context: Mapping[str, Any]) -> str:
 
 
 _KNOWN = (
-    "expected one of {{ matrix.KEY }}, {{ ports.SERVICE.PORT }}, {{ variant }}, "
-    "{{ run_id }}, {{ junit }}, {{ failed }}"
+    "expected one of ${{ matrix.KEY }}, ${{ ports.SERVICE.PORT }}, ${{ variant }}, "
+    "${{ run_id }}, ${{ variant_dir }}, ${{ junit }}, ${{ failed }}"
 )
 
 

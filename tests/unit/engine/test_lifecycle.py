@@ -61,11 +61,11 @@ def _stack(job: VariantJob) -> Stack:
 
 _ENV_TESTS = """\
 tests:
-  command: ["pytest", "--junitxml={junit}"]
+  command: ["pytest", "--junitxml=${{ junit }}"]
   env:
-    DATABASE_URL: "postgresql://postgres:pw-{{ matrix.pg }}@{{ ports.db.5432 }}/postgres"
+    DATABASE_URL: "postgresql://postgres:pw-${{ matrix.pg }}@${{ ports.db.5432 }}/postgres"
     DB_PASSWORD: hunter22
-    SHOP_DSN: "dsn-{{ variant }}"
+    SHOP_DSN: "dsn-${{ variant }}"
 """
 
 
@@ -101,7 +101,8 @@ def test_the_test_command_runs_on_the_host_with_that_environment(tmp_path: Path)
         encoding="utf-8",
     )
     spec = _spec(
-        tmp_path, _ENV_TESTS.replace('"pytest", "--junitxml={junit}"', 'sh, check.sh, "{junit}"')
+        tmp_path,
+        _ENV_TESTS.replace('"pytest", "--junitxml=${{ junit }}"', 'sh, check.sh, "${{ junit }}"'),
     )
     job = _job(spec, tmp_path)
     junit = job.directory / "junit.xml"
@@ -120,7 +121,7 @@ def test_the_test_command_runs_on_the_host_with_that_environment(tmp_path: Path)
 
 
 def test_a_shell_command_gets_every_value_as_one_quoted_word(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "tests:\n  shell: true\n  command: 'echo {{ matrix.pg }} > seen.txt'\n")
+    spec = _spec(tmp_path, "tests:\n  shell: true\n  command: 'echo ${{ matrix.pg }} > seen.txt'\n")
     job = _job(spec, tmp_path, index=1)  # pg = "16 && echo pwned"
     outcome = _run_tests(job, _stack(job), PORTS, job.directory / "junit.xml", [])
     assert outcome.exit_code == 0
@@ -133,7 +134,7 @@ def test_a_reference_to_a_port_that_is_not_published_fails_the_stack(tmp_path: P
     with pytest.raises(StackFailure) as failure:
         _run_tests(job, _stack(job), {"db": {}}, job.directory / "junit.xml", [])
     assert failure.value.reason == (
-        "cannot prepare the test command: {{ ports.db.5432 }}: service 'db' publishes no port "
+        "cannot prepare the test command: ${{ ports.db.5432 }}: service 'db' publishes no port "
         "5432; published: none"
     )
 

@@ -25,7 +25,7 @@ scalars = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True),
     st.text(max_size=20),
-    st.sampled_from(["${{ matrix.v }}", "{{ ports.db.5432 }}", "{{ nope }}", "10m", "[", "'"]),
+    st.sampled_from(["${{ matrix.v }}", "${{ ports.db.5432 }}", "${{ nope }}", "10m", "[", "'"]),
 )
 documents = st.recursive(
     scalars,
@@ -44,7 +44,7 @@ VALID: dict[str, Any] = {
     "include": [{"v": "c", "experimental": True}],
     "overlays": [{"when": {"v": "a"}, "compose": {"services": {"db": {"image": "x"}}}}],
     "ready": {"db": {"tcp": 5432}},
-    "tests": {"command": "pytest {{ ports.db.5432 }}", "timeout": "1m"},
+    "tests": {"command": "pytest ${{ ports.db.5432 }}", "timeout": "1m"},
     "run": {"jobs": 2},
     "profiles": {"p": {"axes": {"v": ["z"]}}},
 }

@@ -58,9 +58,9 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
         ready:
           db: {postgres: 5432}
         tests:
-          command: ["pytest", "tests/integration", "--junitxml={junit}"]
+          command: ["pytest", "tests/integration", "--junitxml=${{ junit }}"]
           env:
-            DATABASE_URL: "postgresql://postgres@{{ ports.db.5432 }}/postgres"
+            DATABASE_URL: "postgresql://postgres@${{ ports.db.5432 }}/postgres"
           timeout: 10m
         run: {jobs: 3, fail_fast: false, up_timeout: 2m, down_timeout: 30s}
         profiles:
@@ -75,7 +75,7 @@ def test_the_design_example_loads(tmp_path: Path) -> None:
     assert spec.include == ({"postgres": "17", "redis": "on", "experimental": True},)
     assert spec.overlays[1].when == {"redis": ("on",)}
     assert spec.ready == {"db": (PostgresProbe(port=5432),)}
-    assert spec.tests.command == ("pytest", "tests/integration", "--junitxml={junit}")
+    assert spec.tests.command == ("pytest", "tests/integration", "--junitxml=${{ junit }}")
     assert spec.tests.timeout == 600
     assert spec.tests.workdir == tmp_path
     assert spec.tests.where == "host"
@@ -129,14 +129,14 @@ def test_durations(tmp_path: Path, given: object, seconds: float) -> None:
 
 
 def test_string_command_is_split_and_keeps_templates_whole(tmp_path: Path) -> None:
-    tests = "tests: {command: \"pytest -k 'a and b' --pg={{ matrix.v }} {{ ports.db.5432 }}\"}\n"
+    tests = "tests: {command: \"pytest -k 'a and b' --pg=${{ matrix.v }} ${{ ports.db.5432 }}\"}\n"
     spec = load_spec(minimal(tmp_path, tests=tests))
     assert spec.tests.command == (
         "pytest",
         "-k",
         "a and b",
-        "--pg={{ matrix.v }}",
-        "{{ ports.db.5432 }}",
+        "--pg=${{ matrix.v }}",
+        "${{ ports.db.5432 }}",
     )
 
 
