@@ -36,16 +36,44 @@ def register_merge(subparsers: Subparsers) -> None:
     parser.set_defaults(handler=_merge)
 
 
-def _report(args: argparse.Namespace) -> int:
-    from stackmatrix.report.build import build_reports  # noqa: PLC0415 - see _run's reports()
-    from stackmatrix.report.changes import tally_words  # noqa: PLC0415
+FAIL_ON = ("regression", "failure", "incomplete")
+"""What ``report --fail-on`` can make it fail on."""
 
-    missing = [d for d in args.run_dirs if not (d / "run.json").is_file()]
-    if missing:
-        raise UsageError(f"not a run directory (no run.json): {', '.join(map(str, missing))}")
-    out = args.out or (args.run_dirs[0] if len(args.run_dirs) == 1 else Path("stackmatrix-report"))
+EXIT_FAILURE = 1  # --fail-on failure / regression: like a run whose tests failed
+EXIT_INCOMPLETE = 3  # --fail-on incomplete: results are missing, as when a stack failed
+
+
+def _fail_on(value: str) -> list[str]:
+    """``--fail-on regression,failure`` (also given several times)."""
+    chosen = [part.strip() for part in value.split(",") if part.strip()]
+    unknown = [c for c in chosen if c not in FAIL_ON]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected one or more of {', '.join(FAIL_ON)} (comma-separated)"
+        )
+    return chosen
+
+
+def _report(args: argparse.Namespace) -> int:
+    from stackmatrix.report.baseline import Change  # noqa: PLC0415 - see _run's reports()
+    from stackmatrix.report.build import build_reports  # noqa: PLC0415
+    from stackmatrix.report.changes import tally_words  # noqa: PLC0415
+    from stackmatrix.report.inputs import resolve_inputs  # noqa: PLC0415
+    from stackmatrix.report.model import Verdict  # noqa: PLC0415
+    from stackmatrix.report.text import completeness_lines  # noqa: PLC0415
+
+    fail_on = {c for chosen in args.fail_on or () for c in chosen}
+    if "regression" in fail_on and args.baseline is None:
+        raise UsageError("--fail-on regression needs --baseline PREVIOUS to compare with")
+    inputs = resolve_inputs(args.run_dirs)
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    run_dirs = list(inputs.run_dirs)
+    out = args.out or (run_dirs[0] if len(run_dirs) == 1 else Path("stackmatrix-report"))
     step_summary = detect().step_summary()
-    paths = build_reports(args.run_dirs, out, baseline=args.baseline, step_summary=step_summary)
+    paths = build_reports(
+        run_dirs, out, baseline=args.baseline, step_summary=step_summary, against_matrix=True
+    )
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
     if paths.results is not None:
         print(f"results.json {paths.results}")
@@ -54,12 +82,43 @@ def _report(args: argparse.Namespace) -> int:
         print(f"compared with {paths.comparison.baseline}: {words}")
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return 0
+    report = paths.report
+    if report is None:  # build_reports always says what it showed
+        return 0
+    print(f"verdict: {report.verdict.value}")
+    for line in completeness_lines(report):
+        print(f"  {line}")
+    code = 0
+    if "failure" in fail_on and report.verdict is Verdict.FAILED:
+        code = EXIT_FAILURE
+    regressions = paths.comparison.count(Change.REGRESSION) if paths.comparison else 0
+    if "regression" in fail_on and regressions:
+        code = EXIT_FAILURE
+    if "incomplete" in fail_on and not report.completeness.complete:
+        code = EXIT_INCOMPLETE
+    return code
 
 
 def register_report(subparsers: Subparsers) -> None:
     """``stackmatrix report``."""
-    parser = subparsers.add_parser("report", help="(re)build summary.md, report.html and junit.xml")
+    parser = subparsers.add_parser(
+        "report",
+        help="(re)build summary.md, report.html and junit.xml",
+        description=(
+            "Rebuild the reports of one or more runs (the shards of a CI matrix) and check"
+            " them against the matrix: what is missing, what never finished."
+        ),
+        epilog=(
+            "RUN_DIR: a run directory, or a folder of them (--out's folder or its runs/):"
+            " there, the newest run and the runs that complete it (its other shards); the"
+            " latest link is never read. Exit codes: 0; 1 with --fail-on failure (a required"
+            " variant failed, or a run ended on an error) or --fail-on regression (something"
+            " regressed against --baseline); 3 with --fail-on incomplete (a variant or shard"
+            " of the matrix is missing or never finished), or when the reports cannot be"
+            " built; 2 for a wrong command line. Without --fail-on: 0 once the reports are"
+            " written, whatever they say. See docs/reports.md."
+        ),
+    )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
     parser.add_argument(
         "--out",
@@ -72,5 +131,15 @@ def register_report(subparsers: Subparsers) -> None:
         type=Path,
         metavar="PREVIOUS",
         help="a previous run dir, report dir or run.json: classify regressions, fixes, flakes",
+    )
+    parser.add_argument(
+        "--fail-on",
+        type=_fail_on,
+        action="append",
+        metavar="WHAT",
+        help=(
+            "exit non-zero on: failure (1), regression (1, needs --baseline), incomplete (3);"
+            " comma-separated or repeated"
+        ),
     )
     parser.set_defaults(handler=_report)

@@ -10,8 +10,8 @@ baseline from disk is :mod:`stackmatrix.report.results_file`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import cached_property
 from itertools import pairwise
 from typing import assert_never
@@ -254,6 +254,8 @@ class CaseChange:
     flaky: bool = False  # passed on a retry now
     message: str = ""
     history: tuple[Mark, ...] = ()
+    # The baseline's own outcome, when it had the test: keeps an error apart from a failure.
+    before_outcome: Outcome | None = None
 
 
 @dataclass(frozen=True)
@@ -315,6 +317,7 @@ def _compare_case(now: CaseRecord, baseline: Snapshot) -> CaseChange:
     assert now.outcome is not None  # noqa: S101 - a current run's tests always have one
     before = _history_before(now, baseline)
     mark = outcome_mark(now.outcome, flaky=now.flaky)
+    known = baseline.case(now.variant, now.test)
     return CaseChange(
         variant=now.variant,
         test=now.test,
@@ -324,6 +327,7 @@ def _compare_case(now: CaseRecord, baseline: Snapshot) -> CaseChange:
         flaky=now.flaky,
         message=now.message,
         history=extend(before, mark),
+        before_outcome=known.outcome if known is not None else None,
     )
 
 
@@ -336,7 +340,25 @@ def _gone(old: CaseRecord, change: Change) -> CaseChange:
         before=old.history[-1] if old.history else None,
         message=old.message,
         history=old.history,
+        before_outcome=old.outcome,
     )
+
+
+def rewrite_tests(snapshot: Snapshot, rewrite: Callable[[str], str]) -> Snapshot:
+    """*snapshot* with every test id rewritten (the current run's ``report.test_ids``), so a
+    baseline compares in the current run's terms; ids that become one keep the worst outcome."""
+    merged: dict[tuple[str, str], CaseRecord] = {}
+    for original in snapshot.cases:
+        case = replace(original, test=rewrite(original.test))
+        key = (case.variant, case.test)
+        known = merged.get(key)
+        if known is None or _rank(case) > _rank(known):
+            merged[key] = case
+    return replace(snapshot, cases=tuple(merged.values()))
+
+
+def _rank(case: CaseRecord) -> int:
+    return -1 if case.outcome is None else OUTCOME_SEVERITY[case.outcome]
 
 
 def compare(current: Snapshot, baseline: Snapshot) -> Comparison:

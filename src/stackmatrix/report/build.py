@@ -15,10 +15,10 @@ from pathlib import Path
 
 from stackmatrix.errors import ReportError
 from stackmatrix.junit.merge import MergeSummary, merge_paths
-from stackmatrix.report.baseline import Comparison, Snapshot, compare, snapshot_of
+from stackmatrix.report.baseline import Comparison, Snapshot, compare, rewrite_tests, snapshot_of
 from stackmatrix.report.changes import changes_markdown
 from stackmatrix.report.html import render_html
-from stackmatrix.report.model import RunReport, load_runs
+from stackmatrix.report.model import RunReport, load_runs, test_id_rewrite
 from stackmatrix.report.results_file import (
     RESULTS_NAME,
     dump_results,
@@ -51,6 +51,7 @@ class ReportPaths:
     warnings: tuple[str, ...] = ()
     results: Path | None = None
     comparison: Comparison | None = None  # None without a (readable) baseline
+    report: RunReport | None = None  # what the reports show
 
 
 def build_reports(
@@ -59,6 +60,7 @@ def build_reports(
     *,
     step_summary: Path | None = None,
     baseline: Path | None = None,
+    against_matrix: bool = False,
 ) -> ReportPaths:
     """Write ``junit.xml`` (merged), ``summary.md``, ``report.html`` and ``results.json`` into
     *out_dir*.
@@ -67,9 +69,10 @@ def build_reports(
     :mod:`stackmatrix.ci.provider`). With a *baseline* (a previous run directory,
     report directory, ``run.json`` or ``results.json``) the reports open with the comparison.
     A baseline that cannot be read still leaves this run's reports written, without the
-    comparison and with a warning in them, and then raises ReportError.
+    comparison and with a warning in them, and then raises ReportError. *against_matrix*:
+    judge what is missing against the whole matrix (``stackmatrix report``).
     """
-    report = load_runs(run_dirs)
+    report = load_runs(run_dirs, against_matrix=against_matrix)
     current = snapshot_of(report, ", ".join(map(str, run_dirs)))
     compared = _compare_with_baseline(report, current, baseline)
     try:
@@ -95,6 +98,7 @@ def build_reports(
         warnings=tuple(dict.fromkeys((*compared.report.warnings, *merge.warnings))),
         results=results,
         comparison=compared.comparison,
+        report=compared.report,
     )
 
 
@@ -117,6 +121,8 @@ def _compare_with_baseline(
         previous = load_baseline(baseline)
     except ReportError as exc:
         return _Compared(report, problem=str(exc))
+    if report.test_ids:  # the baseline's test ids in this run's terms
+        previous = rewrite_tests(previous, test_id_rewrite(report.test_ids)[0])
     return _Compared(
         replace(report, warnings=(*report.warnings, *previous.notes)),
         comparison=compare(current, previous),
@@ -173,9 +179,9 @@ def _append_to_step_summary(step_summary: Path, markdown: str) -> None:
         handle.write(markdown)
 
 
-def summary_text(run_dirs: Sequence[Path]) -> str:
+def summary_text(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> str:
     """A plain-text table of the variants of *run_dirs* and their failures, for the terminal."""
-    return render_text(load_runs(run_dirs))
+    return render_text(load_runs(run_dirs, against_matrix=against_matrix))
 
 
 __all__ = [

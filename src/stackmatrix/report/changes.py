@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import CaseChange, Change, Comparison, Mark, VariantChange
-from stackmatrix.report.symbols import ABSENT, CHANGE, MARK
+from stackmatrix.report.symbols import ABSENT, CHANGE, MARK, OUTCOME
 from stackmatrix.report.text import first_line, md_code, md_escape, status_label
 from stackmatrix.results.journal import Status
 
@@ -74,8 +74,10 @@ def _variant_line(v: VariantChange, *, emoji: bool) -> ChangeLine:
 
 
 def _case_line(c: CaseChange, *, emoji: bool) -> ChangeLine:
-    now = c.outcome.value if c.outcome is not None else "gone"
-    transition = f"{mark_label(c.before)} → {now}" if c.before is not None else f"new: {now}"
+    now = OUTCOME[c.outcome].label if c.outcome is not None else "gone"
+    # The baseline's own outcome where it had one: an error stays an error, not "failed".
+    before = OUTCOME[c.before_outcome].label if c.before_outcome else mark_label(c.before)
+    transition = f"{before} → {now}" if c.before is not None else f"new: {now}"
     if c.change is Change.FLAKY and c.flaky:
         detail = "failed in an earlier attempt, passed on retry"
     elif c.change is Change.FLAKY:
@@ -101,15 +103,37 @@ def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
 
 
+def _tested(lines: Sequence[ChangeLine]) -> str:
+    """``1 variant, 3 tests on 2 variants``: whole variants and tests counted apart."""
+    variants = sum(1 for line in lines if line.test is None)
+    tests = {line.test for line in lines if line.test is not None}
+    on = {line.variant for line in lines if line.test is not None}
+    parts = []
+    if variants:
+        parts.append(_plural(variants, "variant", "variants"))
+    if tests:
+        parts.append(
+            _plural(len(tests), "test", "tests") + " on " + _plural(len(on), "variant", "variants")
+        )
+    return ", ".join(parts)
+
+
+_TALLY_NAMES = {
+    Change.REGRESSION: ("regressions", "0 regressions"),
+    Change.FIXED: ("fixed", "0 fixed"),
+    Change.FLAKY: ("flaky", "0 flaky"),
+    Change.STILL_FAILING: ("still failing", "0 still failing"),
+}
+
+
 def tally_words(comparison: Comparison) -> list[tuple[Change, str]]:
-    """``2 regressions``, ``1 fixed``, ``0 flaky``, ``3 still failing``, with their classes."""
-    counts = {c: len(change_lines(comparison, c, emoji=False)) for c in LISTED[:4]}
-    return [
-        (Change.REGRESSION, _plural(counts[Change.REGRESSION], "regression", "regressions")),
-        (Change.FIXED, f"{counts[Change.FIXED]} fixed"),
-        (Change.FLAKY, f"{counts[Change.FLAKY]} flaky"),
-        (Change.STILL_FAILING, f"{counts[Change.STILL_FAILING]} still failing"),
-    ]
+    """``regressions: 1 variant, 3 tests on 2 variants``, ``0 fixed``, ... with their classes:
+    whole variants and tests counted apart, tests once however many variants they are on."""
+    words = []
+    for change, (name, none) in _TALLY_NAMES.items():
+        counted = _tested(change_lines(comparison, change, emoji=False))
+        words.append((change, f"{name}: {counted}" if counted else none))
+    return words
 
 
 def tally(comparison: Comparison) -> str:

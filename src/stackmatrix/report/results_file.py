@@ -47,6 +47,7 @@ MESSAGE_LIMIT = 2000
 def _test_row(case: CaseChange | CaseRecord) -> dict[str, Any]:
     change = case.change if isinstance(case, CaseChange) else None
     before = case.before if isinstance(case, CaseChange) else None
+    before_outcome = case.before_outcome if isinstance(case, CaseChange) else None
     row: dict[str, Any] = {
         "variant": case.variant,
         "test": case.test,
@@ -56,6 +57,8 @@ def _test_row(case: CaseChange | CaseRecord) -> dict[str, Any]:
         "before": before.value if before else None,
         "history": _history(case.history),
     }
+    if before_outcome is not None:  # added in a later version; older readers ignore it
+        row["before_outcome"] = before_outcome.value
     if case.message and case.outcome is not Outcome.PASSED:
         message = case.message
         if len(message) > MESSAGE_LIMIT:  # the full text stays in the variant's junit.xml

@@ -315,7 +315,12 @@ def test_summary_shows_the_four_classes_first(
     lines = md.splitlines()
     assert lines[0].startswith("## ❌ stackmatrix shop: 5 variants")
     assert lines[2] == f"### Compared with `{previous}`"
-    assert lines[4] == "🔴 2 regressions · 🟢 2 fixed · 🟡 2 flaky · 🟠 3 still failing"
+    # Whole variants and tests are counted apart.
+    assert lines[4] == (
+        "🔴 regressions: 1 variant, 1 test on 1 variant · 🟢 fixed: 1 variant, 1 test on 1"
+        " variant · 🟡 flaky: 1 variant, 1 test on 1 variant · 🟠 still failing: 2 variants,"
+        " 1 test on 1 variant"
+    )
     assert _section(md, "#### 🔴 Regressions") == [
         "- `postgres-15_redis-on` (variant): passed → failed · 1 test failed",
         f"- `postgres-15_redis-on` · `{LIST_ORDERS}`: passed → failed · assert 3 == 2",
@@ -386,6 +391,7 @@ def test_results_json_carries_statuses_outcomes_and_classes(
         "before": "pass",
         "history": ["pass", "fail"],
         "message": "assert 3 == 2",
+        "before_outcome": "passed",
     }
     assert tests["postgres-13_redis-off", NUMERIC]["change"] == "fixed"
 
