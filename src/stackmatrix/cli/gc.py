@@ -13,19 +13,33 @@ def _gc(args: argparse.Namespace) -> int:
     from stackmatrix.engine.gc import collect, find_leftovers  # noqa: PLC0415
 
     ensure_engine()
-    removed = collect(args.out, everything=args.all, run_id=args.run)
+    removed = collect(
+        args.out, everything=args.all, run_id=args.run, force=args.force, dry_run=args.dry_run
+    )
+    verb = "would remove" if args.dry_run else "removed"
     for leftover in removed:
         print(
-            f"removed run {leftover.run_id}: {leftover.containers} containers, "
+            f"{verb} run {leftover.run_id}: {leftover.containers} containers, "
             f"{leftover.networks} networks, {leftover.volumes} volumes"
         )
-    left = find_leftovers(args.out)
+    taken = {leftover.run_id for leftover in removed}
+    left = [x for x in find_leftovers(args.out) if not args.dry_run or x.run_id not in taken]
+    alive = []
+    if args.all or args.run:
+        alive = [x for x in left if x.active and (args.run is None or x.run_id == args.run)]
+        for leftover in alive:
+            print(
+                f"kept run {leftover.run_id}: it is still running "
+                f"({leftover.containers} containers, {leftover.networks} networks, "
+                f"{leftover.volumes} volumes); --force removes it anyway"
+            )
+        left = [x for x in left if x not in alive]
     if left:
         print(
             "still there (active, or not from this folder; use --all or --run ID): "
             + ", ".join(f"{x.run_id}{_why_kept(x.run_id, x.active)}" for x in left)
         )
-    elif not removed:
+    elif not removed and not alive:
         print("nothing to remove")
     return 0
 
@@ -40,7 +54,19 @@ def register_gc(subparsers: Subparsers) -> None:
     """``stackmatrix gc``."""
     parser = subparsers.add_parser("gc", help="remove leftovers of crashed or kept runs by label")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--all", action="store_true", help="every stackmatrix object on this engine")
+    which.add_argument(
+        "--all",
+        action="store_true",
+        help="every stackmatrix object on this engine, but those of runs still alive",
+    )
     which.add_argument("--run", metavar="ID", help="the objects of one run")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="remove the objects of runs still alive too (their process keeps running)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed; remove nothing"
+    )
     add_out_argument(parser)
     parser.set_defaults(handler=_gc)

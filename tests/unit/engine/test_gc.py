@@ -24,6 +24,13 @@ from stackmatrix.engine import gc
 from stackmatrix.engine.gc import Leftover, collect, find_leftovers, known_here
 from stackmatrix.errors import EngineError
 from stackmatrix.results.journal import RunJournal
+from stackmatrix.results.run_dir import (
+    LIVE_FILE,
+    live_processes,
+    mark_live,
+    prepare_run_dir,
+    process_start_time,
+)
 
 T0 = 1_773_480_000.0
 FINISHED = "20260314-090000-aaaa"  # ended normally (its process may still be alive)
@@ -128,9 +135,11 @@ def test_leftovers_are_counted_per_run_and_kind(out: Path, engine: _Engine) -> N
 def test_one_listing_per_kind_reads_the_run_label_itself(out: Path, engine: _Engine) -> None:
     find_leftovers(out)
     label_format = f'{{{{.Label "{labels.RUN}"}}}}'
+    # Containers also say where their compose file is: the run directory of a foreign run.
+    with_home = label_format + '\t{{.Label "com.docker.compose.project.config_files"}}'
     assert engine.listings == [
         ["docker", "container", "ls", "--all", "--filter", f"label={labels.RUN}",
-         "--format", label_format],
+         "--format", with_home],
         ["docker", "network", "ls", "--filter", f"label={labels.RUN}", "--format", label_format],
         ["docker", "volume", "ls", "--filter", f"label={labels.RUN}", "--format", label_format],
     ]  # fmt: skip
@@ -191,16 +200,39 @@ def test_by_default_only_runs_of_this_folder_whose_process_is_gone(
     }
 
 
-def test_all_removes_every_labelled_object_whoever_made_it(out: Path, engine: _Engine) -> None:
+def test_all_removes_every_labelled_object_whoever_made_it_but_live_runs(
+    out: Path, engine: _Engine
+) -> None:
     removed = collect(out, everything=True)
+    assert [x.run_id for x in removed] == [FINISHED, CRASHED, FOREIGN]
+    assert {kind: sorted(set(owners)) for kind, owners in engine.objects.items()} == {
+        "container": [ACTIVE],
+        "network": [ACTIVE],
+        "volume": [],
+    }
+
+
+def test_force_removes_live_runs_too(out: Path, engine: _Engine) -> None:
+    removed = collect(out, everything=True, force=True)
     assert [x.run_id for x in removed] == [FINISHED, CRASHED, ACTIVE, FOREIGN]
     assert engine.objects == {kind: [] for kind in KINDS}
 
 
-@pytest.mark.parametrize("run_id", [FOREIGN, ACTIVE, CRASHED])
-def test_run_removes_that_run_alone_even_active_or_foreign(
-    out: Path, engine: _Engine, run_id: str
-) -> None:
+def test_dry_run_lists_what_would_go_and_removes_nothing(out: Path, engine: _Engine) -> None:
+    assert [x.run_id for x in collect(out, everything=True, dry_run=True)] == [
+        FINISHED, CRASHED, FOREIGN,
+    ]  # fmt: skip
+    assert engine.removals == []
+    assert engine.objects == _objects()
+
+
+def test_run_of_a_live_run_is_kept_unless_forced(out: Path, engine: _Engine) -> None:
+    assert collect(out, run_id=ACTIVE) == []
+    assert [x.run_id for x in collect(out, run_id=ACTIVE, force=True)] == [ACTIVE]
+
+
+@pytest.mark.parametrize("run_id", [FOREIGN, CRASHED])
+def test_run_removes_that_run_alone_even_foreign(out: Path, engine: _Engine, run_id: str) -> None:
     removed = collect(out, run_id=run_id)
     assert [x.run_id for x in removed] == [run_id]
     assert _removed(engine) == [run_id]
@@ -237,14 +269,28 @@ def test_gc_says_what_it_removed_and_what_it_left(
     ]
 
 
-def test_gc_all_leaves_nothing(
+def test_gc_all_leaves_nothing_but_live_runs(
     out: Path, engine: _Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = _gc(out, capsys, "--all")
-    assert [line.split()[2] for line in lines] == [
-        f"{r}:" for r in (FINISHED, CRASHED, ACTIVE, FOREIGN)
+    assert lines == [
+        f"removed run {FINISHED}: 2 containers, 1 networks, 1 volumes",
+        f"removed run {CRASHED}: 1 containers, 0 networks, 1 volumes",
+        f"removed run {FOREIGN}: 1 containers, 1 networks, 0 volumes",
+        f"kept run {ACTIVE}: it is still running (3 containers, 1 networks, 0 volumes); "
+        "--force removes it anyway",
     ]
-    assert not any(line.startswith(STILL_THERE) for line in lines)
+
+
+def test_gc_dry_run_says_what_it_would_remove(
+    out: Path, engine: _Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _gc(out, capsys, "--dry-run") == [
+        f"would remove run {FINISHED}: 2 containers, 1 networks, 1 volumes",
+        f"would remove run {CRASHED}: 1 containers, 0 networks, 1 volumes",
+        f"{STILL_THERE}{ACTIVE} (active), {FOREIGN}",
+    ]
+    assert engine.removals == []
 
 
 def test_gc_with_nothing_to_do_says_so(
@@ -266,3 +312,63 @@ def test_gc_all_and_run_are_exclusive(capsys: pytest.CaptureFixture[str]) -> Non
         main(["gc", "--all", "--run", FOREIGN])
     assert exit_.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# -- alive means the same process, not just the same pid ---------------------------------------
+
+
+REUSED = "20260314-095000-abcd"
+
+
+def test_a_run_whose_pid_now_names_another_process_is_not_alive(
+    tmp_path: Path, engine: _Engine
+) -> None:
+    # The journal's pid is this very process, but the start time recorded when the run began
+    # is not ours: the run's process died and the pid went to another one (this test).
+    _journal(tmp_path, REUSED, pid=os.getpid(), finished=False)
+    start = process_start_time(os.getpid())
+    assert start is not None
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    (tmp_path / "runs" / REUSED / LIVE_FILE).write_text(f"{os.getpid()} {start - 1} {boot}\n")
+    engine.objects = {"container": [REUSED]}
+    assert find_leftovers(tmp_path) == [Leftover(REUSED, 1, 0, 0, active=False)]
+    assert [x.run_id for x in collect(tmp_path, everything=True)] == [REUSED]
+
+
+def test_a_run_marked_by_a_live_process_is_alive(tmp_path: Path, engine: _Engine) -> None:
+    _journal(tmp_path, REUSED, pid=_dead_pid(), finished=False)  # the pid alone says dead
+    mark_live(tmp_path / "runs" / REUSED)  # but this process works on it
+    engine.objects = {"container": [REUSED]}
+    assert find_leftovers(tmp_path) == [Leftover(REUSED, 1, 0, 0, active=True)]
+    assert collect(tmp_path, everything=True) == []
+    assert live_processes(tmp_path / "runs" / REUSED) == [os.getpid()]
+
+
+def test_a_mark_from_before_a_reboot_is_not_alive(tmp_path: Path, engine: _Engine) -> None:
+    _journal(tmp_path, REUSED, pid=os.getpid(), finished=False)
+    start = process_start_time(os.getpid())
+    (tmp_path / "runs" / REUSED / LIVE_FILE).write_text(f"{os.getpid()} {start} other-boot\n")
+    assert live_processes(tmp_path / "runs" / REUSED) == []
+
+
+def test_prepare_run_dir_marks_the_run_with_this_process(tmp_path: Path) -> None:
+    run_dir = prepare_run_dir(tmp_path, "20260314-095500-0000")
+    assert live_processes(run_dir) == [os.getpid()]
+    assert (tmp_path / "runs" / "latest").readlink() == Path("20260314-095500-0000")
+
+
+def test_a_foreign_run_is_found_through_its_containers_compose_file(
+    tmp_path: Path, engine: _Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "other-project" / ".stackmatrix"
+    _journal(elsewhere, REUSED, pid=None, finished=False)
+    mark_live(elsewhere / "runs" / REUSED)
+    compose = elsewhere / "runs" / REUSED / "v1" / "compose.yaml"
+
+    def listing(args: Sequence[str]) -> str:
+        return f"{REUSED}\t{compose}\n" if args[1] == "container" else ""
+
+    monkeypatch.setattr(gc, "run_docker", listing)
+    here = tmp_path / "here"
+    assert find_leftovers(here) == [Leftover(REUSED, 1, 0, 0, active=True)]
+    assert collect(here, everything=True) == []
