@@ -1,5 +1,6 @@
-"""GitHub Actions: where it is detected, how output is grouped, where the step summary goes,
-and the ``::error`` / ``::warning`` workflow commands (annotations) of a run's failures.
+"""GitHub Actions: where it is detected, how output is grouped, the step summary (kept under
+GitHub's 1 MiB) and the ``::error`` / ``::warning`` workflow commands (annotations) of a run's
+failures (at most 10 of each a step, as GitHub shows).
 
 The matrix JSON for ``strategy.matrix`` is :mod:`stackmatrix.ci.github_matrix`.
 """
@@ -11,14 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackmatrix.format import format_bytes
 from stackmatrix.junit.read import CaseResult
+from stackmatrix.report.groups import FailureGroup, Kind, failure_groups
 from stackmatrix.report.model import RunReport
-from stackmatrix.report.text import (
-    case_message,
-    status_label,
-    variant_failed_as_a_whole,
-    variant_reason,
-)
+from stackmatrix.report.text import status_label
 from stackmatrix.results.journal import Status
 
 
@@ -44,10 +42,168 @@ class GitHubActions:
         path = self.environ.get("GITHUB_STEP_SUMMARY")
         return Path(path) if path else None
 
+    def publish_summary(self, markdown: str, *, report: Path) -> Path | None:
+        """Append *markdown* to the step summary, cut to what GitHub takes (1 MiB a step, less
+        what the step wrote there before) with a line naming *report* (the full report's folder),
+        the artifact it is uploaded as and this run's page. Returns the file written, if any."""
+        path = self.step_summary()
+        if path is None:
+            return None
+        try:
+            used = path.stat().st_size
+        except OSError:
+            used = 0
+        budget = STEP_SUMMARY_LIMIT - used
+        if budget <= _MIN_SUMMARY:
+            return None
+        text = fit_step_summary(markdown, budget=budget, where=self.full_report_place(report))
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(text)
+        return path
+
+    def full_report_place(self, report: Path) -> str:
+        """Where a reader finds the full report: the artifact (``$STACKMATRIX_REPORT_ARTIFACT``,
+        set by the reusable workflow) of this run, else the folder on the runner."""
+        artifact = self.environ.get("STACKMATRIX_REPORT_ARTIFACT")
+        server = self.environ.get("GITHUB_SERVER_URL", "https://github.com")
+        repository = self.environ.get("GITHUB_REPOSITORY")
+        run_id = self.environ.get("GITHUB_RUN_ID")
+        page = f"{server}/{repository}/actions/runs/{run_id}" if repository and run_id else ""
+        if artifact:
+            return f"in the artifact `{artifact}`" + (f" of {page}" if page else "")
+        return f"in `{report}` on the runner" + (f" ({page})" if page else "")
+
     def annotations(self, report: RunReport) -> list[str]:
         """Workflow commands for the failures of *report*, paths relative to the workspace."""
         workspace = self.environ.get("GITHUB_WORKSPACE")
         return workflow_commands(report, workspace=Path(workspace) if workspace else None)
+
+
+STEP_SUMMARY_LIMIT = 1024 * 1024
+"""GitHub refuses a step summary above 1 MiB (and shows none of it)."""
+
+_MIN_SUMMARY = 4096  # less room than this left in the step's summary: write none
+_NOTE_ROOM = 400  # bytes kept free for each "left out here" line and the closing line
+_SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+
+
+@dataclass
+class _Section:
+    """The lines from one heading to the next; ``entries`` (table rows, list items) may go."""
+
+    heading: str
+    lines: list[str]
+    entries: list[int]
+    primary: bool  # holds the variant table: kept before any other entry
+
+    def kept_lines(self, keep: int) -> tuple[list[str], int]:
+        """The lines with only the first *keep* entries, a note where the others were, and how
+        many entries went."""
+        gone = self.entries[keep:]
+        if not gone:
+            return self.lines, 0
+        dropped = set(gone)
+        out: list[str] = []
+        for index, line in enumerate(self.lines):
+            if index == gone[0]:
+                out += ["", f"_✂️ {len(gone)} more left out here (see the full report)._", ""]
+            if index not in dropped:
+                out.append(line)
+        return out, len(gone)
+
+
+def _sections(markdown: str) -> list[_Section]:
+    sections: list[_Section] = []
+    current = _Section("", [], [], primary=False)
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("#"):
+            sections.append(current)
+            current = _Section(line.lstrip("#").strip(), [], [], primary=False)
+            in_table = False
+        if line.startswith("|") and _SEPARATOR.match(line):
+            in_table = True
+            if current.lines and current.lines[-1].startswith("| Variant |"):
+                current.primary = True
+        elif (line.startswith("|") and in_table) or line.startswith("- "):
+            current.entries.append(len(current.lines))
+        elif not line.startswith("|"):
+            in_table = False
+        current.lines.append(line)
+    sections.append(current)
+    return [section for section in sections if section.lines]
+
+
+def _size(line: str) -> int:
+    return len(line.encode("utf-8")) + 1
+
+
+def fit_step_summary(markdown: str, *, budget: int, where: str) -> str:
+    """*markdown* as it is when it takes at most *budget* bytes (UTF-8); else cut section by
+    section: the variant table kept whole while it fits, then the rows of the other tables (the
+    grid) and the list entries (failures) taken in turn from each section until the budget is
+    spent; each cut marked where it is, and a closing line saying how much was left out and
+    where the full report is (*where*)."""
+    if len(markdown.encode("utf-8")) <= budget:
+        return markdown
+    sections = _sections(markdown)
+    fixed = sum(
+        _size(line)
+        for section in sections
+        for index, line in enumerate(section.lines)
+        if index not in set(section.entries)
+    )
+    room = budget - fixed - _NOTE_ROOM * (1 + sum(1 for s in sections if s.entries))
+    if room < 0:
+        return _cut_lines(markdown, budget, where)
+    keep = [0] * len(sections)
+    for order in (True, False):  # the variant table first, then every other section in turn
+        active = [n for n, s in enumerate(sections) if s.primary is order and s.entries]
+        while active:
+            still = []
+            for n in active:
+                section = sections[n]
+                cost = _size(section.lines[section.entries[keep[n]]])
+                if cost <= room:
+                    room -= cost
+                    keep[n] += 1
+                    if keep[n] < len(section.entries):
+                        still.append(n)
+            active = still
+    lines: list[str] = []
+    cuts: list[str] = []
+    for n, section in enumerate(sections):
+        kept, gone = section.kept_lines(keep[n])
+        lines += kept
+        if gone:
+            noun = "rows" if section.lines[section.entries[0]].startswith("|") else "entries"
+            cuts.append(f"{gone} {noun} of “{section.heading or 'the summary'}”")
+    left_out = len(markdown.encode("utf-8")) - sum(_size(line) for line in lines)
+    lines += ["", _closing_line(", ".join(cuts), left_out, where)]
+    return "\n".join(lines) + "\n"
+
+
+def _closing_line(what: str, left_out: int, where: str) -> str:
+    return (
+        f"> ✂️ This summary was cut to fit GitHub's 1 MiB step summary: {what} left out"
+        f" ({format_bytes(max(left_out, 0))}). The full report (summary.md, report.html) is"
+        f" {where}."
+    )
+
+
+def _cut_lines(markdown: str, budget: int, where: str) -> str:
+    # Even without any table row or list entry the summary is too long: whole lines up to the
+    # budget, then the note.
+    lines: list[str] = []
+    used = _NOTE_ROOM
+    for line in markdown.splitlines():
+        if used + _size(line) > budget:
+            break
+        lines.append(line)
+        used += _size(line)
+    left_out = len(markdown.encode("utf-8")) - (used - _NOTE_ROOM)
+    lines += ["", _closing_line("the rest of it", left_out, where)]
+    return "\n".join(lines) + "\n"
 
 
 _LOCATIONS = (
@@ -91,27 +247,75 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
+MAX_ANNOTATIONS = 10
+"""GitHub shows at most this many error annotations, and as many warnings, of one step."""
+
+_MAX_IDS_IN_MESSAGE = 30
+
+
 def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> list[str]:
-    """``::error`` workflow commands: one per failed or errored testcase (with ``file`` and
-    ``line`` where known) and one per variant whose stack errored; ``::warning`` for
-    experimental variants."""
-    commands = []
-    for v in report.variants:
-        # An experimental variant may fail: say so without marking the run red.
-        level = (
-            "warning"
-            if v.result.experimental or v.result.status is Status.EXPERIMENTAL_FAILED
-            else "error"
-        )
-        if variant_failed_as_a_whole(v) and v.result.status is not Status.CANCELLED:
-            title = _escape_property(f"{v.id}: {status_label(v.result.status)}")
-            commands.append(f"::{level} title={title}::{_escape_data(variant_reason(v))}")
-        for case in v.problems:
-            props = []
-            where = location_of(case)
-            if where is not None:
-                file = _relative_to_workspace(where[0], workspace)
-                props += [f"file={_escape_property(file)}", f"line={where[1]}"]
-            props.append(f"title={_escape_property(f'{v.id}: {case.test_id}')}")
-            commands.append(f"::{level} {','.join(props)}::{_escape_data(case_message(case))}")
+    """``::error`` workflow commands for the failures of *report*, grouped by test (or variant
+    problem) and message as :func:`~stackmatrix.report.groups.failure_groups` orders them, most
+    useful first; ``::warning`` for failures of experimental variants only.
+
+    At most :data:`MAX_ANNOTATIONS` of each level: past that, the last one counts the failures
+    left out and says where they all are.
+    """
+    groups = [g for g in failure_groups(report) if not _only_cancelled(g, report)]
+    commands: list[str] = []
+    for level, members in (
+        ("error", [g for g in groups if not g.experimental]),
+        ("warning", [g for g in groups if g.experimental]),
+    ):
+        shown = members if len(members) <= MAX_ANNOTATIONS else members[: MAX_ANNOTATIONS - 1]
+        commands += [_annotation(level, group, report, workspace) for group in shown]
+        rest = members[len(shown) :]
+        if rest:
+            commands.append(_more_annotation(level, rest))
     return commands
+
+
+def _only_cancelled(group: FailureGroup, report: RunReport) -> bool:
+    # A variant the run never got to (stopped, fail-fast) did not fail: nothing to point at.
+    if group.kind is not Kind.VARIANT:
+        return False
+    statuses = {v.id: v.result.status for v in report.variants}
+    return all(statuses.get(ident) is Status.CANCELLED for ident in group.variants)
+
+
+def _annotation(level: str, group: FailureGroup, report: RunReport, workspace: Path | None) -> str:
+    props = []
+    case = next(iter(group.cases.values()), None)
+    where = location_of(case) if case is not None else None
+    if where is not None:
+        file = _relative_to_workspace(where[0], workspace)
+        props += [f"file={_escape_property(file)}", f"line={where[1]}"]
+    match group.kind:
+        case Kind.TEST:
+            what = group.test_id
+        case Kind.JUNIT:
+            what = "JUnit report"
+        case Kind.VARIANT:
+            first = next(v for v in report.variants if v.id == group.variants[0])
+            what = status_label(first.result.status)
+    props.append(f"title={_escape_property(f'{group.variants_text}: {what}')}")
+    message = group.message
+    if len(group.variants) > 1:
+        ids = list(group.variants[:_MAX_IDS_IN_MESSAGE])
+        more = len(group.variants) - len(ids)
+        named = ", ".join(ids) + (f" and {more} more" if more else "")
+        message += f"\n{group.verb} on {len(group.variants)} variants: {named}"
+    return f"::{level} {','.join(props)}::{_escape_data(message)}"
+
+
+def _more_annotation(level: str, rest: Sequence[FailureGroup]) -> str:
+    occurrences = sum(len(g.variants) for g in rest)
+    variants = len({ident for g in rest for ident in g.variants})
+    noun = "failure" if len(rest) == 1 else "failures"
+    title = f"{len(rest)} more {noun} not annotated"
+    message = (
+        f"{len(rest)} more {noun} ({occurrences} on {variants} "
+        f"{'variant' if variants == 1 else 'variants'}) are not annotated: GitHub shows "
+        f"{MAX_ANNOTATIONS} a step. Every failure is in the step summary and in report.html."
+    )
+    return f"::{level} title={_escape_property(title)}::{_escape_data(message)}"

@@ -1,8 +1,9 @@
 """The one interface to where a run happens: a CI provider, or a plain terminal.
 
 A provider says how a finished variant's output is grouped in the log, where a Markdown step
-summary goes, and which annotations point at failures. :func:`detect` picks the provider from
-the environment; another CI is one new module with one class, added to ``PROVIDERS``.
+summary goes (and how much of it the CI takes), and which annotations point at failures.
+:func:`detect` picks the provider from the environment: GitHub Actions, GitLab CI, or a plain
+terminal; another CI is one new module with one class, added to ``PROVIDERS``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from stackmatrix.ci.github import GitHubActions
+from stackmatrix.ci.gitlab import GitLabCI
 from stackmatrix.report.model import RunReport
 
 
@@ -35,6 +37,10 @@ class Provider(Protocol):
     def step_summary(self) -> Path | None:
         """The file the Markdown summary is appended to, if this CI shows one."""
 
+    def publish_summary(self, markdown: str, *, report: Path) -> Path | None:
+        """Append *markdown* (summary.md of the report in the folder *report*) to the step
+        summary, cut to what this CI takes; the file written, or None."""
+
     def annotations(self, report: RunReport) -> list[str]:
         """Lines that mark failures in the CI's interface, printed to stderr."""
 
@@ -54,13 +60,17 @@ class Plain:
         """None: nowhere to put one."""
         return None
 
+    def publish_summary(self, markdown: str, *, report: Path) -> Path | None:
+        """None: nowhere to put one."""
+        return None
+
     def annotations(self, report: RunReport) -> list[str]:
         """None: nothing to mark."""
         return []
 
 
 # Checked in order; the first that recognises the environment is the provider.
-PROVIDERS = (GitHubActions,)
+PROVIDERS: tuple[type[GitHubActions] | type[GitLabCI], ...] = (GitHubActions, GitLabCI)
 
 
 def detect(environ: Mapping[str, str] | None = None) -> Provider:

@@ -1,4 +1,5 @@
-"""Subcommands that only read the matrix file: list, render, gha-matrix (no engine)."""
+"""Subcommands that only read the matrix file: list, render, gha-matrix, gitlab-matrix (no
+engine)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from stackmatrix.ci.github_matrix import gha_matrix_json
+from stackmatrix.ci.gitlab_pipeline import PipelineOptions, gitlab_pipeline_yaml
 from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
 from stackmatrix.compose.render import dump_compose, holds_secrets, render
 from stackmatrix.errors import UsageError
@@ -113,7 +115,7 @@ def _gha_matrix(args: argparse.Namespace) -> int:
 
 
 def register_gha_matrix(subparsers: Subparsers) -> None:
-    """``stackmatrix gha-matrix``."""
+    """``stackmatrix gha-matrix``, and ``stackmatrix gitlab-matrix`` beside it."""
     parser = subparsers.add_parser(
         "gha-matrix", help="print the JSON for a GitHub Actions strategy.matrix (fromJSON)"
     )
@@ -127,3 +129,58 @@ def register_gha_matrix(subparsers: Subparsers) -> None:
         " each job then runs `stackmatrix run --failed RUN_DIR --shard I/N`",
     )
     parser.set_defaults(handler=_gha_matrix)
+    register_gitlab_matrix(subparsers)
+
+
+def _gitlab_matrix(args: argparse.Namespace) -> int:
+    variants = expand(read_spec(args))
+    options = PipelineOptions(
+        file=str(args.file),
+        profile=args.profile,
+        image=args.image,
+        tags=tuple(args.tag),
+        setup=args.setup,
+        **({"install": args.install} if args.install else {}),
+    )
+    text = gitlab_pipeline_yaml(variants, options, shards=args.shards)
+    if args.output is None or str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"stackmatrix: wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def register_gitlab_matrix(subparsers: Subparsers) -> None:
+    """``stackmatrix gitlab-matrix``."""
+    parser = subparsers.add_parser(
+        "gitlab-matrix",
+        help="write a GitLab CI child pipeline: a job per variant or shard, then a report job",
+    )
+    add_spec_arguments(parser)
+    parser.add_argument(
+        "--shards", type=positive, metavar="N", help="at most N variant jobs, each a shard"
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, metavar="FILE", help="write to FILE instead of stdout"
+    )
+    parser.add_argument("--image", metavar="IMAGE", help="the jobs' image (default: the runner's)")
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="a runner tag the jobs need (a runner with Docker); repeatable",
+    )
+    parser.add_argument(
+        "--install",
+        metavar="CMD",
+        help="how each job installs stackmatrix (default: pip install of this version)",
+    )
+    parser.add_argument(
+        "--setup", metavar="CMD", help="a command each variant job runs before its shard"
+    )
+    parser.set_defaults(handler=_gitlab_matrix)
