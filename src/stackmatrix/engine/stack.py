@@ -517,9 +517,13 @@ class CappedLog:
     def _emit(self, data: bytes) -> None:
         self.total += len(data)
         if self._head_left:
-            head, data = data[: self._head_left], data[self._head_left :]
+            end = self._head_left
+            if len(data) > end:  # the head is full: end it at a line boundary when one is near
+                newline = data.rfind(b"\n", max(0, end - 4096), end)
+                end = newline + 1 if newline >= 0 else end
+            head, data = data[:end], data[end:]
             self._out.write(head)
-            self._head_left -= len(head)
+            self._head_left = 0 if data else self._head_left - len(head)
         if not data:
             return
         self._tail.append(data)

@@ -8,24 +8,28 @@ built for real: its constructor only prepares a python-on-whales client and runs
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 from python_on_whales.components.container.models import ContainerInspectResult
+from python_on_whales.exceptions import DockerException
 
+from stackmatrix.engine import docker as docker_module
 from stackmatrix.engine import stack as stack_module
+from stackmatrix.engine.docker import EngineGone, EngineTimeout, error_text, run_engine
 from stackmatrix.engine.events import HEALTH_EVENT_FALLBACK, HEALTH_POLL_INTERVAL, ContainerEvents
 from stackmatrix.engine.services import ServiceState
 from stackmatrix.engine.services import final_reason as _final_reason
 from stackmatrix.engine.services import service_state as _service_state
-from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
+from stackmatrix.engine.stack import Cancelled, CappedLog, Stack, StackFailure
 from stackmatrix.spec.load import RedisProbe, TcpProbe
 from tests.unit.engine.peers import redis_peer, refusing, serving, wait_for_close
 
@@ -463,3 +467,204 @@ def test_a_cancelled_run_ends_the_wait_at_once() -> None:
         began = time.monotonic()
         ev.wait(10, cancel)
         assert time.monotonic() - began < 1
+
+
+# -- bounded engine calls ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def engine_state() -> Iterator[None]:
+    """What the process knows of the engine's health starts and ends clean."""
+    docker_module._Engine.frozen_at, docker_module._Engine.suspect = None, False
+    yield
+    docker_module._Engine.frozen_at, docker_module._Engine.suspect = None, False
+
+
+def _python(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+@pytest.mark.usefixtures("engine_state")
+def test_an_engine_call_returns_its_output() -> None:
+    assert run_engine(_python("print('abc')"), what="`docker x`") == "abc\n"
+
+
+@pytest.mark.usefixtures("engine_state")
+def test_a_call_past_its_deadline_is_killed_with_what_it_started_and_named() -> None:
+    began = time.monotonic()
+    with pytest.raises(EngineTimeout) as timeout:
+        run_engine(
+            _python(
+                "import subprocess, sys, time;"
+                "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)']);"
+                "time.sleep(30)"
+            ),
+            what="`docker logs`",
+            timeout=0.5,
+        )
+    assert time.monotonic() - began < 3
+    assert str(timeout.value) == "the Docker engine did not answer `docker logs` within 0.5 s"
+    assert timeout.value.what == "`docker logs`"
+
+
+@pytest.mark.usefixtures("engine_state")
+def test_an_idle_deadline_lets_a_call_run_while_its_output_flows() -> None:
+    chunks: list[bytes] = []
+    code = "import sys, time\nfor i in range(8):\n    print(i, flush=True); time.sleep(0.1)"
+    run_engine(_python(code), what="`docker logs`", timeout=0.5, idle=True, sink=chunks.append)
+    assert b"".join(chunks).split() == [str(i).encode() for i in range(8)]
+
+
+@pytest.mark.usefixtures("engine_state")
+def test_after_a_cancel_a_call_on_a_silent_engine_gives_up_at_once() -> None:
+    # No docker on PATH: `docker version` cannot answer, as on a frozen engine.
+    cancel = threading.Event()
+    cancel.set()
+    began = time.monotonic()
+    with pytest.raises(EngineTimeout, match="did not answer `docker compose down`, nor"):
+        run_engine(_python("import time; time.sleep(30)"), what="`docker compose down`",
+                   timeout=60, cancel=cancel)  # fmt: skip
+    assert time.monotonic() - began < 3
+    # The engine is known frozen now: the next call does not wait at all.
+    began = time.monotonic()
+    with pytest.raises(EngineTimeout, match="stopped answering"):
+        run_engine(_python("print(1)"), what="`docker container ls`")
+    assert time.monotonic() - began < 0.5
+
+
+@pytest.mark.usefixtures("engine_state")
+def test_a_failed_call_says_what_docker_said_and_a_dead_engine_is_named() -> None:
+    with pytest.raises(DockerException) as failed:
+        run_engine(_python("import sys; sys.stderr.write('No such container: x\\n'); exit(1)"),
+                   what="`docker logs`")  # fmt: skip
+    assert error_text(failed.value) == "No such container: x"
+    gone = "Cannot connect to the Docker daemon at unix:///x.sock. Is the docker daemon running?"
+    with pytest.raises(EngineGone) as dead:
+        run_engine(
+            _python(f"import sys; sys.stderr.write({gone!r}); exit(1)"), what="`docker logs`"
+        )
+    assert str(dead.value) == f"the Docker engine is gone: `docker logs` failed: {gone}"
+
+
+def test_a_python_on_whales_error_without_output_is_never_shown_as_its_repr() -> None:
+    error = DockerException(["docker", "logs", "abc"], 124)
+    assert error_text(error) == "docker exited with code 124 without saying why"
+
+
+# -- logs, streamed and capped ----------------------------------------------------------------
+
+
+def _capped(chunks: Sequence[bytes], cap: int, secrets: Sequence[str] = ()) -> bytes:
+    out = io.BytesIO()
+    log = CappedLog(out, cap=cap, secrets=secrets)
+    for chunk in chunks:
+        log.write(chunk)
+    log.close()
+    return out.getvalue()
+
+
+def test_a_log_under_the_cap_is_kept_whole_and_masked() -> None:
+    text = b"".join(b"line %d password=s3cr3t!\n" % i for i in range(100))
+    assert _capped([text], cap=1 << 20, secrets=["s3cr3t!"]) == text.replace(
+        b"s3cr3t!", "••••••".encode()
+    )
+
+
+def test_a_secret_split_across_pieces_of_the_stream_is_masked() -> None:
+    text = b"start\nthe token is TOPSECRET-123 here\nend\n"
+    pieces = [text[i : i + 1] for i in range(len(text))]  # one byte at a time
+    assert _capped(pieces, cap=1 << 20, secrets=["TOPSECRET-123"]) == (
+        "start\nthe token is •••••• here\nend\n".encode()
+    )
+
+
+def test_a_secret_on_the_boundary_of_a_very_long_line_is_masked() -> None:
+    limit = CappedLog.LINE_LIMIT
+    secret = "ZZZ-secret-ZZZ"  # noqa: S105
+    line = "a" * (limit - 5) + secret + "b" * (limit * 2) + secret + "c" * 10
+    data = line.encode()
+    pieces = [data[i : i + 4096] for i in range(0, len(data), 4096)]
+    out = _capped(pieces, cap=1 << 30, secrets=[secret]).decode()
+    assert secret not in out
+    assert out == line.replace(secret, "••••••")
+
+
+def test_utf8_split_across_pieces_stays_intact() -> None:
+    data = "é€😀\n".encode() * 3
+    assert _capped([data[i : i + 1] for i in range(len(data))], cap=1 << 20) == data
+
+
+def test_a_log_over_the_cap_keeps_its_head_and_tail_and_says_how_much_was_cut() -> None:
+    lines = [b"%08d some log line\n" % i for i in range(200_000)]  # 4.6 MB
+    total = sum(map(len, lines))
+    cap = 100_000
+    out = _capped([b"".join(lines[i : i + 1000]) for i in range(0, len(lines), 1000)], cap=cap)
+    assert len(out) <= cap
+    assert out.startswith(lines[0])
+    assert out.endswith(lines[-1])
+    head, rest = out.split(b"\n[stackmatrix: ", 1)
+    note, tail = rest.split(b"\n", 1)
+    cut = int(note.split()[0])
+    assert note.decode().startswith(f"{cut} bytes of this log cut here; ")
+    assert len(head) + len(tail) + cut == total
+    assert head.endswith(b"some log line\n")  # both parts are whole lines
+    assert tail.startswith(b"00")
+
+
+def test_a_note_why_the_log_ended_comes_last() -> None:
+    out = io.BytesIO()
+    log = CappedLog(out)
+    log.write(b"started\n")
+    log.close(note="(no log: the Docker engine did not answer `docker logs` within 5 s)")
+    assert out.getvalue() == (
+        b"started\n(no log: the Docker engine did not answer `docker logs` within 5 s)\n"
+    )
+
+
+# -- ports on IPv6 only, crash loops ----------------------------------------------------------
+
+
+def test_a_port_published_on_ipv6_only_is_found_at_its_loopback() -> None:
+    item = {
+        "Id": "abc",
+        "Config": {"Labels": {"com.docker.compose.service": "web"}},
+        "State": {"Status": "running"},
+        "NetworkSettings": {"Ports": {"80/tcp": [{"HostIp": "::", "HostPort": "49200"}],
+                                      "81/tcp": [{"HostIp": "::1", "HostPort": "49201"}]}},
+    }  # fmt: skip
+    assert _service_state(ContainerInspectResult(**item)).ports == {
+        "80": "[::1]:49200",
+        "81": "[::1]:49201",
+    }
+
+
+@pytest.mark.parametrize("ipv6_first", [True, False])
+def test_an_ipv4_binding_wins_over_its_ipv6_twin_in_either_order(ipv6_first: bool) -> None:
+    twins = [{"HostIp": "::", "HostPort": "49300"}, {"HostIp": "0.0.0.0", "HostPort": "49300"}]  # noqa: S104
+    twins = twins if ipv6_first else twins[::-1]
+    item = {"Id": "abc", "State": {"Status": "running"},
+            "NetworkSettings": {"Ports": {"80/tcp": twins}}}  # fmt: skip
+    assert _service_state(ContainerInspectResult(**item)).ports == {"80": "0.0.0.0:49300"}
+
+
+def test_probes_reach_a_port_published_on_ipv6(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET6) as server:
+        server.bind(("::1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        stack = _stack(tmp_path, ["web"])
+        stack.states = {"web": _state("web", ports={"80": f"[::1]:{port}"})}
+        stack.wait_until_ready({"web": (TcpProbe(port=80),)}, timeout=5)
+
+
+@pytest.mark.parametrize("status", ["restarting", "running"])
+def test_a_restarted_container_that_failed_is_crash_looping_and_final(
+    tmp_path: Path, status: str
+) -> None:
+    looping = _state("app", status, exit_code=3)
+    looping = ServiceState(**{**looping.__dict__, "restarts": 2})
+    blocking = _stack(tmp_path, ["app"])._blocking({"app": looping})
+    assert blocking == (looping, True)
+    assert _final_reason(looping) == (
+        "is crash-looping: it exited with code 3 and was restarted 2 times"
+    )
