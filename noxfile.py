@@ -7,10 +7,12 @@ up to date (it also makes sure a Docker engine, Compose v2 and the base images e
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -196,6 +198,105 @@ def bench(session: nox.Session) -> None:
     session.run("python", str(ROOT / "bench" / "run.py"), *session.posargs)
     # Images from a real local registry: the prepare stage against a per-variant pull script.
     session.run("python", str(ROOT / "bench" / "bench_pull.py"))
+
+
+# `nox -s realworld`: two third-party test suites through stackmatrix, fetched from PyPI
+# sdists (never vendored). Each suite: its sdist, what its tests need, what `--quick` selects.
+REALWORLD = ROOT / ".nox" / "realworld"
+REALWORLD_SUITES: dict[str, dict[str, tuple[str, ...]]] = {
+    "sqlalchemy": {
+        "sdist": ("sqlalchemy==2.1.9",),
+        # SQLAlchemy's dependency group tests-postgresql, less pg8000 (not in the matrix).
+        "requirements": ("pytest>=7,<10", "psycopg2-binary", "psycopg[binary]>=3.0.7"),
+        "quick": ("-k", "test_reflection or test_on_conflict"),
+    },
+    "redis-py": {
+        "sdist": ("redis==8.1.0",),
+        # The suite's dev_requirements.txt, less its linters and coverage tools.
+        "requirements": (
+            "pytest",
+            "pytest-asyncio>=0.24.0",
+            "pytest-timeout",
+            "packaging>=20.4",
+            "ujson>=4.2.0",
+            "numpy>=1.24.0",
+            "redis-entraid==1.2.1",
+            "pybreaker>=1.4.0",
+            "aiohttp>=3.9.0",
+            "xxhash==3.6.0",
+            "coverage<7.11.1",
+            "opentelemetry-api>=1.30.0",
+            "opentelemetry-sdk>=1.30.0",
+            "opentelemetry-exporter-otlp-proto-http>=1.30.0",
+            "click",
+            "invoke",
+        ),
+        "quick": ("-k", "lcs or test_ping or test_hello or hrandfield or test_getex"),
+    },
+}
+# Tests that failed is what these suites are for (the versions differ): exit 1 is a result.
+# A wrong spec (2) or a failed stack or engine (3) fails the session.
+STACKMATRIX_TESTS_FAILED = 1
+
+
+def _realworld_venv(session: nox.Session, suite: str, source: Path) -> Path:
+    """A virtualenv with the suite's test requirements and the suite's project installed."""
+    venv = REALWORLD / "venvs" / suite
+    if not (venv / "bin" / "python").exists():
+        session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv))
+    env = {"VIRTUAL_ENV": str(venv), "DISABLE_SQLALCHEMY_CEXT": "1"}
+    requirements = REALWORLD_SUITES[suite]["requirements"]
+    session.run("uv", "pip", "install", "--quiet", *requirements, str(source), env=env)
+    return venv
+
+
+@nox.session
+def realworld(session: nox.Session) -> None:
+    """Opt-in: SQLAlchemy's and redis-py's own test suites through stackmatrix.
+
+    ``nox -s realworld -- redis-py`` runs one suite; ``--quick`` only a few of its tests;
+    other arguments go to ``stackmatrix run`` (``--only postgres=13``), and those after a
+    second ``--`` to the suite's pytest. Reports: .nox/realworld/out/<suite>/runs/latest/.
+    """
+    _require_project_venv(session)
+    args = list(session.posargs)
+    test_args: list[str] = []
+    if "--" in args:
+        test_args = args[args.index("--") + 1 :]
+        args = args[: args.index("--")]
+    suites = [arg for arg in args if arg in REALWORLD_SUITES] or list(REALWORLD_SUITES)
+    quick = "--quick" in args
+    run_args = [arg for arg in args if arg not in REALWORLD_SUITES and arg != "--quick"]
+    outcomes: list[str] = []
+    for suite in suites:
+        (source,) = (
+            Path(line)
+            for line in session.run(
+                "python", str(ROOT / "examples" / "realworld" / "fetch.py"),
+                *REALWORLD_SUITES[suite]["sdist"], "--into", str(REALWORLD / "src"),
+                silent=True,
+            ).splitlines()  # type: ignore[union-attr]  # silent=True returns the output
+        )  # fmt: skip
+        venv = _realworld_venv(session, suite, source)
+        selected = [*(REALWORLD_SUITES[suite]["quick"] if quick else ()), *test_args]
+        started = time.monotonic()
+        matrix = ROOT / "examples" / "realworld" / suite / "matrix.yaml"
+        session.run(
+            "stackmatrix", "run", "-f", str(matrix),
+            "--out", str(REALWORLD / "out" / suite), *run_args,
+            *(["--", *selected] if selected else []),
+            env={"PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                 "VIRTUAL_ENV": str(venv)},
+            success_codes=[0, STACKMATRIX_TESTS_FAILED],
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
+        # session.run says only that the exit code was a success code; run.json has it.
+        latest = REALWORLD / "out" / suite / "runs" / "latest"
+        code = json.loads((latest / "run.json").read_text()).get("exit_code")
+        verdict = "passed" if code == 0 else f"tests failed (exit {code})"
+        outcomes.append(f"{suite}: {verdict} in {elapsed:.0f} s, {latest / 'report.html'}")
+    for line in outcomes:
+        session.log(line)
 
 
 if __name__ == "__main__":
