@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from stackmatrix.compose import labels as names
 from stackmatrix.compose.merge import as_mapping, merge, normalize
 from stackmatrix.errors import SpecError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant
-from stackmatrix.redact import compose_secrets
+from stackmatrix.redact import compose_secrets, interpolate, read_env_file
 from stackmatrix.spec.checks import display_path, value_key
 from stackmatrix.spec.models import Spec, describe
 from stackmatrix.spec.source import load_file, problem
@@ -93,10 +94,77 @@ def render(
             document = merge(
                 document, normalize(substitute(overlay.compose, values), spec.path.parent)
             )
+    document = _inline_includes(document, ())
     document.pop("name", None)
     document.pop("version", None)
     _label(document, {**(labels or {}), names.RUN: run_id, names.VARIANT: variant.id})
     return document
+
+
+MAX_INCLUDE_DEPTH = 8
+
+
+def _inline_includes(document: dict[str, Any], chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The document with its ``include:`` files merged in, under it.
+
+    Compose would load an included file as a model of its own, where the labels stackmatrix
+    puts on every service, network and volume do not reach: inlined, they do, so what an
+    include brings is labelled, waited for, logged and removed like the rest. Its relative
+    paths are resolved against its own project directory, and an ``env_file`` of the entry
+    interpolates its variables, as compose does.
+    """
+    entries = document.pop("include", None)
+    if not entries:
+        return document
+    if not isinstance(entries, list):
+        raise SpecError(f"include: expected a list of files, found {describe(entries)}")
+    if len(chain) >= MAX_INCLUDE_DEPTH:
+        raise SpecError(f"include: more than {MAX_INCLUDE_DEPTH} levels deep (at {chain[-1]})")
+    included: dict[str, Any] = {}
+    for entry in entries:
+        item = {"path": entry} if isinstance(entry, str) else entry
+        if not isinstance(item, Mapping) or not item.get("path"):
+            raise SpecError(f"include: expected a path or a mapping with 'path', found {entry!r}")
+        paths = [item["path"]] if isinstance(item["path"], str) else list(item["path"])
+        env_files = item.get("env_file") or []
+        env_files = [env_files] if isinstance(env_files, str) else list(env_files)
+        environ = {k: v for f in env_files for k, v in read_env_file(Path(str(f)))}
+        for raw in paths:
+            path = Path(str(raw))
+            name = display_path(path)
+            if path in chain:
+                raise SpecError(f"include: {name} includes itself")
+            data = load_file(path, name).data
+            if not isinstance(data, Mapping):
+                raise SpecError(
+                    problem(
+                        name, None, "(root)", f"expected a compose mapping, found {describe(data)}"
+                    )
+                )
+            if environ:
+                data = _interpolated(data, {**environ, **os.environ})
+            base = (
+                Path(str(item["project_directory"]))
+                if item.get("project_directory")
+                else path.parent
+            )
+            part = _inline_includes(normalize(data, base), (*chain, path))
+            part.pop("name", None)
+            part.pop("version", None)
+            included = merge(included, part)
+    merged: dict[str, Any] = merge(included, document)
+    return merged
+
+
+def _interpolated(data: Any, environ: Mapping[str, str]) -> Any:
+    """*data* with compose's ``${NAME}`` references replaced from *environ* (``$`` kept)."""
+    if isinstance(data, str):
+        return interpolate(data, environ).replace("$", "$$") if "$" in data else data
+    if isinstance(data, Mapping):
+        return {key: _interpolated(value, environ) for key, value in data.items()}
+    if isinstance(data, list):
+        return [_interpolated(item, environ) for item in data]
+    return data
 
 
 def _label(document: dict[str, Any], labels: Mapping[str, str]) -> None:

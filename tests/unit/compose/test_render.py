@@ -355,3 +355,87 @@ def test_variants_built_by_hand_render(tmp_path: Path) -> None:
         "io.stackmatrix.run": "r2",
         "io.stackmatrix.variant": "custom",
     }
+
+
+# -- include: ---------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_what_an_include_brings_is_inlined_labelled_and_resolved_against_its_own_folder(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path / "side" / "extra.yaml",
+        """\
+        include: [deeper/more.yaml]
+        services:
+          cache:
+            image: debian:bookworm-slim
+            env_file: [cache.env]
+            ports: ["6379"]
+            volumes: [cachedata:/data, ./conf:/conf]
+        volumes: {cachedata: {}}
+        networks: {back: {}}
+        """,
+    )
+    _write(tmp_path / "side" / "deeper" / "more.yaml", "services: {job: {image: busybox}}\n")
+    spec = make_spec(
+        tmp_path,
+        "include: [../side/extra.yaml]\nservices: {db: {image: postgres}}\n",
+        "axes: {pg: ['15']}\n",
+    )
+    data = render_one(spec)
+    assert "include" not in data
+    assert list(data["services"]) == ["job", "cache", "db"]
+    for service in data["services"].values():
+        assert service["labels"] == LABELS
+    assert data["volumes"]["cachedata"]["labels"] == LABELS
+    assert data["networks"]["back"]["labels"] == LABELS
+    cache = data["services"]["cache"]
+    assert cache["env_file"] == [str(tmp_path / "side" / "cache.env")]
+    assert cache["volumes"][1] == f"{tmp_path / 'side' / 'conf'}:/conf"
+    assert cache["ports"] == [{"target": 6379, "host_ip": "127.0.0.1", "protocol": "tcp"}]
+
+
+def test_the_including_document_and_overlays_win_over_an_included_service(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "extra.yaml", "services: {cache: {image: redis, command: [a]}}\n")
+    spec = make_spec(
+        tmp_path,
+        "include: [{path: ../extra.yaml}]\nservices: {cache: {command: [b]}}\n",
+        "axes: {pg: ['15']}\n",
+    )
+    assert render_one(spec)["services"]["cache"] == {
+        "image": "redis", "command": ["b"], "labels": LABELS,
+    }  # fmt: skip
+
+
+def test_an_include_env_file_interpolates_the_included_file(tmp_path: Path) -> None:
+    _write(tmp_path / "extra.env", "CACHE_TAG=7.2\n")
+    _write(
+        tmp_path / "extra.yaml",
+        "services: {cache: {image: 'redis:${CACHE_TAG}', command: [echo, $$HOME]}}\n",
+    )
+    spec = make_spec(
+        tmp_path,
+        "include: [{path: ../extra.yaml, env_file: ../extra.env}]\nservices: {db: {image: pg}}\n",
+        "axes: {pg: ['15']}\n",
+    )
+    cache = render_one(spec)["services"]["cache"]
+    assert cache["image"] == "redis:7.2"
+    assert cache["command"] == ["echo", "$$HOME"]  # compose's own escape stays
+
+
+def test_a_file_that_includes_itself_is_a_spec_error(tmp_path: Path) -> None:
+    _write(tmp_path / "loop.yaml", "include: [loop.yaml]\nservices: {a: {image: x}}\n")
+    spec = make_spec(
+        tmp_path, "include: [../loop.yaml]\nservices: {db: {image: pg}}\n", "axes: {pg: ['15']}\n"
+    )
+    with pytest.raises(SpecError, match=r"include: .*loop\.yaml includes itself"):
+        render_one(spec)
