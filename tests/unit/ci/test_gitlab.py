@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -233,3 +234,21 @@ def test_the_variants_own_reports_would_hide_each_other(tmp_path: Path) -> None:
     raw = sorted(run.glob("*/junit.xml"))
     total = sum(count_cases(path) for path in raw)
     assert len(gitlab_test_report(raw)) < total
+
+
+def test_the_gitlab_ci_yml_of_the_docs_validates(schema: dict[str, Any]) -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "gitlab.md").read_text("utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    assert len(blocks) == 2  # the parent pipeline, and the child it writes
+    for block in blocks:
+        assert problems(schema, block) == []
+    parent = yaml.safe_load(blocks[0])
+    assert "stackmatrix gitlab-matrix --shards 4" in " ".join(
+        parent["stackmatrix-pipeline"]["script"]
+    )
+    written = gitlab_pipeline(variants(2), PipelineOptions(tags=("docker",)), shards=2)
+    shown = yaml.safe_load(blocks[1])
+    assert shown["stackmatrix report"]["script"] == written[REPORT_JOB]["script"]
+    assert (
+        shown["stackmatrix shard 1 of 2"]["script"] == written["stackmatrix shard 1 of 2"]["script"]
+    )

@@ -494,3 +494,17 @@ def test_the_actions_install_their_own_version_unless_told_otherwise() -> None:
         install = action["runs"]["steps"][0]
         assert '"$GITHUB_ACTION_PATH/../../.."' in install["run"]
         assert "GITHUB_PATH" not in json.dumps(action)  # zizmor: github-env
+
+
+def test_the_users_workflow_in_the_docs_is_about_ten_lines_of_known_inputs() -> None:
+    docs = (ROOT / "docs" / "github.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    whole, nightly = (yaml.safe_load(block) for block in blocks[:2])
+    assert len(blocks[0].splitlines()) <= 12
+    inputs = set(inputs_of("matrix.yml"))
+    for workflow in (whole, nightly):
+        (call,) = workflow["jobs"].values()
+        assert call["uses"] == "OWNER/stackmatrix/.github/workflows/matrix.yml@vX"
+        assert set(call["with"]) <= inputs
+        assert workflow["permissions"] == {"contents": "read"}
+    assert [name for name in sorted(inputs) if f"| `{name}` |" not in docs] == []
