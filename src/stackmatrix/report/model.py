@@ -391,6 +391,10 @@ class RunReport:
         """Tests that did not pass on every variant that ran tests, most severe first (see
         :class:`Severity`), in first-seen order within each. A test's cell is n/a on a variant
         that ran no test of its classname; a row of passes and n/a only is no row."""
+        return list(self._grid)
+
+    @cached_property
+    def _grid(self) -> tuple[GridRow, ...]:
         ran = [v for v in self.variants if v.ran_tests]
         worst: dict[str, dict[str, CaseResult]] = {}
         classnames: dict[str, set[str]] = {}
@@ -413,7 +417,7 @@ class RunReport:
                     cells[v.id] = None if kind in classnames[v.id] else NA
             if any(cell is not Outcome.PASSED and cell is not NA for cell in cells.values()):
                 rows.append(GridRow(test_id, cells, by_variant))
-        return sorted(rows, key=lambda row: row.severity)  # stable: first-seen within a class
+        return tuple(sorted(rows, key=lambda row: row.severity))  # stable: first-seen within
 
 
 _UNFINISHED = (Status.CANCELLED, Status.INTERRUPTED)
