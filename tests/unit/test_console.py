@@ -17,6 +17,7 @@ from stackmatrix.ci.provider import Plain
 from stackmatrix.console import DETAIL_LINES, Console, results_table
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.journal import RunJournal, Status, TestCounts, VariantResult
+from tests.unit.report.handmade import Case, Plan, write_run
 
 T0 = 1_773_480_000.0
 GITHUB = GitHubActions({"GITHUB_ACTIONS": "true"})
@@ -376,3 +377,27 @@ def test_results_table_aligns_columns_and_says_unknown_times() -> None:
 
 def test_results_table_of_no_results_is_the_header() -> None:
     assert results_table([]) == "variant  status  passed  failed  errors  skipped  time"
+
+
+def test_done_lists_a_failure_once_naming_its_variants(tmp_path: Path) -> None:
+    plans = [
+        Plan(v.id, v.values, Status.FAILED, [Case("t.Locale", "test_c", "fail", "no C.utf8")])
+        for v in VARIANTS
+    ]
+    journal = write_run(tmp_path, plans)
+    out = io.StringIO()
+    Console(out, provider=Plain()).done(journal, tmp_path)
+    lines = out.getvalue().splitlines()
+    assert [ln for ln in lines if "test_c" in ln] == [
+        "  t.Locale::test_c fails on every variant (2): no C.utf8"
+    ]
+
+
+def test_done_says_a_run_that_ended_on_an_error_is_not_a_passing_run(tmp_path: Path) -> None:
+    journal = _journal(exit_code=2)
+    journal.write(tmp_path)
+    out = io.StringIO()
+    Console(out, provider=Plain()).done(journal, tmp_path)
+    text = out.getvalue()
+    assert "shop: 0 variants — a run ended on an error" in text
+    assert "ended with exit code 2 (the spec or the command line is wrong)" in text
