@@ -7,6 +7,7 @@ imports nothing of stackmatrix, so every layer may use it.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
@@ -247,10 +248,29 @@ def redact_file(path: Path, secrets: Sequence[str]) -> bool:
             handle.write(cleaned.encode("utf-8", errors="surrogateescape"))
         tmp.chmod(stat.S_IMODE(info.st_mode))
         tmp.replace(path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        _blank_in_place(path, data, wanted)  # a full disk: no room for a masked copy
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return True
+
+
+def _blank_in_place(path: Path, data: bytes, secrets: set[str]) -> None:
+    """Overwrite each secret in *path* by as many ``*`` bytes: the file keeps its size, so
+    this needs no free space (the fallback of :func:`redact_file` on a full disk)."""
+    blanked = data
+    for secret in sorted(secrets, key=len, reverse=True):
+        raw = secret.encode("utf-8", errors="surrogateescape")
+        blanked = blanked.replace(raw, b"*" * len(raw))
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        os.pwrite(fd, blanked, 0)
+    finally:
+        os.close(fd)
 
 
 def format_command(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:

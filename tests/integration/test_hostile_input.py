@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
 import socket
@@ -518,3 +519,61 @@ def test_links_the_tests_leave_in_the_run_directory_are_refused_never_followed(
     assert planted not in output
     # The service's log was still collected, into the run directory.
     assert (run_dir / "links-folder" / "logs" / "echo.log").is_file()
+
+
+# -- a full disk under --out --------------------------------------------------------------------
+
+FILLER = """\
+python3 echo_check.py; code=$?
+if [ "$STACKMATRIX_VARIANT" = "disk-b" ]; then
+  echo "token $API_TOKEN"
+  journal="$(dirname "$(dirname "$STACKMATRIX_JUNIT")")/run.json"
+  for _ in $(seq 200); do  # until disk-a has finished and is recorded
+    grep -q '"id": "disk-a"' "$journal" && break
+    sleep 0.2
+  done
+  dd if=/dev/zero of="$FULL/filler" bs=64k 2>/dev/null || true
+  echo "the disk is full"
+fi
+exit $code
+"""
+
+
+def test_a_full_disk_under_out_is_a_clear_error_and_destroys_nothing(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    full = tmp_path / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(full)], check=True)
+    try:
+        (tmp_path / "project").mkdir()
+        token = f"tok-{secrets.token_hex(6)}"
+        project = make_project(tmp_path / "project", axes={"disk": ["a", "b"]})
+        edit_spec(
+            project,
+            lambda spec: spec["tests"].update(
+                command=["sh", "-c", FILLER],
+                env={**spec["tests"]["env"], "API_TOKEN": token, "FULL": str(full)},
+            ),
+        )
+        done = project.run("run", "--out", str(full / "out"))
+        output = done.stdout + done.stderr
+        run_dir = (full / "out" / "runs" / "latest").resolve()
+        journal = json.loads((run_dir / "run.json").read_text())  # whole, valid JSON
+        tests_log = (run_dir / "disk-b" / "tests.log").read_text()
+        junit = (run_dir / "disk-b" / "junit.xml").read_text()
+        left = labelled_objects(journal["run_id"])
+    finally:
+        subprocess.run(["umount", str(full)], check=False)
+    assert done.returncode == 3, output
+    assert "Traceback" not in output
+    assert f"stackmatrix: error: cannot write {run_dir}/" in done.stderr
+    assert "No space left on device (the disk under " in done.stderr
+    assert left == set()  # teardown happened
+    # What was written before the disk filled is still there, whole.
+    assert [(v["id"], v["status"]) for v in journal["variants"]] == [("disk-a", "passed")]
+    assert 'name="test_reply"' in junit
+    assert "the disk is full" in tests_log
+    # The secret the tests printed is blanked in place: there was no room for a masked copy.
+    assert token not in tests_log
+    assert f"token {'*' * len(token)}" in tests_log

@@ -7,6 +7,8 @@ modes) are in tests/integration/test_hostile_input.py.
 
 from __future__ import annotations
 
+import errno
+import os
 import stat
 import threading
 from pathlib import Path
@@ -207,3 +209,21 @@ def test_redact_file_masks_atomically_and_never_through_a_link(tmp_path: Path) -
     assert plain.read_text() == f"password {MASK} and <{MASK}&amp;>\n"
     assert stat.S_IMODE(plain.stat().st_mode) == 0o640
     assert sorted(p.name for p in inside.iterdir()) == ["hard.log", "link.log", "plain.log"]
+
+
+def test_redact_file_on_a_full_disk_blanks_secrets_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "tests.log"
+    log.write_text("connecting with hunter22 to db\n")
+    real_open = os.open
+
+    def full_disk(path: object, flags: int, *args: object) -> int:
+        if str(path).endswith(".redact"):  # the masked copy: no room for it
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", full_disk)
+    assert redact_file(log, ["hunter22"]) is True
+    assert log.read_text() == "connecting with ******** to db\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tests.log"]
