@@ -577,3 +577,57 @@ def test_a_full_disk_under_out_is_a_clear_error_and_destroys_nothing(tmp_path: P
     # The secret the tests printed is blanked in place: there was no room for a masked copy.
     assert token not in tests_log
     assert f"token {'*' * len(token)}" in tests_log
+
+
+# -- the run directory removed or replaced under a run ------------------------------------------
+
+RUN_DIR_OF_TESTS = '"$(dirname "$(dirname "$STACKMATRIX_JUNIT")")"'
+VANDALS = {
+    "deleted": f"rm -rf {RUN_DIR_OF_TESTS}",
+    "a file": f'd={RUN_DIR_OF_TESTS}; rm -rf "$d"; echo not a folder > "$d"',
+}
+
+
+@pytest.mark.parametrize("what", VANDALS)
+def test_a_run_directory_removed_under_a_run_is_no_traceback_and_teardown_happens(
+    tmp_path: Path, what: str
+) -> None:
+    project = make_project(tmp_path, axes={"flavor": ["a"]})
+    edit_spec(project, lambda spec: spec["tests"].update(command=["sh", "-c", VANDALS[what]]))
+
+    done = project.run("run")
+
+    output = done.stdout + done.stderr
+    assert "Traceback" not in output
+    (run_dir,) = (tmp_path / ".stackmatrix" / "runs").glob("2*")
+    run_id = run_dir.name
+    assert labelled_objects(run_id) == set()
+    if what == "deleted":  # recreated by what is written next: the run is recorded
+        assert done.returncode in (0, 1), output
+        journal = json.loads((run_dir / "run.json").read_text())
+        assert [v["id"] for v in journal["variants"]] == ["flavor-a"]
+        assert journal["exit_code"] == done.returncode
+    else:
+        assert done.returncode == 3, output
+        assert f"stackmatrix: error: cannot write .stackmatrix/runs/{run_id}/" in done.stderr
+        assert "(its folder was removed or replaced while the run went on)" in done.stderr
+        assert run_dir.read_text() == "not a folder\n"  # what the tests wrote is left alone
+
+
+def test_a_latest_that_is_a_real_folder_is_a_clear_error_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, axes={"flavor": ["a"]})
+    latest = tmp_path / ".stackmatrix" / "runs" / "latest"
+    (latest / "mine").mkdir(parents=True)
+
+    done = project.run("run")
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "stackmatrix: error: cannot use the output directory .stackmatrix: "
+        ".stackmatrix/runs/latest is a folder, not the link to the latest run that "
+        "stackmatrix keeps there; move it away or use another --out"
+    )
+    assert sorted(p.name for p in latest.parent.iterdir()) == ["latest"]  # no run dir made
+    assert (latest / "mine").is_dir()

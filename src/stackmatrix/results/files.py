@@ -28,7 +28,7 @@ def output_error(path: Path, error: OSError) -> OutputError:
     why = error.strerror or str(error)
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         why = f"{why} (the disk under {path.parent} is full; free space or use --out elsewhere)"
-    elif error.errno in (errno.ENOENT, errno.ENOTDIR):
+    elif error.errno in (errno.ENOENT, errno.ENOTDIR, errno.EEXIST):
         why = f"{why} (its folder was removed or replaced while the run went on)"
     return OutputError(f"cannot write {path}: {why}")
 
