@@ -104,11 +104,17 @@ class _Section:
             return self.lines, 0
         dropped = set(gone)
         out: list[str] = []
+        after_note = False
         for index, line in enumerate(self.lines):
             if index == gone[0]:
-                out += ["", f"_✂️ {len(gone)} more left out here (see the full report)._", ""]
-            if index not in dropped:
-                out.append(line)
+                out += ["", f"_✂️ {len(gone)} more left out here (see the full report)._"]
+                after_note = True
+            if index in dropped:
+                continue
+            if after_note and line.strip():
+                out.append("")  # the note is a paragraph of its own
+            after_note = False
+            out.append(line)
         return out, len(gone)
 
 
