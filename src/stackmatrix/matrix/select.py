@@ -14,8 +14,17 @@ from stackmatrix.spec.values import scalar_text
 
 
 def default_jobs(spec: Spec) -> int:
-    """The spec's ``run.jobs``, else one stack per core (at least 2)."""
-    return spec.run.jobs or max(2, os.cpu_count() or 2)
+    """The spec's ``run.jobs``, else one stack per core this process may use."""
+    return spec.run.jobs or available_cores()
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's cpuset limits
+    it), at least 1."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        return max(1, len(affinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def select_shard(variants: Sequence[Variant], shard: str) -> list[Variant]:

@@ -19,7 +19,7 @@ from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.report.build import build_reports, load_runs, summary_text
 from stackmatrix.results.files import write_json_atomic
-from stackmatrix.results.journal import RunJournal, Status, VariantResult
+from stackmatrix.results.journal import RunJournal, Status, VariantResult, parallelism
 from stackmatrix.results.run_dir import journal_of, prepare_run_dir
 from stackmatrix.spec.load import Spec
 
@@ -149,6 +149,7 @@ def write_run(
         variants=ordered,
         interrupted=interrupted,
         profile=matrix.profile,
+        jobs=parallelism(ordered),  # nox's -j decides it: what the sessions really did
         pid=pid,
     )
     journal.write(matrix.run_dir)

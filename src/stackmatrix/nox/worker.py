@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.processes import signal_handlers
-from stackmatrix.errors import StackmatrixError
+from stackmatrix.engine.suite import check_before_up
+from stackmatrix.errors import SpecError, StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.nox.run_dir import RESULT_NAME, Matrix, record, say, stand_in
 from stackmatrix.report.plots import keep_plot
@@ -152,6 +153,14 @@ def worker_main() -> int:
         spec, variants, request["profile"], Path(request["out_dir"]), request["run_id"],
         request["report"],
     )  # fmt: skip
+    try:  # what would fail only once the stack is up: before it comes up
+        check_before_up(spec, [variant], run_id=matrix.run_id, base_env=request["env"])
+    except SpecError as error:
+        for line in error.problems:
+            say(f"stackmatrix: error: {line}")
+        reason = "; ".join(error.problems)
+        record(matrix, stand_in(matrix, variant, reason, Status.ERROR), pid=request["pid"])
+        return 2
     started = time.monotonic()
 
     def on_phase(variant_id: str, phase: str) -> None:

@@ -204,6 +204,22 @@ class RunJournal:
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
+def parallelism(results: Sequence[VariantResult]) -> int:
+    """The most variants that ran at one moment, from their start and finish times (what a
+    run really did, whoever scheduled it: ``--jobs``, or ``nox -j``); at least 1."""
+    edges = sorted(
+        (moment, step)
+        for r in results
+        if r.started_at is not None and r.finished_at is not None
+        for moment, step in ((r.started_at, 1), (r.finished_at, -1))
+    )
+    running = most = 0
+    for _moment, step in edges:  # a finish sorts before a start at the same moment
+        running += step
+        most = max(most, running)
+    return max(1, most)
+
+
 def exit_code_of(results: Sequence[VariantResult], *, interrupted: bool) -> int:
     """0 all required variants passed; 1 tests failed; 3 a stack failed; 130 interrupted."""
     if interrupted or any(r.status is Status.INTERRUPTED for r in results):

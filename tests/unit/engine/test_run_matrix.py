@@ -27,6 +27,7 @@ from stackmatrix.engine import scheduler
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.prepare import Prepared
 from stackmatrix.engine.scheduler import RunRequest, run_matrix
+from stackmatrix.errors import SpecError
 from stackmatrix.junit.read import read_counts
 from stackmatrix.matrix.expand import expand
 from stackmatrix.results.journal import RunJournal, Status, TestCounts, VariantResult
@@ -46,7 +47,7 @@ def _spec(tmp_path: Path, versions: Sequence[str]) -> Spec:
             name: shop
             compose: compose.yaml
             axes: {{pg: [{axis}]}}
-            tests: {{command: ["pytest"]}}
+            tests: {{command: ["sh", "-c", "exit 0"]}}
             """),
         encoding="utf-8",
     )
@@ -266,3 +267,112 @@ def test_the_finish_hook_sees_the_final_journal_before_the_console_is_done(
     )
     assert seen == [1]
     assert any(line.startswith("summary.md ") for line in out.getvalue().splitlines())
+
+
+class _ClosedPipe(io.StringIO):
+    """A stream whose reader went away after the first line (``run | head -1``)."""
+
+    def write(self, text: str) -> int:
+        if self.getvalue():
+            raise BrokenPipeError(32, "Broken pipe")
+        return super().write(text)
+
+
+def test_output_that_cannot_be_written_stops_neither_a_variant_nor_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, ["13", "15"])
+    monkeypatch.setattr(scheduler, "run_variant", _Plan({"pg-15": [Status.FAILED]}).run_variant)
+    stream = _ClosedPipe()
+    journal, run_dir = run_matrix(
+        _request(spec, tmp_path / "out"), Console(stream, provider=Plain(), live=False)
+    )
+    assert stream.getvalue().startswith("stackmatrix: 2 variant(s)")
+    assert {v.id: v.status for v in journal.variants} == {
+        "pg-13": Status.PASSED,
+        "pg-15": Status.FAILED,
+    }
+    assert journal.exit_code == 1
+    assert RunJournal.read(run_dir) == journal
+
+
+def test_a_variant_whose_runner_raises_is_an_error_and_the_others_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, ["13", "15"])
+    plan = _Plan({})
+
+    def run_variant(job: VariantJob) -> VariantResult:
+        if job.variant.id == "pg-13":
+            raise RuntimeError("a defect")
+        return plan.run_variant(job)
+
+    monkeypatch.setattr(scheduler, "run_variant", run_variant)
+    journal, run_dir = run_matrix(
+        _request(spec, tmp_path / "out"), Console(io.StringIO(), provider=Plain(), live=False)
+    )
+    by_id = {v.id: v for v in journal.variants}
+    assert by_id["pg-15"].status is Status.PASSED
+    assert by_id["pg-13"].status is Status.ERROR
+    assert by_id["pg-13"].reason == "stackmatrix failed: RuntimeError('a defect')"
+    assert read_counts(run_dir / "pg-13" / "junit.xml").errors == 1
+    assert journal.exit_code == 3
+
+
+def test_an_error_that_stops_the_run_is_recorded_with_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, ["13", "15"])
+
+    def broken_prepare(*_args: Any, **_kwargs: Any) -> Prepared:
+        raise SpecError("compose.yaml:3:5: services.db: a problem found late")
+
+    monkeypatch.setattr(scheduler, "prepare", broken_prepare)
+    out = io.StringIO()
+    with pytest.raises(SpecError):
+        run_matrix(_request(spec, tmp_path / "out"), Console(out, provider=Plain(), live=False))
+    journal = RunJournal.read(tmp_path / "out" / "runs" / "latest")
+    assert journal.exit_code == 2
+    assert [(v.id, v.status) for v in journal.variants] == [
+        ("pg-13", Status.ERROR),
+        ("pg-15", Status.ERROR),
+    ]
+    assert journal.variants[0].reason == (
+        "the run stopped: compose.yaml:3:5: services.db: a problem found late"
+    )
+    assert out.getvalue().splitlines()[-1] == "exit code 2"
+
+
+def test_what_would_fail_once_stacks_are_up_is_a_spec_error_before_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, ["13"])
+    matrix = spec.path.read_text(encoding="utf-8")
+    (spec.path.parent / "compose.yaml").write_text(
+        'services:\n  db: {image: "postgres:${{ matrix.pg }}", ports: ["5432"]}\n'
+        '  cache: {image: redis, ports: ["${CACHE_PORT:-6379}"]}\n',
+        encoding="utf-8",
+    )
+    spec.path.write_text(
+        matrix.replace(
+            'tests: {command: ["sh", "-c", "exit 0"]}',
+            "tests:\n"
+            "  command: [./bin/tests, '${{ ports.cache.6380 }}']\n"
+            "  env: {DB: 'pg://${{ ports.db.5432 }}', BAD: 'pg://${{ ports.db.5433 }}'}\n"
+            "  setup: {command: 'no-such-migrate up'}\n",
+        ),
+        encoding="utf-8",
+    )
+    spec = load_spec(spec.path)
+    monkeypatch.setattr(scheduler, "run_variant", _Plan({}).run_variant)
+    monkeypatch.chdir(spec.path.parent)
+    with pytest.raises(SpecError) as caught:
+        run_matrix(_request(spec, tmp_path / "out"), Console(io.StringIO(), provider=Plain()))
+    assert caught.value.problems == [
+        "matrix.yaml:5:13: tests.command[0]: command './bin/tests' not found: no such file"
+        f" (from {spec.path.parent})",
+        "matrix.yaml:7:21: tests.setup.command[0]: command 'no-such-migrate' not found on PATH",
+        "matrix.yaml:6:53: tests.env.BAD: ${{ ports.db.5433 }}: service 'db' publishes no port"
+        " 5433 (published: 5432) in every variant",
+    ]
+    assert not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,14 @@ from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_only, select_shard
 from stackmatrix.redact import MASK, format_command, redact_env, redact_text
-from stackmatrix.results.journal import RunJournal, Status, TestCounts, VariantResult, exit_code_of
+from stackmatrix.results.journal import (
+    RunJournal,
+    Status,
+    TestCounts,
+    VariantResult,
+    exit_code_of,
+    parallelism,
+)
 from stackmatrix.spec.values import env_name
 
 
@@ -135,3 +143,23 @@ def test_a_missing_command_is_reported_not_raised(tmp_path: Path) -> None:
     )  # fmt: skip
     assert outcome.exit_code is None
     assert "cannot start 'no-such-command-xyz'" in outcome.start_error
+
+
+@pytest.mark.parametrize(
+    ("spans", "most"),
+    [
+        ([], 1),
+        ([(0, 5)], 1),
+        ([(0, 5), (1, 6), (2, 3)], 3),
+        ([(0, 5), (5, 9), (9, 12)], 1),  # one after the other, each starting as one ends
+        ([(0, 4), (1, 2), (3, 8), (5, 6)], 2),
+    ],
+)
+def test_parallelism_is_the_most_variants_running_at_one_moment(
+    spans: list[tuple[float, float]], most: int
+) -> None:
+    results = [
+        replace(_result(Status.PASSED), id=f"v{i}", started_at=start, finished_at=end)
+        for i, (start, end) in enumerate(spans)
+    ]
+    assert parallelism(results) == most

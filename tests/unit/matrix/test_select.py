@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.matrix.select import select_only
+from stackmatrix.matrix.select import default_jobs, select_only
+from stackmatrix.spec.load import load_spec
 
 VARIANTS = [
     Variant(f"postgres-{pg}_redis-{redis}", {"postgres": pg, "redis": redis})
@@ -48,3 +52,18 @@ def test_a_selection_that_finds_nothing_says_why(only: list[str], message: str) 
     with pytest.raises(UsageError) as caught:
         select_only(VARIANTS, only)
     assert str(caught.value).startswith(message)
+
+
+def test_jobs_default_to_the_cores_this_process_may_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(
+        "axes: {v: [a]}\noverlays: [{compose: {services: {db: {image: x}}}}]\n"
+        "tests: {command: x}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2}, raising=False)
+    assert default_jobs(load_spec(path)) == 3
+    path.write_text(path.read_text(encoding="utf-8") + "run: {jobs: 5}\n", encoding="utf-8")
+    assert default_jobs(load_spec(path)) == 5

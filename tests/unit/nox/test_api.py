@@ -276,6 +276,7 @@ def test_the_report_merges_every_variant_and_passes_when_required_ones_passed(
     assert [v["id"] for v in journal["variants"]] == IDS
     assert journal["exit_code"] == 0
     assert journal["finished_at"] is not None
+    assert journal["jobs"] == 4  # the four sessions ran over the same five seconds
     summary = (run_dir / "summary.md").read_text()
     assert all(f"`{vid}`" in summary for vid in IDS)
     merged = (run_dir / "junit.xml").read_text()

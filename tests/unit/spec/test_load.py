@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
 
 from stackmatrix.errors import SpecError
-from stackmatrix.spec.load import load_spec
+from stackmatrix.spec.load import SpecDeprecationWarning, load_spec
 from stackmatrix.spec.models import (
+    SETUP_TIMEOUT,
     CommandProbe,
     HttpProbe,
     LogProbe,
     PostgresProbe,
     RedisProbe,
     RunOptions,
+    SetupStep,
     TcpProbe,
 )
 
@@ -265,3 +268,48 @@ def test_a_profile_does_not_hide_problems_of_the_file(tmp_path: Path) -> None:
     path = minimal(tmp_path, "exclude: [{v: c}]\nprofiles: {p: {exclude: []}}\n")
     with pytest.raises(SpecError, match=r"exclude\[0\]\.v: 'c' is not a value of axis 'v'"):
         load_spec(path, profile="p")
+
+
+def test_setup_takes_one_step_or_a_list_like_the_tests(tmp_path: Path) -> None:
+    one = load_spec(minimal(tmp_path, tests="tests: {command: x, setup: {command: 'm up'}}\n"))
+    (step,) = one.tests.setup
+    assert step == SetupStep(command=("m", "up"))
+    assert (step.where, step.timeout, step.shell, step.env) == ("host", SETUP_TIMEOUT, False, {})
+    many = load_spec(
+        minimal(
+            tmp_path,
+            tests=textwrap.dedent("""\
+                tests:
+                  command: x
+                  setup:
+                    - {command: [psql, -c, 'create extension x'], where: db, timeout: 30s}
+                    - {shell: true, command: 'm up && m seed', env: {N: 3}}
+                """),
+        )
+    )
+    assert [(s.command, s.where, s.timeout, s.env) for s in many.tests.setup] == [
+        (("psql", "-c", "create extension x"), "db", 30.0, {}),
+        ("m up && m seed", "host", SETUP_TIMEOUT, {"N": "3"}),
+    ]
+
+
+def test_each_older_template_form_warns_once_naming_where(tmp_path: Path) -> None:
+    path = minimal(
+        tmp_path,
+        tests=textwrap.dedent("""\
+            tests:
+              command: [pytest, '--junitxml={junit}', '--pg={{ matrix.v }}']
+              env: {URL: 'http://{{ ports.db.5432 }}/', NEW: '${{ ports.db.5432 }}'}
+            """),
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as a command line shows them
+        spec = load_spec(path)
+        load_spec(path)  # loaded again in the same run (nox sessions): no second warning
+    assert all(w.category is SpecDeprecationWarning for w in caught)
+    assert sorted(str(w.message) for w in caught) == [
+        f"{path}:4: {{junit}}: the {{junit}} form is deprecated; write ${{{{ junit }}}}",
+        f"{path}:4: {{{{ matrix.v }}}} (and 1 more): the {{{{ ... }}}} form is deprecated;"
+        " write ${{ ... }}",
+    ]
+    assert spec.tests.command[1] == "--junitxml={junit}"  # it still works
