@@ -15,6 +15,8 @@ from python_on_whales import DockerClient
 from tests.integration._matrix import make_project
 from tests.integration.conftest import labelled_objects
 
+MASK = "••••••"
+
 
 def _exports(text: str) -> dict[str, str]:
     env = {}
@@ -163,4 +165,40 @@ def test_ctrl_c_during_test_ends_the_test_command_too(
         assert _checks_running_in(tmp_path) == [], "the test command outlived stackmatrix test"
     finally:
         project.run("down", "flavor-a")
+    assert _held_objects() == set()
+
+
+def test_up_masks_secret_values_unless_asked(tmp_path: Path, docker_engine: DockerClient) -> None:
+    token, phrase = f"tok-{time.time_ns()}", f"phrase-{time.time_ns()}"
+    project = make_project(
+        tmp_path,
+        axes={"flavor": ["a"]},
+        tests_env={
+            "API_TOKEN": token,
+            "SHOP_DSN": "postgresql://shop:" + phrase + "@{{ ports.echo.7000 }}/shop",
+        },
+    )
+    try:
+        up = project.run("up", "flavor-a")
+        assert up.returncode == 0, up.stderr
+        shown = _exports(up.stdout)
+        # A terminal that ends up in a CI log shows no secret...
+        assert shown["API_TOKEN"] == MASK
+        assert shown["SHOP_DSN"].startswith(f"postgresql://shop:{MASK}@127.0.0.1:")
+        assert token not in up.stdout + up.stderr
+        assert phrase not in up.stdout + up.stderr
+        assert "secret values masked above (API_TOKEN, SHOP_DSN): --show-secrets" in up.stderr
+        # ...while `env` (made for eval) and the private env file have the real values.
+        real = _exports(project.run("env", "flavor-a").stdout)
+        assert real["API_TOKEN"] == token
+        assert phrase in real["SHOP_DSN"]
+        env_file = tmp_path / ".stackmatrix" / "held" / "flavor-a" / "stack.env"
+        assert f"API_TOKEN={token}\n" in env_file.read_text()
+        again = project.run("up", "flavor-a", "--show-secrets")
+        assert again.returncode == 0, again.stderr
+        assert _exports(again.stdout)["API_TOKEN"] == token
+        assert "masked" not in again.stderr
+    finally:
+        down = project.run("down", "flavor-a")
+    assert down.returncode == 0, down.stderr
     assert _held_objects() == set()

@@ -74,7 +74,15 @@ def _up(args: argparse.Namespace) -> int:
         return EngineError.exit_code
     env = held.environment(job)
     env_file = held.write_env_file(job, env)
-    sys.stdout.write(held.export_lines(env))
+    shown = env if args.show_secrets else held.masked_environment(job, env)
+    sys.stdout.write(held.export_lines(shown))
+    masked = [key for key, value in shown.items() if value != env[key]]
+    if masked:
+        print(
+            f"stackmatrix: secret values masked above ({', '.join(masked)}): --show-secrets "
+            f"prints them; 'stackmatrix env {job.variant.id}' and {env_file} have them",
+            file=sys.stderr,
+        )
     print(
         f"stackmatrix: {job.variant.id} is up and ready in "
         f"{format_duration(time.monotonic() - started)}; its environment is above and in "
@@ -202,8 +210,13 @@ def register_held(subparsers: Subparsers) -> None:
         add_out_argument(parser)
         return parser
 
-    variant_command("up", "bring one variant's stack up and hold it; print its environment"
-                    ).set_defaults(handler=_up)  # fmt: skip
+    up = variant_command("up", "bring one variant's stack up and hold it; print its environment")
+    up.add_argument(
+        "--show-secrets",
+        action="store_true",
+        help="print secret values as they are (masked by default: terminals end up in CI logs)",
+    )
+    up.set_defaults(handler=_up)
     variant_command("env", "print the tests' environment of a held stack (export lines)"
                     ).set_defaults(handler=_env)  # fmt: skip
     test = variant_command("test", "run the test command against a held stack [-- ARGS]")

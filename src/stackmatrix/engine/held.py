@@ -17,6 +17,7 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose import labels
+from stackmatrix.compose.render import load_compose
 from stackmatrix.engine.docker import docker_client, docker_command, error_text, remove_by_label
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.lifecycle import run_tests_on_held_stack, run_variant
@@ -24,6 +25,7 @@ from stackmatrix.engine.stack import Stack
 from stackmatrix.engine.suite import environment_for
 from stackmatrix.errors import EngineError, UsageError
 from stackmatrix.matrix.expand import Variant
+from stackmatrix.redact import compose_secrets, redact_env, redact_text, secret_values
 from stackmatrix.results.files import write_private_if
 from stackmatrix.results.journal import Status, VariantResult
 from stackmatrix.spec.models import Spec
@@ -89,6 +91,18 @@ def write_env_file(job: VariantJob, env: dict[str, str]) -> Path:
     text = "".join(f"{key}={_env_value(value)}\n" for key, value in env.items())
     write_private_if(path, text, private=True)
     return path
+
+
+def masked_environment(job: VariantJob, env: dict[str, str]) -> dict[str, str]:
+    """*env* as it may be shown in a terminal or a CI log: the values of secret variables
+    masked, and every secret of the stack (its compose file's, the tests') masked wherever
+    it appears in another value (a DSN, say)."""
+    names = job.spec.secrets
+    secrets = secret_values(env, names)
+    compose = job.directory / "compose.yaml"
+    if compose.is_file():
+        secrets += compose_secrets(load_compose(compose), names)
+    return {key: redact_text(value, secrets) for key, value in redact_env(env, names).items()}
 
 
 def export_lines(env: dict[str, str]) -> str:
