@@ -165,6 +165,15 @@ def test_a_run_that_ended_on_an_error_with_no_variant_is_not_green(
     assert '<span class="badge failed">failed</span>' in html
 
 
+def test_a_run_that_recorded_exit_0_and_no_variant_is_not_green(tmp_path: Path) -> None:
+    # What a run that stopped on a spec error after its stacks started used to write.
+    write_run(tmp_path, [], exit_code=0, matrix_variants=tuple(IDS))
+    _, md, _ = _build(tmp_path)
+    assert md.startswith("## ⚠️ stackmatrix shop: 0 variants · incomplete")
+    assert "ended without a result for any of its variants" in md
+    assert "Never finished \\(4 variants\\)" in md
+
+
 def test_an_interrupted_run_is_not_green(tmp_path: Path) -> None:
     write_run(tmp_path, [], exit_code=130, interrupted=True)
     _, md, _ = _build(tmp_path)
