@@ -298,6 +298,7 @@ class Completeness:
     missing: tuple[str, ...]  # in the matrix, but in none of the run directories
     missing_shards: tuple[str, ...]  # "I/N" of shards no run directory holds
     unfinished_runs: tuple[str, ...]  # run ids without a recorded end
+    empty_runs: tuple[str, ...]  # run ids that recorded their end and no variant's result
     aborted_runs: tuple[tuple[str, int | None], ...]  # (run id, exit code) of runs that erred
     mixed_matrices: bool = False  # the run directories are of different matrices
 
@@ -343,8 +344,13 @@ class RunReport:
         matrix = tuple(dict.fromkeys(v for r in self.runs for v in r.matrix_variants))
         final = {v.id for v in self.variants if v.result.status not in _UNFINISHED}
         unfinished = [r for r in self.runs if not r.finished]
+        # A run that ended without a single result ended before any variant did (no --only
+        # selects nothing): its variants never finished either.
+        empty = [r for r in self.runs if r.finished and not r.recorded and r.expected]
         not_finished = [
-            v for v in dict.fromkeys(x for r in unfinished for x in r.expected) if v not in final
+            v
+            for v in dict.fromkeys(x for r in (*unfinished, *empty) for x in r.expected)
+            if v not in final
         ]
         have = {v.id for v in self.variants}
         missing: list[str] = []
@@ -366,6 +372,7 @@ class RunReport:
             missing=tuple(missing),
             missing_shards=tuple(missing_shards),
             unfinished_runs=tuple(r.run_id for r in unfinished),
+            empty_runs=tuple(r.run_id for r in empty),
             aborted_runs=tuple((r.run_id, r.exit_code) for r in self.runs if r.aborted),
             mixed_matrices=len(matrices) > 1,
         )

@@ -93,6 +93,8 @@ def completeness_lines(report: RunReport) -> list[str]:
         lines.append(
             f"Run {run_id} did not record its end: it crashed, was killed, or is still running."
         )
+    for run_id in done.empty_runs:
+        lines.append(f"Run {run_id} ended without a result for any of its variants.")
     if done.not_finished:
         lines.append(
             f"Never finished ({len(done.not_finished)} variants): {_ids(done.not_finished)}."
