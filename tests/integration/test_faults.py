@@ -663,3 +663,32 @@ def test_an_engine_that_dies_during_the_tests_is_the_reason_and_gc_cleans_up_aft
     assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
     assert f"removed run {run_id}:" in after_gc.stdout
     assert _labelled_on(engine2, run_id) == set()
+
+
+def test_an_engine_that_dies_while_the_stack_comes_up_is_the_reason(
+    tmp_path: Path, engine2: SecondEngine
+) -> None:
+    project = _engine_project(tmp_path, engine2, "exit 0")
+    never = {"test": ["CMD", "false"], "interval": "1s", "retries": 100}
+    edit_spec(project, lambda spec: spec["overlays"][0]["compose"]["services"]["idle"].update(
+        healthcheck=never))  # fmt: skip
+    run = Watched(project, "run", env=engine2.env())
+    try:
+        run.wait_for(r"^\s+flavor-a: ready$")
+        time.sleep(1)
+        run.signalled_at = time.monotonic()  # measure from the engine's death
+        engine2.kill()
+        code, seconds = run.finish(timeout=60)
+    finally:
+        engine2.start()
+    variant = _only_variant(project)
+    run_id = project.journal()["run_id"]
+    after_gc = gc(project, env=engine2.env())
+
+    assert code == 3, run.output
+    assert seconds < 15, run.output
+    assert variant["reason"].startswith("the Docker engine is gone: `docker container "), variant
+    assert "teardown failed too" in variant["reason"]
+    assert "Traceback" not in run.output
+    assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
+    assert _labelled_on(engine2, run_id) == set()
