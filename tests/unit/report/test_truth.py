@@ -267,3 +267,39 @@ def test_merged_reports_order_variants_as_the_matrix_does(tmp_path: Path) -> Non
         dirs.append(run_dir)
     report = load_runs(dirs)
     assert [v.id for v in report.variants] == IDS
+
+
+# -- baseline: rewritten ids, older results.json -------------------------------------------------
+
+
+def test_an_older_baseline_compares_in_the_current_runs_rewritten_ids(tmp_path: Path) -> None:
+    # Last night's results.json, written before the rewrites were set (and before
+    # before_outcome existed): ids still carry the backend.
+    ident = IDS[0]
+    old = {
+        "kind": "stackmatrix-results",
+        "format": 1,
+        "name": "shop",
+        "run_ids": ["n1"],
+        "baseline": None,
+        "variants": [{"id": ident, "status": "failed", "history": ["fail"]}],
+        "tests": [
+            {"variant": ident, "test": "t.ReflectionTest_postgresql+a_13_4::test_collation",
+             "outcome": "error", "history": ["fail"], "message": "no locale"},
+        ],
+    }  # fmt: skip
+    baseline = tmp_path / "previous" / "results.json"
+    baseline.parent.mkdir()
+    baseline.write_text(json.dumps(old), encoding="utf-8")
+    now = tmp_path / "now"
+    case = Case("t.ReflectionTest_postgresql+a_13_4", "test_collation", "error", "no locale")
+    write_run(now, [Plan(ident, VARIANTS[0][1], Status.FAILED, [case])], test_ids=SQLA_RULES)
+    paths = build_reports([now], now, baseline=baseline)
+    assert paths.comparison is not None
+    [change] = paths.comparison.cases
+    assert (change.test, change.change.value) == (
+        "t.ReflectionTest::test_collation",
+        "still-failing",
+    )
+    md = paths.summary.read_text(encoding="utf-8")
+    assert "`t.ReflectionTest::test_collation`: error → error" in md
