@@ -137,6 +137,8 @@ def _upload(job: _Job, options: dict[str, Any], store: Path) -> None:
     # Compared as written, not resolved: `latest` is a link to the run directory itself.
     excluded = {Path(line[1:]).absolute() for line in lines if line.startswith("!")}
     name = job.fill(options["name"])
+    if options.get("overwrite") is True:
+        shutil.rmtree(store / name, ignore_errors=True)
     assert not (store / name).exists(), f"artifact {name} uploaded twice"
     shutil.copytree(
         source, store / name, symlinks=True,
@@ -151,6 +153,33 @@ def _download(job: _Job, options: dict[str, Any], store: Path) -> None:
     for artifact in sorted(store.iterdir()):
         if fnmatch.fnmatchcase(artifact.name, job.fill(options["pattern"])):
             shutil.copytree(artifact, target, dirs_exist_ok=True, symlinks=True)
+
+
+def _index(cache: Path) -> list[str]:
+    index = cache / "index.json"
+    saved: list[str] = json.loads(index.read_text()) if index.exists() else []
+    return saved
+
+
+def _cache_restore(job: _Job, options: dict[str, Any], cache: Path) -> None:
+    """actions/cache/restore: the entry of the exact key, else the newest whose key starts with
+    the first restore key that matches any."""
+    saved = _index(cache)
+    key = job.fill(options["key"])
+    prefixes = [job.fill(line) for line in options.get("restore-keys", "").splitlines()]
+    found = [entry for entry in saved if entry == key]
+    for prefix in (p for p in prefixes if p.strip()):
+        found = found or [entry for entry in saved if entry.startswith(prefix)]
+    if found:
+        shutil.copytree(cache / str(saved.index(found[-1])), Path(job.fill(options["path"])))
+
+
+def _cache_save(job: _Job, options: dict[str, Any], cache: Path) -> None:
+    saved = _index(cache)
+    key = job.fill(options["key"])
+    assert key not in saved, f"cache key {key} saved twice"
+    shutil.copytree(Path(job.fill(options["path"])), cache / str(len(saved)))
+    (cache / "index.json").write_text(json.dumps([*saved, key]))
 
 
 def _run_job(spec: dict[str, Any], job: _Job, *, workspace: Path, store: Path) -> dict[str, Any]:
@@ -173,6 +202,12 @@ def _run_job(spec: dict[str, Any], job: _Job, *, workspace: Path, store: Path) -
             continue
         if uses.startswith("actions/download-artifact@"):
             _download(job, step["with"], store)
+            continue
+        if uses.startswith("actions/cache/restore@"):
+            _cache_restore(job, step["with"], store.parent / "cache")
+            continue
+        if uses.startswith("actions/cache/save@"):
+            _cache_save(job, step["with"], store.parent / "cache")
             continue
         assert not uses, f"no replay for {uses}"
         if step.get("name") == "Install stackmatrix":
@@ -207,7 +242,7 @@ def test_the_reusable_workflow_replayed_merges_to_what_a_single_run_says(tmp_pat
     jobs = workflow["jobs"]
     declared = (workflow["on"] if "on" in workflow else workflow[True])["workflow_call"]
     inputs = {name: spec["default"] for name, spec in declared["inputs"].items()}
-    inputs.update({"shards": 2, "stackmatrix": "."})
+    inputs.update({"shards": 2, "stackmatrix": ".", "baseline": True})
     (tmp_path / "project").mkdir()
     project = make_project(
         tmp_path / "project",
@@ -217,13 +252,14 @@ def test_the_reusable_workflow_replayed_merges_to_what_a_single_run_says(tmp_pat
     )
     store = tmp_path / "artifacts"
     store.mkdir()
+    (tmp_path / "cache").mkdir()
     github = {"run_attempt": "1", "ref_name": "main", "run_id": "7", "base_ref": ""}
 
-    def new_job(name: str, **contexts: Any) -> _Job:
+    def new_job(name: str, run_id: str = "7", **contexts: Any) -> _Job:
         temp = tmp_path / "runners" / name
         temp.mkdir(parents=True)
-        return _Job({"inputs": inputs, "github": github, "runner": {"temp": str(temp)},
-                     **contexts}, temp)  # fmt: skip
+        return _Job({"inputs": inputs, "github": {**github, "run_id": run_id},
+                     "runner": {"temp": str(temp)}, **contexts}, temp)  # fmt: skip
 
     # The "matrix" job.
     matrix_job = new_job("matrix")
@@ -271,3 +307,20 @@ def test_the_reusable_workflow_replayed_merges_to_what_a_single_run_says(tmp_pat
     }
     step_summary = (report_job.temp / "step_summary.md").read_text(encoding="utf-8")
     assert step_summary == (merged / "summary.md").read_text(encoding="utf-8")
+    assert "Compared with" not in step_summary  # the first run on this branch: no baseline
+
+    _the_next_report_compares(new_job("report-again", run_id="8"), jobs["report"], project.root,
+                              store)  # fmt: skip
+
+
+def _the_next_report_compares(job: _Job, spec: dict[str, Any], root: Path, store: Path) -> None:
+    """The next run's report job (same shards, for brevity) compares with the results the
+    cache kept of the first, and replaces the report artifact."""
+    _run_job(spec, job, workspace=root, store=store)
+    compared = (job.temp / "step_summary.md").read_text(encoding="utf-8")
+    assert "### Compared with" in compared
+    assert "results.json" in compared.split("### Compared with", 1)[1].splitlines()[0]
+    cached = json.loads((store.parent / "cache" / "index.json").read_text())
+    assert cached == ["stackmatrix-baseline-main-7-1", "stackmatrix-baseline-main-8-1"]
+    report_artifact = (store / "stackmatrix-report" / "summary.md").read_text(encoding="utf-8")
+    assert "### Compared with" in report_artifact
