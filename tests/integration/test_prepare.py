@@ -4,6 +4,11 @@ none on a second run, transient registry errors tried again, a missing tag named
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import signal
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +145,48 @@ def test_a_missing_tag_fails_its_variants_and_the_rest_run(
     summary = (project.run_dir() / "summary.md").read_text()
     assert "not found" in summary
     assert json.loads((project.run_dir() / "run.json").read_text())["exit_code"] == 3
+
+
+def _processes() -> str:
+    """The command line of every process on this host, one a line."""
+    return subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+
+
+def test_ctrl_c_stops_the_builds_and_pulls_of_stackmatrix_pull(
+    tmp_path: Path, docker_engine: DockerClient
+) -> None:
+    tag = f"stackmatrix-it-slow-{secrets.token_hex(4)}:1"
+    nap = f"sleep 120.{secrets.randbelow(10**6):06d}"  # no other process on this host has it
+    (tmp_path / "slow").mkdir()
+    (tmp_path / "slow" / "Dockerfile").write_text(
+        f"FROM debian:bookworm-slim\nRUN echo building && {nap}\n"
+    )
+    project = make_project(
+        tmp_path,
+        axes={"flavor": ["a"]},
+        extra_services={"slow": {"image": tag, "build": {"context": "slow"}}},
+    )
+    pull = project.popen("pull")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            ps = _processes()
+            if nap in ps:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the build never started")
+        pull.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        output, _ = pull.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        if pull.poll() is None:
+            os.kill(pull.pid, signal.SIGKILL)
+        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
+    assert pull.returncode == 130, output
+    assert took < 15, f"stackmatrix pull took {took:.1f}s to stop"
+    assert "stackmatrix: error: interrupted (SIGINT): pulls stopped" in output
+    assert "Traceback" not in output
+    ps = _processes()
+    assert nap not in ps  # the build was stopped, not left running
