@@ -7,7 +7,9 @@ their protocol as the probe reads (``tests/unit/engine/peers.py``).
 
 from __future__ import annotations
 
+import http.server
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -378,3 +380,35 @@ def test_probes_that_start_a_docker_process_are_tried_less_often() -> None:
     assert len(engine) == 1
     assert len(sockets) == 1
     assert min(engine) > max(sockets)
+
+
+def test_an_http_probe_reaches_a_port_published_on_ipv6() -> None:
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    class Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6
+
+    with Server(("::1", 0), Handler) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        context = ProbeContext(
+            service="web",
+            host_port=lambda _port: server.server_address[1],
+            logs=lambda: "",
+            execute=lambda _command: 0,
+            host=lambda _port: "::1",
+        )
+        try:
+            assert attempt(HttpProbe(port=80, path="/up"), context) is None
+        finally:
+            server.shutdown()
+    assert seen == ["/up"]
