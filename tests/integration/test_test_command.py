@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from stackmatrix.engine.stats import HOST_SERVICE
 from stackmatrix.redact import MASK
+from stackmatrix.report.plots import PLOT_NAME
 
 from ._matrix import Project, make_project
 
@@ -196,3 +198,29 @@ def test_each_variant_has_a_private_tmpdir_and_variant_dir(tmp_path: Path) -> No
         assert (run_dir / vid / "cache").is_dir()
         assert not (run_dir / vid / "tmp").exists()  # scratch, not a result: removed
     assert len(seen) == 2
+
+
+def test_the_host_side_of_the_tests_is_sampled_with_the_containers(tmp_path: Path) -> None:
+    project = make_project(tmp_path, axes={"flavor": ["a"]})
+    burn = (
+        "import time\nx = bytearray(48 * 2**20)\nend = time.time() + 4\n"
+        "while time.time() < end: x[0] = 1\n"
+    )
+    (tmp_path / "burn.py").write_text(burn)
+    _edit(project, {"shell": True, "command": "python3 burn.py && python3 echo_check.py"})
+
+    done = project.run("run")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    variant_dir = project.run_dir() / "flavor-a"
+    stats = json.loads((variant_dir / "stats.json").read_text())
+    host = [
+        s["containers"][HOST_SERVICE] for s in stats["samples"] if HOST_SERVICE in s["containers"]
+    ]
+    assert len(host) >= 2
+    assert max(h["memory_bytes"] for h in host) >= 48 * 2**20
+    assert max(h["cpu_percent"] for h in host) > 5
+    assert set(stats["peaks"]) == {"echo", HOST_SERVICE}
+    assert HOST_SERVICE in (variant_dir / PLOT_NAME).read_text()  # the report's plot shows it
+    # The stack's own peak memory is the containers', not the host's test processes.
+    assert project.journal()["variants"][0]["peak_memory_bytes"] < 48 * 2**20

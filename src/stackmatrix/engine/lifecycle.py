@@ -19,7 +19,7 @@ from stackmatrix.compose.render import (
 )
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
-from stackmatrix.engine.stats import StatsSampler
+from stackmatrix.engine.stats import HostProcesses, StatsSampler
 from stackmatrix.engine.suite import SETUP_LOG, has_report, judge, run_setup, run_suite, temp_dir
 from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.junit.write import read_counts, write_error_junit
@@ -171,7 +171,10 @@ class _VariantRun:
     def _drive(self, stack: Stack, builds: Mapping[str, str | None]) -> None:
         """Build, up, ready, tests; then collect and down whatever happened."""
         spec = self.job.spec
-        sampler = StatsSampler(stack.client, stack.container_ids, interval=spec.run.stats_interval)
+        host = HostProcesses(self.job.project)  # the test command and setup steps on the host
+        sampler = StatsSampler(
+            stack.client, stack.container_ids, interval=spec.run.stats_interval, host=host
+        )
         try:
             if self.job.cancel.is_set():
                 raise Cancelled

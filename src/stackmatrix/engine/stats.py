@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import subprocess
 import threading
@@ -33,6 +34,117 @@ WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containe
 # started (the engine's first reading of a container takes about a second).
 FIRST_SAMPLE_GRACE = 2.5
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# The host side of a variant (the test command and what it starts), sampled beside the
+# containers under this name: often the bottleneck of a run (pytest itself).
+HOST_SERVICE = "tests (host)"
+_PROC = Path("/proc")
+
+
+class HostProcesses:
+    """CPU, memory and block I/O of the processes a variant runs on the host.
+
+    The test command (and every setup step) starts in a session of its own, with
+    ``STACKMATRIX_PROJECT=<project>`` in its environment: the sessions whose leader has it are
+    the variant's, and every process in them is counted, whatever it forked. Read from
+    ``/proc``; elsewhere there is nothing to read and no sample.
+    """
+
+    def __init__(self, project: str, *, proc: Path = _PROC) -> None:
+        self._marker = f"STACKMATRIX_PROJECT={project}".encode()
+        self._proc = proc
+        self._leaders: dict[tuple[int, str], bool] = {}  # (pid, start time) -> ours
+        self._previous: tuple[float, int] | None = None  # (monotonic time, CPU ticks)
+        self._ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def reading(self) -> dict[str, float | int] | None:
+        """The processes' numbers now; None while none runs."""
+        stats = [stat for stat in map(self._stat, self._pids()) if stat is not None]
+        ours = {
+            stat["session"]
+            for stat in stats
+            if stat["pid"] == stat["session"] and self._is_ours(stat["pid"], stat["start"])
+        }
+        members = [stat for stat in stats if stat["session"] in ours]
+        if not members:
+            self._previous = None
+            return None
+        # The leaders' children's times (reaped ones) are in their cutime and cstime.
+        ticks = sum(stat["cpu"] + (stat["children"] if stat["pid"] in ours else 0)
+                    for stat in members)  # fmt: skip
+        now = time.monotonic()
+        cpu = 0.0
+        if self._previous is not None and now > self._previous[0]:
+            spent = max(0, ticks - self._previous[1]) / self._ticks
+            cpu = round(100.0 * spent / (now - self._previous[0]), 2)
+        self._previous = (now, ticks)
+        read, written = 0, 0
+        for stat in members:
+            io = self._io(stat["pid"])
+            read += io.get("read_bytes", 0)
+            written += io.get("write_bytes", 0)
+        return {
+            "cpu_percent": cpu,
+            "memory_bytes": sum(stat["rss"] for stat in members) * self._page,
+            "memory_limit_bytes": self._memory_total(),
+            "net_rx_bytes": 0,
+            "net_tx_bytes": 0,
+            "block_read_bytes": read,
+            "block_write_bytes": written,
+        }
+
+    def _pids(self) -> list[int]:
+        try:
+            return [int(path.name) for path in self._proc.iterdir() if path.name.isdigit()]
+        except OSError:
+            return []
+
+    def _stat(self, pid: int) -> dict[str, Any] | None:
+        try:
+            text = (self._proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None  # gone already
+        fields = text[text.rfind(")") + 2 :].split()
+        try:  # fields from the state on (proc(5) numbers them from 3)
+            return {
+                "pid": pid,
+                "session": int(fields[3]),
+                "cpu": int(fields[11]) + int(fields[12]),
+                "children": int(fields[13]) + int(fields[14]),
+                "start": fields[19],
+                "rss": int(fields[21]),
+            }
+        except (IndexError, ValueError):
+            return None
+
+    def _is_ours(self, pid: int, start: str) -> bool:
+        key = (pid, start)
+        if key not in self._leaders:
+            try:
+                environ = (self._proc / str(pid) / "environ").read_bytes()
+            except OSError:
+                environ = b""
+            self._leaders[key] = self._marker in environ.split(b"\0")
+        return self._leaders[key]
+
+    def _io(self, pid: int) -> dict[str, int]:
+        try:
+            text = (self._proc / str(pid) / "io").read_text(encoding="utf-8")
+        except OSError:
+            return {}
+        out = {}
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if value.strip().isdigit():
+                out[key.strip()] = int(value)
+        return out
+
+    def _memory_total(self) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self._proc / "meminfo").read_text(encoding="utf-8").splitlines():
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+        return 0
 
 
 def stats_frames(lines: Iterable[str], size: int = 0) -> Iterator[list[dict[str, Any]]]:
@@ -91,8 +203,10 @@ class StatsSampler:
         containers: Callable[[], Mapping[str, str]],  # running container id -> service name
         *,
         interval: float,
+        host: HostProcesses | None = None,
     ) -> None:
         self._docker = docker_command(client)
+        self._host = host
         self._containers = containers
         self._interval = interval
         self._stop = threading.Event()
@@ -193,6 +307,10 @@ class StatsSampler:
             row[service] = values
         if not row:
             return
+        if self._host is not None:
+            host = self._host.reading()
+            if host is not None:
+                row[HOST_SERVICE] = host
         self._last = now
         with self._lock:
             if self._final:
@@ -211,9 +329,11 @@ class StatsSampler:
         return peaks
 
     def peak_memory(self) -> int | None:
-        """Peak of the summed memory of all containers at one instant, in bytes."""
+        """Peak of the summed memory of all containers at one instant, in bytes (the stack's:
+        the host's test processes are beside it, not in it)."""
         totals = [
-            sum(int(v["memory_bytes"]) for v in s["containers"].values()) for s in self.samples
+            sum(int(v["memory_bytes"]) for k, v in s["containers"].items() if k != HOST_SERVICE)
+            for s in self.samples
         ]
         return max(totals) if totals else None
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from stackmatrix.engine.stats import _values, stats_frames
+from stackmatrix.engine.stats import HostProcesses, _values, stats_frames
 from stackmatrix.report.build import build_reports
 from stackmatrix.report.plots import PLOT_NAME, keep_plot
 from tests.unit.report.sample_run import build_sample_run
@@ -107,3 +112,43 @@ def test_no_plot_is_kept_without_samples(tmp_path: Path) -> None:
     stats_file.write_text(json.dumps({"interval": 1, "samples": [], "peaks": {}}))
     assert keep_plot(stats_file, "v") is None
     assert not (tmp_path / PLOT_NAME).exists()
+
+
+_BUSY = "x = bytearray(64 * 2**20)\nwhile True:\n    x[0] = 1\n"
+
+
+def test_the_host_processes_of_a_variant_are_its_sessions_whatever_they_fork(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "busy.py"
+    script.write_text(_BUSY, encoding="utf-8")
+    ours = {**os.environ, "STACKMATRIX_PROJECT": "shop-pg-15-r1"}
+    theirs = {**os.environ, "STACKMATRIX_PROJECT": "shop-pg-17-r1"}
+    # As the test command starts: a session of its own; the memory is in a grandchild.
+    test_command = subprocess.Popen(
+        ["sh", "-c", f"{sys.executable} {script}; true"], env=ours, start_new_session=True
+    )
+    other_variant = subprocess.Popen(
+        [sys.executable, str(script)], env=theirs, start_new_session=True
+    )
+    host = HostProcesses("shop-pg-15-r1")
+    try:
+        readings = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            reading = host.reading()
+            if reading is not None and reading["memory_bytes"] >= 64 * 2**20:
+                readings.append(reading)
+                if len(readings) == 3:
+                    break
+            time.sleep(0.5)
+        assert len(readings) == 3
+        # One 64 MiB process counted (not the other variant's), and it burns CPU.
+        assert all(64 * 2**20 <= r["memory_bytes"] < 128 * 2**20 for r in readings)
+        assert readings[-1]["cpu_percent"] > 5
+        assert readings[-1]["memory_limit_bytes"] > readings[-1]["memory_bytes"]
+    finally:
+        for proc in (test_command, other_variant):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert host.reading() is None  # nothing of the variant runs any more
