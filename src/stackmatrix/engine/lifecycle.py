@@ -59,6 +59,10 @@ def run_tests_on_held_stack(job: VariantJob) -> VariantResult:
     return _VariantRun(job).test_held()
 
 
+def _why(error: BaseException) -> str:
+    return error.reason if isinstance(error, StackFailure) else str(error)
+
+
 class _VariantRun:
     """The mutable bookkeeping of one variant while it runs; it ends as a VariantResult."""
 
@@ -77,6 +81,7 @@ class _VariantRun:
         self.stats_file: str | None = None
         self.tests_log: str | None = None
         self.setup_log: str | None = None
+        self.teardown: list[str] = []  # what went wrong after the variant did its part
         # Values never to show: secret variables of the tests (their environment, and the
         # expanded tests.env once the ports are known) and of the services.
         base = os.environ if job.base_env is None else job.base_env
@@ -205,21 +210,33 @@ class _VariantRun:
         finally:
             if self.job.run_tests:
                 self._drop_temp_dir()
-            with self.rec.phase("collect"):
-                self._collect(stack, sampler)
-                written = (self.junit, self.dir / "tests.log", self.dir / SETUP_LOG)
-                for path in (*written, *self.dir.glob("logs/*.log")):
-                    redact_file(path, self.secrets)
-            # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
-            plotting = self._start_plot()
+            self._tear_down(stack, sampler)
+
+    def _tear_down(self, stack: Stack, sampler: StatsSampler) -> None:
+        """Collect and down, whatever happened before. Trouble here is recorded beside what
+        the variant did (its tests' report and counts, or the first cause of its failure),
+        never instead of it."""
+        with self.rec.phase("collect"):
             try:
-                with self.rec.phase("down"):
-                    if not self.job.keep:
+                self._collect(stack, sampler)
+            except (StackmatrixError, StackFailure, OSError) as error:
+                self.teardown.append(f"collecting logs and stats failed: {_why(error)}")
+            written = (self.junit, self.dir / "tests.log", self.dir / SETUP_LOG)
+            for path in (*written, *self.dir.glob("logs/*.log")):
+                redact_file(path, self.secrets)
+        # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
+        plotting = self._start_plot()
+        try:
+            with self.rec.phase("down"):
+                if not self.job.keep:
+                    try:
                         stack.down()
-                        stack.keep = True  # done: the context exit must not repeat it
-            finally:
-                if plotting is not None:
-                    plotting.join()
+                    except (StackmatrixError, StackFailure) as error:
+                        self.teardown.append(f"teardown failed: {_why(error)}")
+                    stack.keep = True  # done or failed: the context exit must not repeat it
+        finally:
+            if plotting is not None:
+                plotting.join()
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
         if stack.created:
@@ -249,6 +266,9 @@ class _VariantRun:
     def _result(self) -> VariantResult:
         variant = self.job.variant
         status, reason = self.status, self.reason
+        teardown = "; ".join(self.teardown)
+        if teardown:
+            self.detail = "\n".join(part for part in (self.detail, f"teardown: {teardown}") if part)
         if status not in (Status.PASSED, Status.FAILED) or not has_report(self.junit):
             message = reason or "the tests wrote no JUnit report"
             if status in (Status.PASSED, Status.FAILED) and reason:
@@ -278,6 +298,7 @@ class _VariantRun:
             junit=f"{variant.id}/junit.xml",
             tests_log=self.tests_log,
             setup_log=self.setup_log,
+            teardown=redact_text(teardown, secrets),
             stats=self.stats_file,
             logs=self.logs,
         )

@@ -79,6 +79,9 @@ class VariantResult:
     junit: str | None = None
     tests_log: str | None = None
     setup_log: str | None = None  # the output of the spec's setup steps, when it has any
+    # What went wrong after the variant did its part (logs not collected, the stack not
+    # removed): beside its status, reason and counts, not instead of them.
+    teardown: str = ""
     stats: str | None = None
     logs: Mapping[str, str] = field(default_factory=dict)  # service -> log file
     # Earlier attempts under `run --retries`: their statuses and kept JUnit files, oldest first.
@@ -221,10 +224,13 @@ def parallelism(results: Sequence[VariantResult]) -> int:
 
 
 def exit_code_of(results: Sequence[VariantResult], *, interrupted: bool) -> int:
-    """0 all required variants passed; 1 tests failed; 3 a stack failed; 130 interrupted."""
+    """0 all required variants passed; 1 tests failed; 3 a stack failed (also only in its
+    teardown); 130 interrupted."""
     if interrupted or any(r.status is Status.INTERRUPTED for r in results):
         return Interrupted.exit_code
     if any(r.status is Status.ERROR for r in results):
+        return EngineError.exit_code
+    if any(r.teardown for r in results):  # a stack may be left behind: the engine failed
         return EngineError.exit_code
     if any(r.status in (Status.FAILED, Status.CANCELLED) for r in results):
         return TESTS_FAILED

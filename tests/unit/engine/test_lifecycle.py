@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from stackmatrix.engine import suite
+from stackmatrix.engine import lifecycle, suite
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.processes import ProcessOutcome
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.suite import judge as _judge
 from stackmatrix.engine.suite import run_suite as _run_tests
+from stackmatrix.errors import EngineError
 from stackmatrix.matrix.expand import Variant, expand
-from stackmatrix.results.journal import Status
+from stackmatrix.results.journal import Status, exit_code_of
 from stackmatrix.spec.load import load_spec
 from stackmatrix.spec.models import Spec
 
@@ -234,3 +235,95 @@ def test_variant_values_reach_the_project_name(tmp_path: Path) -> None:
     assert job.variant == Variant("pg-15_redis-on", {"pg": "15", "redis": "on"})
     assert job.directory == tmp_path / "runs" / RUN_ID / "pg-15_redis-on"
     assert job.project.startswith("shop-")
+
+
+# -- an engine that dies after the tests --------------------------------------------------------
+
+
+class _DyingEngineStack:
+    """A stack whose engine answers until the tests are done, then dies: logs and down fail."""
+
+    def __init__(self, **_: object) -> None:
+        self.client = None
+        self.keep = False
+        self.created = True
+        self.services = ["db"]
+        self.compose_file = Path("compose.yaml")
+        self.downs = 0
+
+    def __enter__(self) -> _DyingEngineStack:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if not self.keep:
+            self.down()
+
+    def container_ids(self) -> dict[str, str]:
+        return {}
+
+    def build(self, *_: object, **__: object) -> None: ...
+    def up(self) -> None: ...
+    def wait_until_healthy(self, _timeout: float) -> None: ...
+    def wait_until_ready(self, *_: object) -> None: ...
+
+    def ports(self) -> dict[str, dict[str, str]]:
+        return {"db": {"5432": "127.0.0.1:32770"}}
+
+    def save_logs(self, *_: object, **__: object) -> dict[str, Path]:
+        raise EngineError("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+
+    def down(self) -> None:
+        self.downs += 1
+        raise EngineError("docker compose down: the engine does not answer")
+
+
+class _NoSampler:
+    def __init__(self, *_: object, **__: object) -> None:
+        self.samples: list[object] = []
+
+    def __enter__(self) -> _NoSampler:
+        return self
+
+    def __exit__(self, *_: object) -> None: ...
+
+
+@pytest.mark.parametrize("failing", [False, True])
+def test_a_variant_whose_engine_dies_after_its_tests_keeps_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: bool
+) -> None:
+    report = _report(tmp_path / "made.xml", failures=int(failing), passed=2)
+    spec = _spec(
+        tmp_path, f"tests:\n  command: [sh, -c, 'cp {report} \"$1\"', sh, '${{{{ junit }}}}']\n"
+    )
+    monkeypatch.setattr(lifecycle, "Stack", _DyingEngineStack)
+    monkeypatch.setattr(lifecycle, "StatsSampler", _NoSampler)
+    result = lifecycle.run_variant(_job(spec, tmp_path))
+    assert result.status is (Status.FAILED if failing else Status.PASSED)
+    assert result.reason == ("exit code 0 but the report has 1 failed, 0 errors" if failing else "")
+    assert (result.tests.passed, result.tests.failed) == (2, int(failing))
+    assert (
+        tmp_path / "runs" / RUN_ID / result.id / "junit.xml"
+    ).read_bytes() == report.read_bytes()
+    assert result.teardown == (
+        "collecting logs and stats failed: Cannot connect to the Docker daemon at"
+        " unix:///var/run/docker.sock; teardown failed: docker compose down: the engine does"
+        " not answer"
+    )
+    assert result.detail.startswith("teardown: collecting logs and stats failed")
+    assert exit_code_of([result], interrupted=False) == 3  # a stack may be left: gc removes it
+
+
+def test_the_first_cause_is_the_reason_not_the_teardown_error_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class _UpFails(_DyingEngineStack):
+        def up(self) -> None:
+            raise EngineError("docker compose up: the engine went away")
+
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    monkeypatch.setattr(lifecycle, "Stack", _UpFails)
+    monkeypatch.setattr(lifecycle, "StatsSampler", _NoSampler)
+    result = lifecycle.run_variant(_job(spec, tmp_path))
+    assert result.status is Status.ERROR
+    assert result.reason == "docker compose up: the engine went away"
+    assert "teardown failed: docker compose down: the engine does not answer" in result.teardown
