@@ -323,7 +323,7 @@ def inputs_of(name: str) -> dict[str, Any]:
                 "setup": "scripts/bootstrap.sh"}),
     ("nightly.yml", {"profile": "nightly", "shards": 4, "python-version": "3.11",
                      "stackmatrix": ".", "setup": "scripts/bootstrap.sh", "baseline": True,
-                     "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
+                     "fail-on": "regression,incomplete", "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
 ])  # fmt: skip
 def test_the_project_runs_its_matrix_through_the_reusable_workflow(
     name: str, given: dict[str, Any]
@@ -340,7 +340,7 @@ def test_the_reusable_workflow_is_called_with_the_inputs_it_documents() -> None:
     inputs = inputs_of("matrix.yml")
     assert set(inputs) == {
         "matrix-file", "profile", "shards", "python-version", "stackmatrix", "setup",
-        "baseline", "working-directory", "artifact-prefix", "timeout-minutes",
+        "baseline", "fail-on", "working-directory", "artifact-prefix", "timeout-minutes",
     }  # fmt: skip
     assert all(spec.get("description") for spec in inputs.values())
     assert all("default" in spec for spec in inputs.values())  # every input is optional
@@ -438,7 +438,9 @@ def test_the_report_job_merges_every_job_whatever_happened() -> None:
     assert job["if"] == "always()"
     script = scripts(job)
     assert 'dirs=("$RUNS"/*/)' in script
-    assert 'stackmatrix report "${dirs[@]}" --out "$MERGED" "${baseline[@]}"' in script
+    assert (
+        'stackmatrix report "${dirs[@]}" --out "$MERGED" "${baseline[@]}" "${fail_on[@]}"' in script
+    )
     # `stackmatrix report` publishes the step summary; a second writer would show it twice.
     assert "GITHUB_STEP_SUMMARY" not in script
     (upload,) = uses_steps(job, "actions/upload-artifact")
@@ -508,3 +510,53 @@ def test_the_users_workflow_in_the_docs_is_about_ten_lines_of_known_inputs() -> 
         assert set(call["with"]) <= inputs
         assert workflow["permissions"] == {"contents": "read"}
     assert [name for name in sorted(inputs) if f"| `{name}` |" not in docs] == []
+
+
+def _report_arguments(tmp_path: Path, *, fail_on: str, with_baseline: bool) -> list[str]:
+    """The arguments the report step's script gives `stackmatrix report` (a stand-in on PATH
+    records them), with one run directory and a baseline on disk when *with_baseline*."""
+    (report_step,) = [
+        s for s in steps(matrix_jobs()["report"]) if s.get("name") == "stackmatrix report"
+    ]
+    (tmp_path / "runs" / "run-1").mkdir(parents=True)
+    if with_baseline:
+        (tmp_path / "baseline").mkdir()
+        (tmp_path / "baseline" / "results.json").write_text("{}", encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    recorder = bin_dir / "stackmatrix"
+    recorder.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n', encoding="utf-8")
+    recorder.chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "RECORD": str(tmp_path / "args"),
+        "WITH_BASELINE": "true",
+        "FAIL_ON": fail_on,
+        "RUNS": str(tmp_path / "runs"),
+        "MERGED": str(tmp_path / "merged"),
+        "BASELINE": str(tmp_path / "baseline"),
+    }
+    subprocess.run(["bash", "-e", "-c", report_step["run"]], env=env, check=True)
+    return (tmp_path / "args").read_text(encoding="utf-8").splitlines()[1:]
+
+
+def test_the_report_step_fails_on_what_the_caller_asks(tmp_path: Path) -> None:
+    arguments = _report_arguments(tmp_path, fail_on="regression,incomplete", with_baseline=True)
+    assert arguments[-2:] == ["--fail-on", "regression,incomplete"]
+    assert "--baseline" in arguments
+
+
+def test_without_a_baseline_a_regression_cannot_fail_the_report(tmp_path: Path) -> None:
+    arguments = _report_arguments(tmp_path, fail_on="regression,incomplete", with_baseline=False)
+    assert arguments[-2:] == ["--fail-on", "incomplete"]
+    assert "--baseline" not in arguments
+
+
+def test_an_empty_fail_on_gives_report_no_flag(tmp_path: Path) -> None:
+    assert "--fail-on" not in _report_arguments(tmp_path, fail_on="regression", with_baseline=False)
+
+
+def test_the_nightly_fails_on_regressions_and_missing_results() -> None:
+    (call,) = [job for job in load("nightly.yml")["jobs"].values() if "uses" in job]
+    assert call["with"]["fail-on"] == "regression,incomplete"
+    assert inputs_of("matrix.yml")["fail-on"]["default"] == "incomplete"
