@@ -323,7 +323,8 @@ def inputs_of(name: str) -> dict[str, Any]:
                 "setup": "scripts/bootstrap.sh"}),
     ("nightly.yml", {"profile": "nightly", "shards": 4, "python-version": "3.11",
                      "stackmatrix": ".", "setup": "scripts/bootstrap.sh", "baseline": True,
-                     "fail-on": "regression,incomplete", "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
+                     "fail-on": "regression,incomplete",
+                     "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
 ])  # fmt: skip
 def test_the_project_runs_its_matrix_through_the_reusable_workflow(
     name: str, given: dict[str, Any]
