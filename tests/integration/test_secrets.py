@@ -194,14 +194,13 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         )
         journal = project.journal()
     finally:
-        projects = []
-        run_json = root / ".stackmatrix" / "runs" / "latest" / "run.json"
-        if run_json.is_file():
-            projects = [v["project"] for v in json.loads(run_json.read_text())["variants"]]
-        remove_images(
-            [f"stackmatrix-it-secrets-{tag}:ok", f"stackmatrix-it-secrets-{tag}:fail"]
-            + [f"{p}-local" for p in projects]
-        )
+        # Compose names the variants' own builds PROJECT-SERVICE, the project holding the run id.
+        listed = subprocess.run(
+            ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+            capture_output=True, text=True, check=False,
+        ).stdout.split()  # fmt: skip
+        run_ids = [p.name for p in (root / ".stackmatrix" / "runs").glob("2*")]
+        remove_images([name for name in listed if tag in name or any(r in name for r in run_ids)])
     assert done.returncode == 3, done.stdout + done.stderr
     assert labelled_objects(journal["run_id"]) == set()
     return _Run(
