@@ -28,6 +28,12 @@ from stackmatrix.redact import (
     redact_file,
     redact_text,
 )
+from stackmatrix.results.files import (
+    OutputError,
+    seal_variant_dir,
+    write_json_atomic,
+    write_private_if,
+)
 
 SECRET_NAMES = [
     "PASSWORD", "POSTGRES_PASSWORD", "db_password", "PGPASSWORD", "MYSQL_ROOT_PASSWORD",
@@ -227,3 +233,62 @@ def test_redact_file_on_a_full_disk_blanks_secrets_in_place(
     assert redact_file(log, ["hunter22"]) is True
     assert log.read_text() == "connecting with ******** to db\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tests.log"]
+
+
+# -- the files of a run directory (results/files.py) --------------------------------------------
+
+
+def test_seal_variant_dir_removes_links_and_masks_every_file_but_the_compose_file(
+    tmp_path: Path,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "report.xml").write_text("hunter22 outside\n")
+    variant = tmp_path / "run" / "v1"
+    (variant / "logs").mkdir(parents=True)
+    (variant / "compose.yaml").write_text("PASSWORD: hunter22\n")
+    (variant / "build.log").write_text("#5 building with hunter22\n")
+    (variant / "logs" / "db.log").write_text("db hunter22\n")
+    (variant / "junit.xml").symlink_to(outside / "report.xml")
+    (variant / "elsewhere").symlink_to(outside)
+    os.mkfifo(variant / "pipe")
+
+    refused = seal_variant_dir(variant, ["hunter22"])
+
+    assert refused == [
+        f"elsewhere -> {outside}",
+        f"junit.xml -> {outside / 'report.xml'}",
+        "pipe (not a regular file)",
+    ]
+    assert (outside / "report.xml").read_text() == "hunter22 outside\n"
+    assert (variant / "build.log").read_text() == f"#5 building with {MASK}\n"
+    assert (variant / "logs" / "db.log").read_text() == f"db {MASK}\n"
+    assert (variant / "compose.yaml").read_text() == "PASSWORD: hunter22\n"
+    assert sorted(str(p.relative_to(variant)) for p in variant.rglob("*")) == [
+        "build.log", "compose.yaml", "logs", "logs/db.log",
+    ]  # fmt: skip
+
+
+def test_private_writes_replace_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("theirs\n")
+    link = tmp_path / "compose.yaml"
+    link.symlink_to(outside)
+    write_private_if(link, "ours\n", private=True)
+    assert outside.read_text() == "theirs\n"
+    assert not link.is_symlink()
+    assert link.read_text() == "ours\n"
+    assert stat.S_IMODE(link.stat().st_mode) == 0o600
+
+
+def test_a_write_whose_folder_became_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "run"
+    folder.write_text("not a folder\n")
+    with pytest.raises(OutputError) as error:
+        write_json_atomic(folder / "run.json", {"a": 1})
+    assert str(error.value) == (
+        f"cannot write {folder / 'run.json'}: File exists "
+        "(its folder was removed or replaced while the run went on)"
+    )
+    assert error.value.exit_code == 3
+    assert folder.read_text() == "not a folder\n"
