@@ -1,8 +1,9 @@
 """The one set of secret rules: which values are secret, and how every artifact masks them.
 
 A value is secret when its variable's name looks like one (``*PASSWORD*``, ``*TOKEN*``, ...)
-or is listed under ``secrets:`` in the matrix file, and a URL's password always is. Pure:
-imports nothing of stackmatrix, so every layer may use it.
+or is listed under ``secrets:`` in the matrix file, and a URL's password always is; wherever
+the value comes from (see :func:`compose_secrets`). Pure: imports nothing of stackmatrix, so
+every layer may use it.
 """
 
 from __future__ import annotations
