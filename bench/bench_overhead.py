@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -23,6 +24,9 @@ READINESS = OVERHEAD / "readiness.yaml"
 SCRIPT = OVERHEAD / "script.sh"
 # The script's variant names (FLAVOR-SIZE) -> stackmatrix's ids, for side-by-side tables.
 SCRIPT_VARIANTS = ("a-s", "a-m", "b-s", "b-m", "c-s", "c-m")
+# The same matrix at 12 variants: flavor a/b/c x size s/m/l/xl (matrix_of writes it).
+SIZES_12 = ("s", "m", "l", "xl")
+SCRIPT_VARIANTS_12 = tuple(f"{f}-{s}" for f in "abc" for s in SIZES_12)
 PHASES = ("render", "build", "up", "ready", "tests", "collect", "down")
 LISTENING = re.compile(r"listening at (\d+(?:\.\d+)?)")
 CHECKS_TIME = re.compile(r"checks passed in (\d+\.\d+) s")
@@ -33,6 +37,22 @@ def stackmatrix_id(script_variant: str) -> str:
     """``a-s`` -> ``flavor-a_size-s``."""
     flavor, size = script_variant.split("-")
     return f"flavor-{flavor}_size-{size}"
+
+
+def matrix_of(sizes: Sequence[str], folder: Path) -> Path:
+    """bench/overhead/matrix.yaml with the size axis set to *sizes*, written into *folder*
+    beside copies of the files it uses (server.pl, checks.py), so it runs from there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("server.pl", "checks.py"):
+        shutil.copy2(OVERHEAD / name, folder / name)
+    text = MATRIX.read_text(encoding="utf-8")
+    axis = "  size: [s, m]\n"
+    if axis not in text:
+        msg = f"{MATRIX}: no line {axis.strip()!r} to widen"
+        raise ValueError(msg)
+    target = folder / f"matrix-{len(sizes) * 3}.yaml"
+    target.write_text(text.replace(axis, f"  size: [{', '.join(sizes)}]\n"), encoding="utf-8")
+    return target
 
 
 def listen_times(text: str) -> list[float]:
@@ -109,17 +129,23 @@ def _stats_samples(path: Path) -> int:
 
 
 def run_script(
-    out: Path, run_label: str, jobs: int, env: Mapping[str, str], timeout: float = 300
+    out: Path,
+    run_label: str,
+    jobs: int,
+    env: Mapping[str, str],
+    *,
+    timeout: float = 300,
+    variants: Sequence[str] = SCRIPT_VARIANTS,
 ) -> dict[str, Any]:
-    """script.sh once over every variant: wall time and per-variant phase times."""
-    argv = ["bash", str(SCRIPT), str(out), run_label, str(jobs), *SCRIPT_VARIANTS]
+    """script.sh once over *variants* (FLAVOR-SIZE): wall time and per-variant phase times."""
+    argv = ["bash", str(SCRIPT), str(out), run_label, str(jobs), *variants]
     began = time.perf_counter()
     proc = subprocess.run(
         argv, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
     wall = time.perf_counter() - began
-    variants = []
-    for name in SCRIPT_VARIANTS:
+    results = []
+    for name in variants:
         folder = out / name
         lines = (line.split() for line in _read(folder / "times").splitlines())
         stamps = {phase: float(at) for phase, at in lines}
@@ -127,7 +153,7 @@ def run_script(
         present = [p for p in order if p in stamps]
         phases = {a: round(stamps[b] - stamps[a], 3) for a, b in itertools.pairwise(present)}
         listened = listen_times(_read(folder / "logs" / "all.log"))
-        variants.append(
+        results.append(
             {
                 "id": stackmatrix_id(name),
                 "exit": _read(folder / "exit").strip(),
@@ -143,7 +169,7 @@ def run_script(
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
         "wall_s": round(wall, 3),
         "run_label": run_label,
-        "variants": variants,
+        "variants": results,
     }
 
 

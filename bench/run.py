@@ -29,7 +29,21 @@ import bench_publish
 
 BENCH = Path(__file__).parent
 ROOT = BENCH.parent
-GOALS = {"overhead_ratio": 1.10, "readiness_latency_s": 0.25}
+GOALS = {
+    "overhead_ratio": 0.85,
+    "readiness_latency_s": 0.25,
+    # CLI start-up (median of 10 wall times) and `run` to its first engine call.
+    "help_s": 0.15,
+    "list_s": 0.25,
+    "run_first_engine_call_s": 0.3,
+    # `report` over 1,000,000 testcases.
+    "report_1m_s": 20.0,
+    "report_1m_rss_mib": 500.0,
+    "results_json_bytes_per_testcase": 60.0,
+    "merge_ratio": 1.0,
+}
+# What --only can name: each is one benchmark, whose figures replace its own in results.json.
+BENCHMARKS = ("overhead", "readiness", "expand", "merge", "cli", "report", "overhead12")
 
 
 def log(message: str) -> None:
@@ -138,10 +152,10 @@ class Bench:
         self.count += 1
         return self.scratch / f"{self.count:02d}-{kind}"
 
-    def script(self) -> dict[str, Any]:
+    def script(self, variants: Sequence[str] = ovh.SCRIPT_VARIANTS) -> dict[str, Any]:
         label = f"bench-{time.strftime('%H%M%S')}-{os.getpid()}-{self.count}"
         self.run_ids.append(label)
-        result = ovh.run_script(self._out("script"), label, self.jobs, self.env)
+        result = ovh.run_script(self._out("script"), label, self.jobs, self.env, variants=variants)
         self._check("script", result)
         return result
 
@@ -302,6 +316,61 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
     }
 
 
+def overhead12_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
+    """The overhead matrix at 12 variants (flavor a/b/c x size s/m/l/xl): script and
+    stackmatrix ``--jobs K``, alternating which goes first, *rounds* pairs, no warm-up (the
+    6-variant rounds warm the same images up; run alone, the first pair pays for it)."""
+    matrix = ovh.matrix_of(ovh.SIZES_12, bench.scratch / "matrix-12")
+    runs: dict[str, list[dict[str, Any]]] = {"script": [], "stackmatrix": []}
+    for index in range(rounds):
+        order: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("script", lambda: bench.script(ovh.SCRIPT_VARIANTS_12)),
+            ("stackmatrix", lambda: bench.stackmatrix(matrix, bench.jobs)),
+        ]
+        if index % 2:
+            order.reverse()
+        for name, action in order:
+            runs[name].append(action())
+    valid = {name: [r for r in rs if r["valid"]] for name, rs in runs.items()}
+    walls = {name: [r["wall_s"] for r in rs] for name, rs in valid.items()}
+    paired = [
+        s["wall_s"] / c["wall_s"]
+        for s, c in zip(runs["stackmatrix"], runs["script"], strict=False)
+        if s["valid"] and c["valid"]
+    ]
+    script_wall, sm_wall = median(walls["script"]), median(walls["stackmatrix"])
+    per_variant = {
+        vid: {
+            name: median(
+                [v["wall_s"] for r in valid[name] for v in r["variants"] if v["id"] == vid]
+            )
+            for name in ("stackmatrix", "script")
+        }
+        for vid in map(ovh.stackmatrix_id, ovh.SCRIPT_VARIANTS_12)
+    }
+    return {
+        "variants": len(ovh.SCRIPT_VARIANTS_12),
+        "jobs": bench.jobs,
+        "rounds": rounds,
+        "repetitions": {name: len(rs) for name, rs in valid.items()},
+        "invalid_repetitions": {name: len(runs[name]) - len(rs) for name, rs in valid.items()},
+        "wall_s": walls,
+        "script_median_s": script_wall,
+        "stackmatrix_median_s": sm_wall,
+        "overhead_ratio": ratio(sm_wall, script_wall),
+        "overhead_ratio_paired": [round(r, 3) for r in paired],
+        "startup_s": median([r["startup_s"] for r in valid["stackmatrix"]]),
+        "reports_s": median([r["reports_s"] for r in valid["stackmatrix"]]),
+        "variant_wall_s": {
+            name: median([v["wall_s"] for r in valid[name] for v in r["variants"]])
+            for name in ("stackmatrix", "script")
+        },
+        "per_variant_wall_s": per_variant,
+        "noise": ovh.engine_noise(),
+        "runs": runs,
+    }
+
+
 def _candidate(
     runs: Mapping[str, list[dict[str, Any]]],
     valid: Mapping[str, list[dict[str, Any]]],
@@ -440,6 +509,28 @@ def expand_benchmark(env: Mapping[str, str], repeat: int) -> dict[str, Any]:
     return result
 
 
+def cli_benchmark(env: Mapping[str, str], repeat: int) -> dict[str, Any]:
+    """bench/bench_cli.py: start-up of --help, list, render, gha-matrix; run's first engine call."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_cli.py"), "--repeat", str(repeat)],
+        env=dict(env), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def report_benchmark(
+    env: Mapping[str, str], sizes: str, timeout: float, junitparser_up_to: int
+) -> dict[str, Any]:
+    """bench/bench_report.py: report and merge over generated runs of 200k and 1M testcases."""
+    argv = [sys.executable, str(BENCH / "bench_report.py"), "--sizes", sizes]
+    argv += ["--timeout", str(timeout), "--junitparser-up-to", str(junitparser_up_to)]
+    out = subprocess.run(argv, env=dict(env), capture_output=True, text=True, check=True).stdout
+    result: dict[str, Any] = json.loads(out)
+    result["loadavg_1m"] = round(os.getloadavg()[0], 2)
+    return result
+
+
 def parse_args() -> argparse.Namespace:
     """The command line; ``--quick`` shrinks every repetition count to one."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -464,6 +555,28 @@ def parse_args() -> argparse.Namespace:
         metavar="SRC",
         help="also time a changed copy of src/ (its stackmatrix package) in the same rounds",
     )
+    parser.add_argument("--cli-repeat", type=int, default=10, help="runs of each CLI command")
+    parser.add_argument(
+        "--rounds-12", type=int, default=2, help="12-variant script/stackmatrix pairs"
+    )
+    parser.add_argument(
+        "--report-sizes", default="20x10000,20x50000", help="VARIANTSxTESTCASES, comma-separated"
+    )
+    parser.add_argument(
+        "--report-timeout", type=float, default=600, help="seconds per report/merge measurement"
+    )
+    parser.add_argument(
+        "--junitparser-up-to",
+        type=int,
+        default=200_000,
+        metavar="N",
+        help="time junitparser merge at report sizes of at most N testcases",
+    )
+    parser.add_argument(
+        "--only",
+        choices=BENCHMARKS,
+        help="run one benchmark; the other figures are kept from the existing results.json",
+    )
     parser.add_argument("--output", type=Path, default=BENCH / "results.json")
     parser.add_argument("--keep-runs", action="store_true", help="keep the run folders")
     args = parser.parse_args()
@@ -472,41 +585,74 @@ def parse_args() -> argparse.Namespace:
         args.rounds = args.serial_rounds = args.readiness_rounds = 1
         args.merge_repeat = args.junitparser_repeat = args.expand_repeat = 1
         args.merge_size = (20, 500)
+        args.cli_repeat = 3
+        args.rounds_12 = 1
+        args.report_sizes = "4x10000"
     return args
+
+
+def run_benchmarks(
+    args: argparse.Namespace, results: dict[str, Any], scratch: Path, selected: Sequence[str]
+) -> Bench | None:
+    """Run the *selected* benchmarks into *results*; the engine ones share one Bench."""
+    bench: Bench | None = None
+    with code_under_test(args.source, scratch) as env:
+        candidate_env = None
+        if args.candidate:
+            candidate_env = {**env, "PYTHONPATH": str(args.candidate.resolve())}
+            results["candidate_source"] = str(args.candidate)
+        bench = Bench(scratch, env, args.jobs, candidate_env)
+        if "overhead" in selected:
+            runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
+            results["overhead"] = summarize_overhead(runs, args.jobs)
+        if "readiness" in selected:
+            results["readiness"] = readiness_rounds(bench, args.readiness_rounds)
+            if candidate_env:
+                results["readiness_candidate"] = readiness_rounds(
+                    bench, min(args.readiness_rounds, 2), candidate=True
+                )
+        if "overhead12" in selected:
+            log("overhead matrix at 12 variants")
+            results["overhead12"] = overhead12_rounds(bench, args.rounds_12)
+        if bench.run_ids:
+            results["noise_after"] = ovh.engine_noise()
+            results["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
+        if "expand" in selected:
+            results["expand"] = expand_benchmark(env, args.expand_repeat)
+            log(f"expand: {results['expand']['load_expand_s']} s")
+        if "cli" in selected:
+            results["cli"] = cli_benchmark(env, args.cli_repeat)
+            log(f"cli: {json.dumps(results['cli']['commands'])}")
+        if "report" in selected:
+            log(f"report at {args.report_sizes} (timeout {args.report_timeout:.0f} s each)")
+            results["report"] = report_benchmark(
+                env, args.report_sizes, args.report_timeout, args.junitparser_up_to
+            )
+    if "merge" in selected:
+        if args.source != "worktree":
+            sys.path.insert(0, env["PYTHONPATH"])
+        results["merge"] = merge_benchmark(
+            args.merge_repeat, args.junitparser_repeat, *args.merge_size
+        )
+    return bench
 
 
 def main() -> int:
     """Run the benchmarks, write the results; exit 1 when a run was invalid or left objects."""
     args = parse_args()
     began = time.time()
-    results: dict[str, Any] = {"machine": machine_facts(), "source": args.source}
-    results["noise_before"] = ovh.engine_noise()
-    log(f"measuring {results['machine']['commit'][:12]} ({args.source}): {results['noise_before']}")
+    selected = [args.only] if args.only else list(BENCHMARKS)
+    results: dict[str, Any] = {}
+    if args.only and args.output.is_file():
+        results = json.loads(args.output.read_text(encoding="utf-8"))
+    if not args.only:
+        results = {"machine": machine_facts(), "source": args.source}
+        results["noise_before"] = ovh.engine_noise()
+    log(f"measuring {machine_facts()['commit'][:12]} ({args.source}): {', '.join(selected)}")
     scratch = Path(tempfile.mkdtemp(prefix="stackmatrix-bench-"))
     bench: Bench | None = None
     try:
-        with code_under_test(args.source, scratch) as env:
-            candidate_env = None
-            if args.candidate:
-                candidate_env = {**env, "PYTHONPATH": str(args.candidate.resolve())}
-                results["candidate_source"] = str(args.candidate)
-            bench = Bench(scratch, env, args.jobs, candidate_env)
-            runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
-            results["overhead"] = summarize_overhead(runs, args.jobs)
-            results["readiness"] = readiness_rounds(bench, args.readiness_rounds)
-            if candidate_env:
-                results["readiness_candidate"] = readiness_rounds(
-                    bench, min(args.readiness_rounds, 2), candidate=True
-                )
-            results["noise_after"] = ovh.engine_noise()
-            results["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
-            results["expand"] = expand_benchmark(env, args.expand_repeat)
-            log(f"expand: {results['expand']['load_expand_s']} s")
-        if args.source != "worktree":
-            sys.path.insert(0, env["PYTHONPATH"])
-        results["merge"] = merge_benchmark(
-            args.merge_repeat, args.junitparser_repeat, *args.merge_size
-        )
+        bench = run_benchmarks(args, results, scratch, selected)
     finally:
         if bench is not None:
             ovh.remove_labelled(bench.run_ids)
@@ -514,21 +660,191 @@ def main() -> int:
             log(f"run folders kept in {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
-    results["quick"] = args.quick
-    results["took_s"] = round(time.time() - began, 1)
-    results["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(began))
+    measured_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(began))
+    if args.only:
+        results.setdefault("measured_separately", {})[args.only] = {
+            "measured_at": measured_at,
+            "commit": git("rev-parse", "HEAD"),
+            "took_s": round(time.time() - began, 1),
+        }
+    else:
+        results["quick"] = args.quick
+        results["took_s"] = round(time.time() - began, 1)
+        results["measured_at"] = measured_at
     results["goals"] = GOALS
     args.output.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    if args.output.resolve() == (BENCH / "results.json").resolve():
-        bench_publish.publish(results, BENCH)
-    log(f"wrote {args.output}; took {results['took_s']} s")
-    overhead = results["overhead"]
-    print(json.dumps({k: overhead[k] for k in ("overhead_ratio", "speedup")}
-                     | {"readiness": results["readiness"]["latency_s"],
-                        "merge_ratio": results["merge"]["ratio"],
-                        "leftovers": results["leftovers"]}, indent=2))  # fmt: skip
-    invalid = any(overhead["invalid_repetitions"].values())
-    return 1 if invalid or any(results["leftovers"].values()) else 0
+    if args.output.resolve() == (BENCH / "results.json").resolve() and "overhead" in results:
+        publish(results)
+    log(f"wrote {args.output}; took {round(time.time() - began, 1)} s")
+    print(json.dumps(headline(results), indent=2))
+    invalid = any(
+        any(results[name]["invalid_repetitions"].values())
+        for name in ("overhead", "overhead12")
+        if name in selected and name in results
+    )
+    return 1 if invalid or any(results.get("leftovers", {}).values()) else 0
+
+
+def headline(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The few figures printed at the end, against their goals."""
+    return {row[0]: f"{row[1]} (goal {row[2]}: {row[3] or '-'})" for row in goal_rows(results)}
+
+
+def _verdict(value: float | None, goal: float) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if value <= goal else "not met"
+
+
+def goal_rows(results: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, value, goal, met / not met) for every figure that has a goal."""
+    goals = GOALS
+    rows: list[tuple[str, str, str, str]] = []
+    for key, label in (("overhead", "6 variants"), ("overhead12", "12 variants")):
+        o = results.get(key)
+        if o:
+            rows.append((
+                f"overhead: stackmatrix / script wall time, {label}, `--jobs {o['jobs']}`",
+                f"{o['overhead_ratio']} ({o['stackmatrix_median_s']} s / {o['script_median_s']}"
+                f" s; paired: {', '.join(map(str, o['overhead_ratio_paired']))})",
+                f"≤ {goals['overhead_ratio']}",
+                _verdict(o["overhead_ratio"], goals["overhead_ratio"]),
+            ))  # fmt: skip
+    cli = results.get("cli")
+    if cli:
+        commands = cli["commands"]
+        for name, goal in (("--help", "help_s"), ("list", "list_s"), ("render", None),
+                           ("gha-matrix", None), ("python -c pass", None)):  # fmt: skip
+            c = commands[name]
+            label = name if name.startswith("python") else f"stackmatrix {name}"
+            rows.append((
+                f"`{label}`{' (the floor)' if name.startswith('python') else ''}, median of "
+                f"{cli['repeat']}",
+                f"{c['median_s']} s (min {c['min_s']}, max {c['max_s']})",
+                f"≤ {goals[goal]} s" if goal else "",
+                _verdict(c["median_s"], goals[goal]) if goal else "",
+            ))  # fmt: skip
+        first = cli["run_first_engine_call"]
+        rows.append((
+            "`stackmatrix run`: process start -> first `docker` call (fake docker), median of "
+            f"{first['samples']}",
+            f"{first['median_s']} s (min {first['min_s']}, max {first['max_s']})",
+            f"≤ {goals['run_first_engine_call_s']} s",
+            _verdict(first["median_s"], goals["run_first_engine_call_s"]),
+        ))  # fmt: skip
+    for size in (results.get("report") or {}).get("sizes", []):
+        rows.extend(_report_rows(size))
+    return rows
+
+
+def _report_rows(size: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    goals = GOALS
+    n = size["testcases"]
+    million = n >= 1_000_000
+    what = f"{n:,} testcases ({size['variants']} x {size['testcases_per_variant']:,})"
+    report, merge, jp = size["report"], size["merge"], size.get("junitparser_merge")
+    rows: list[tuple[str, str, str, str]] = []
+    if not report["finished"]:
+        rows.append((f"`report`, {what}", f"did not finish in {report['timeout_s']:.0f} s",
+                     f"≤ {goals['report_1m_s']:.0f} s" if million else "", "not met"))  # fmt: skip
+    elif report["exit_code"]:
+        rows.append((f"`report`, {what}", f"failed: exit {report['exit_code']}", "", "not met"))
+    else:
+        rows += [
+            (f"`report`, {what}: wall time", f"{report['wall_s']} s",
+             f"≤ {goals['report_1m_s']:.0f} s" if million else "(1M: ≤ 20 s)",
+             _verdict(report["wall_s"], goals["report_1m_s"]) if million else ""),
+            (f"`report`, {what}: peak RSS", f"{report['peak_rss_mib']} MiB",
+             f"≤ {goals['report_1m_rss_mib']:.0f} MiB" if million else "(1M: ≤ 500 MiB)",
+             _verdict(report["peak_rss_mib"], goals["report_1m_rss_mib"]) if million else ""),
+            (f"`report`, {what}: results.json per testcase",
+             f"{report['results_json_bytes_per_testcase']} bytes "
+             f"({(report['results_json_bytes'] or 0) / 2**20:.1f} MiB)",
+             f"≤ {goals['results_json_bytes_per_testcase']:.0f} bytes",
+             _verdict(report["results_json_bytes_per_testcase"],
+                      goals["results_json_bytes_per_testcase"])),
+        ]  # fmt: skip
+    merge_value = (
+        f"{merge['wall_s']} s, {merge['peak_rss_mib']} MiB"
+        if merge["finished"] and not merge["exit_code"]
+        else (f"did not finish in {merge['timeout_s']:.0f} s" if not merge["finished"]
+              else f"failed: exit {merge['exit_code']}")
+    )  # fmt: skip
+    if jp and jp["finished"] and not jp["exit_code"] and merge["finished"]:
+        merge_ratio = round(merge["wall_s"] / jp["wall_s"], 3)
+        theirs = f"{jp['wall_s']} s, {jp['peak_rss_mib']} MiB"
+        met = "met" if merge_ratio < goals["merge_ratio"] else "not met"
+        rows.append((f"`stackmatrix merge` / `junitparser merge`, {what}",
+                     f"{merge_ratio} ({merge_value} / {theirs})", "< 1", met))  # fmt: skip
+    else:
+        jp_text = (
+            "not timed at this size" if not jp
+            else f"junitparser did not finish in {jp['timeout_s']:.0f} s" if not jp["finished"]
+            else f"junitparser failed: exit {jp['exit_code']}"
+        )  # fmt: skip
+        rows.append((f"`stackmatrix merge`, {what}", f"{merge_value} ({jp_text})", "", ""))
+    return rows
+
+
+GOALS_HEADING = "## Goals: start-up, 12 variants, reports at a million testcases"
+KEPT_HEADING = "## Images from a registry"
+
+
+def publish(results: Mapping[str, Any]) -> None:
+    """README.md and plot.png from bench_publish, then the goal table of the newer benchmarks
+    and the hand-written registry section (bench_pull.py), kept from the previous README."""
+    readme = BENCH / "README.md"
+    old = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+    kept = old[old.index(KEPT_HEADING) :] if KEPT_HEADING in old else ""
+    bench_publish.publish(results, BENCH)
+    page = readme.read_text(encoding="utf-8").rstrip("\n") + "\n\n" + goals_section(results)
+    if kept:
+        page += "\n" + kept.rstrip("\n") + "\n"
+    readme.write_text(page, encoding="utf-8")
+
+
+def goals_section(results: Mapping[str, Any]) -> str:
+    """Markdown: every figure with a goal, its value and whether it is met."""
+    separately = results.get("measured_separately", {})
+    lines = [
+        GOALS_HEADING,
+        "",
+        "Each figure against its goal (benchmarks, not timed tests). "
+        + "; ".join(
+            f"`{name}` measured {facts['measured_at']} at `{facts['commit'][:12]}`"
+            f" ({facts['took_s']} s)"
+            for name, facts in sorted(separately.items())
+        )
+        + ("." if separately else ""),
+        "",
+        "| figure | value | goal |  |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in goal_rows(results)),
+        "",
+        "How: `bench/bench_cli.py` runs each command as a child process (the console script, the "
+        "repository's `matrix.yaml`), output to /dev/null, and takes the median wall time; for "
+        "`run`, a fake `docker` first on PATH writes bash's `$EPOCHREALTIME` and exits 1 (an "
+        "engine that is down), and the figure is that moment minus the time just before the child "
+        "was spawned: the real engine is never called. `bench/bench_report.py` writes run "
+        "directories (run.json and one pytest-shaped JUnit file per variant: 1 in 20 testcases "
+        "fails with a message, a traceback and captured output, a few more fail in one variant "
+        "only, 1 in 50 is skipped), then runs `stackmatrix report RUN_DIR --out OUT` and "
+        "`stackmatrix merge -o FILE RUN_DIR`, each killed after a timeout, and reads the child's "
+        "peak RSS from `wait4` (`ru_maxrss`). The 12-variant overhead matrix is "
+        "`bench/overhead/matrix.yaml` with the size axis `s, m, l, xl`; the script runs the "
+        "same 12 variants.",
+    ]
+    for key in ("cli", "report"):
+        if key in results and "loadavg_1m" in results[key]:
+            lines.append(f"Load average (1 min) after `{key}`: {results[key]['loadavg_1m']}.")
+    o12 = results.get("overhead12")
+    if o12:
+        lines.append(
+            f"12 variants: {o12['rounds']} pair(s) of runs, engine busy besides us: "
+            f"{o12['noise']['running_containers']} running containers, load "
+            f"{o12['noise']['loadavg_1m']}."
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
