@@ -665,7 +665,9 @@ def main() -> int:
         results.setdefault("measured_separately", {})[args.only] = {
             "measured_at": measured_at,
             "commit": git("rev-parse", "HEAD"),
+            "worktree_changes_in_src": git("status", "--porcelain", "--", "src").splitlines(),
             "took_s": round(time.time() - began, 1),
+            "loadavg_1m_after": round(os.getloadavg()[0], 2),
         }
     else:
         results["quick"] = args.quick
@@ -812,10 +814,13 @@ def goals_section(results: Mapping[str, Any]) -> str:
         "Each figure against its goal (benchmarks, not timed tests). "
         + "; ".join(
             f"`{name}` measured {facts['measured_at']} at `{facts['commit'][:12]}`"
-            f" ({facts['took_s']} s)"
+            + (" plus uncommitted changes in src/" if facts.get("worktree_changes_in_src") else "")
+            + f" ({facts['took_s']} s, load average after: {facts.get('loadavg_1m_after', '?')})"
             for name, facts in sorted(separately.items())
         )
-        + ("." if separately else ""),
+        + ("." if separately else "")
+        + f" The rest: the full run of {results.get('measured_at', '?')} at "
+        + f"`{results.get('machine', {}).get('commit', '?')[:12]}`.",
         "",
         "| figure | value | goal |  |",
         "|---|---|---|---|",
