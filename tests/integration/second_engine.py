@@ -113,6 +113,12 @@ def _answers(host: str) -> bool:
     return probe.returncode == 0
 
 
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below *root*, in the order they were mounted."""
+    points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    return [p for p in points if p == str(root) or p.startswith(f"{root}/")]
+
+
 @contextlib.contextmanager
 def second_engine() -> Iterator[SecondEngine]:
     """Start a second dockerd in its own network namespace; always stopped and removed after."""
@@ -134,6 +140,9 @@ def second_engine() -> Iterator[SecondEngine]:
     finally:
         engine.stop()
         subprocess.run(["ip", "netns", "delete", namespace], check=False)
+        # A dockerd that was killed leaves its bind mount of the data root (and maybe more).
+        for mount in reversed(_mounts_under(root)):
+            subprocess.run(["umount", "--lazy", mount], check=False)
         subprocess.run(["rm", "-rf", "--one-file-system", str(root)], check=False)
         if had_bridge and not HOST_BRIDGE.exists():
             raise RuntimeError("the second engine removed the host's docker0 bridge")

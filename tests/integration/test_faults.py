@@ -549,7 +549,7 @@ def _engine_project(root: Path, engine: SecondEngine, tests: str) -> Project:
             "image": BOOKWORM, "init": True, "command": ["sleep", "600"],
         }}}}],
         "tests": {
-            "command": ["sh", "-c", tests],
+            "command": ["sh", "-c", f"{JUNIT}; {tests}"],
             "env": {"ENGINE_PID": str(engine.pid), "MARK": str(root / "fault")},
             "timeout": "120s",
         },
@@ -577,6 +577,11 @@ def _fault_time(root: Path) -> float:
 
 
 FREEZE = 'kill -STOP "$ENGINE_PID"; date +%s.%N > "$MARK"; exit 0'
+# The tests' report: one testcase that passed.
+JUNIT = (
+    'echo \'<testsuite name="t" tests="1"><testcase classname="t" name="ok"/>'
+    '</testsuite>\' > "$STACKMATRIX_JUNIT"'
+)
 
 
 def test_an_engine_frozen_after_the_tests_fails_the_run_within_the_deadline_naming_the_call(
@@ -597,11 +602,12 @@ def test_an_engine_frozen_after_the_tests_fails_the_run_within_the_deadline_nami
     # later call (the rest of teardown) fails at once.
     assert ended - _fault_time(tmp_path) < 5 + 4 + 6, done.stderr
     assert done.returncode == 3, done.stdout + done.stderr
-    assert variant["status"] == "error"
-    assert variant["reason"].startswith(
-        "the Docker engine did not answer `docker logs` within 5 s; teardown failed too: "
-    ), variant["reason"]
-    assert "did not answer `docker logs` within 5 s" in done.stderr
+    # The tests had finished: their result and counts stand, the trouble is recorded beside.
+    assert (variant["status"], variant["tests"]["passed"]) == ("passed", 1), variant
+    assert variant["teardown"] == (
+        "teardown failed: the Docker engine did not answer `docker compose down`:"
+        " it does not answer `docker version` since `docker logs` got none"
+    ), variant
     assert "DockerException" not in done.stdout + done.stderr
     assert "The command executed was" not in done.stdout + done.stderr
     log = (project.run_dir() / "flavor-a" / "logs" / "idle.log").read_text()
@@ -654,10 +660,14 @@ def test_an_engine_that_dies_during_the_tests_is_the_reason_and_gc_cleans_up_aft
     after_gc = gc(project, env=engine2.env())
 
     assert done.returncode == 3, done.stdout + done.stderr
-    assert variant["reason"].startswith(
-        "the Docker engine is gone: `docker logs` failed: Cannot connect to the Docker daemon"
-    ), variant["reason"]
-    assert "teardown failed too" in variant["reason"]
+    assert (variant["status"], variant["tests"]["passed"]) == ("passed", 1), variant
+    assert variant["teardown"].startswith(
+        "teardown failed: the Docker engine did not answer `docker compose down`"
+    ), variant
+    log = (project.run_dir() / "flavor-a" / "logs" / "idle.log").read_text()
+    assert log.startswith(
+        "(no log: the Docker engine is gone: `docker logs` failed: Cannot connect to the Docker"
+    ), log
     assert "The command executed was" not in done.stdout + done.stderr
     assert left, "the dead engine could not take the stack down"
     assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
@@ -687,8 +697,9 @@ def test_an_engine_that_dies_while_the_stack_comes_up_is_the_reason(
 
     assert code == 3, run.output
     assert seconds < 15, run.output
+    # The first cause is the reason; the teardown that failed after it is beside it.
     assert variant["reason"].startswith("the Docker engine is gone: `docker container "), variant
-    assert "teardown failed too" in variant["reason"]
+    assert variant["teardown"].startswith("teardown failed: "), variant
     assert "Traceback" not in run.output
     assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
     assert _labelled_on(engine2, run_id) == set()

@@ -66,6 +66,14 @@ class _Engine:
     lock = threading.Lock()
     frozen_at: float | None = None  # a ping got no answer at this (monotonic) time
     suspect = False  # a call ran past its deadline: ping before waiting on the next one
+    silent = ""  # the call that got no answer first, since the engine last answered
+
+
+def _no_answer(what: str) -> None:
+    """Remember that *what* got no answer (the first such call is what messages name)."""
+    with _Engine.lock:
+        _Engine.suspect = True
+        _Engine.silent = _Engine.silent or what
 
 
 def ping(timeout: float = PING_TIMEOUT) -> bool:
@@ -87,21 +95,26 @@ def ping(timeout: float = PING_TIMEOUT) -> bool:
     with _Engine.lock:
         _Engine.frozen_at = None if answered else time.monotonic()
         _Engine.suspect = not answered
+        if answered:
+            _Engine.silent = ""
     return answered
 
 
 def _fail_fast(what: str) -> None:
     """Raise at once when the engine was just found frozen; ping it first when in doubt."""
     with _Engine.lock:
-        frozen_at, suspect = _Engine.frozen_at, _Engine.suspect
+        frozen_at, suspect, silent = _Engine.frozen_at, _Engine.suspect, _Engine.silent
+    since = f" since {silent} got none" if silent else ""
     if frozen_at is not None and time.monotonic() - frozen_at < FROZEN_HOLD:
         raise EngineTimeout(
-            what=what, message=f"the Docker engine did not answer {what}: it stopped answering"
+            what=what,
+            message=f"the Docker engine did not answer {what}: it stopped answering{since}",
         )
     if (suspect or frozen_at is not None) and not ping():
         raise EngineTimeout(
             what=what,
-            message=f"the Docker engine did not answer {what}: it does not answer `docker version`",
+            message=f"the Docker engine did not answer {what}: it does not answer `docker version`"
+            f"{since}",
         )
 
 
@@ -225,8 +238,7 @@ class _Call:
         """Raise when the deadline passed, or the run was stopped and the engine is silent."""
         now = time.monotonic()
         if now >= self.deadline:
-            with _Engine.lock:
-                _Engine.suspect = True
+            _no_answer(self.what)
             raise EngineTimeout(
                 what=self.what,
                 message=f"the Docker engine did not answer {self.what} within {self.limit:g} s",
@@ -237,6 +249,7 @@ class _Call:
         if now - self.cancelled_at >= PING_AFTER:
             self.pinged = True
             if not ping():
+                _no_answer(self.what)
                 raise EngineTimeout(
                     what=self.what,
                     message=f"the Docker engine did not answer {self.what}, nor `docker version`"

@@ -436,32 +436,26 @@ class Stack:
     def down(self) -> None:
         """``down -v --remove-orphans``; on failure, remove what carries the project's label.
 
-        Bounded: the containers' stop timeout, then the call deadline. When the engine cannot
-        tear down, the error raised is the first engine failure of this stack (the cause), with
-        the teardown's own trouble after it.
+        Bounded: the containers' stop timeout, then the call deadline. An engine that cannot
+        tear down raises :class:`EngineError` naming the call (the first engine failure of
+        the stack, its cause, stays in ``engine_error``).
         """
         stop = max(1, int(self._down_timeout))
         limit = stop + (self._call_timeout or call_timeout())
         try:
-            try:
-                self._engine(
-                    ["down", "--volumes", "--remove-orphans", "--timeout", str(stop)],
-                    "`docker compose down`",
-                    compose=True,
-                    timeout=limit,
-                )
-            except DockerException as error:
-                LOG.warning(
-                    "compose down of %s failed (%s); removing by label", self.project, _said(error)
-                )
-                remove_by_label(
-                    f"{compose_labels.COMPOSE_PROJECT}={self.project}", timeout=self._call_timeout
-                )
-        except EngineError as error:
-            first = self.engine_error
-            if first is None or first is error:
-                raise
-            raise EngineError(f"{first}; teardown failed too: {error}") from error
+            self._engine(
+                ["down", "--volumes", "--remove-orphans", "--timeout", str(stop)],
+                "`docker compose down`",
+                compose=True,
+                timeout=limit,
+            )
+        except DockerException as error:
+            LOG.warning(
+                "compose down of %s failed (%s); removing by label", self.project, _said(error)
+            )
+            remove_by_label(
+                f"{compose_labels.COMPOSE_PROJECT}={self.project}", timeout=self._call_timeout
+            )
 
 
 def _said(error: DockerException | EngineError) -> str:

@@ -475,9 +475,10 @@ def test_a_cancelled_run_ends_the_wait_at_once() -> None:
 @pytest.fixture
 def engine_state() -> Iterator[None]:
     """What the process knows of the engine's health starts and ends clean."""
-    docker_module._Engine.frozen_at, docker_module._Engine.suspect = None, False
+    engine = docker_module._Engine
+    engine.frozen_at, engine.suspect, engine.silent = None, False, ""
     yield
-    docker_module._Engine.frozen_at, docker_module._Engine.suspect = None, False
+    engine.frozen_at, engine.suspect, engine.silent = None, False, ""
 
 
 def _python(code: str) -> list[str]:
@@ -527,8 +528,12 @@ def test_after_a_cancel_a_call_on_a_silent_engine_gives_up_at_once() -> None:
     assert time.monotonic() - began < 3
     # The engine is known frozen now: the next call does not wait at all.
     began = time.monotonic()
-    with pytest.raises(EngineTimeout, match="stopped answering"):
+    with pytest.raises(EngineTimeout) as later:
         run_engine(_python("print(1)"), what="`docker container ls`")
+    assert str(later.value) == (
+        "the Docker engine did not answer `docker container ls`: it stopped answering"
+        " since `docker compose down` got none"
+    )
     assert time.monotonic() - began < 0.5
 
 
