@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 
@@ -70,9 +71,13 @@ def _report(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     run_dirs = list(inputs.run_dirs)
     out = args.out or (run_dirs[0] if len(run_dirs) == 1 else Path("stackmatrix-report"))
-    step_summary = detect().step_summary()
+    provider = detect()
     paths = build_reports(
-        run_dirs, out, baseline=args.baseline, step_summary=step_summary, against_matrix=True
+        run_dirs,
+        out,
+        baseline=args.baseline,
+        publish_summary=functools.partial(provider.publish_summary, report=out),
+        against_matrix=True,
     )
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
     if paths.results is not None:

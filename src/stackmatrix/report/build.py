@@ -9,7 +9,7 @@ reports show that first.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -59,15 +59,19 @@ def build_reports(
     out_dir: Path,
     *,
     step_summary: Path | None = None,
+    publish_summary: Callable[[str], Path | None] | None = None,
     baseline: Path | None = None,
     against_matrix: bool = False,
 ) -> ReportPaths:
     """Write ``junit.xml`` (merged), ``summary.md``, ``report.html`` and ``results.json`` into
     *out_dir*.
 
-    The Markdown summary is also appended to *step_summary* (a CI's step summary file, see
-    :mod:`stackmatrix.ci.provider`). With a *baseline* (a previous run directory,
-    report directory, ``run.json`` or ``results.json``) the reports open with the comparison.
+    The Markdown summary is also handed to *publish_summary* (a CI provider's
+    ``publish_summary``, which cuts it to what the CI takes; its return is
+    ``ReportPaths.step_summary``), or else appended as it is to *step_summary* (a CI's step
+    summary file, see :mod:`stackmatrix.ci.provider`; deprecated: it is not cut). With a
+    *baseline* (a previous run directory, report directory, ``run.json`` or ``results.json``)
+    the reports open with the comparison.
     A baseline that cannot be read still leaves this run's reports written, without the
     comparison and with a warning in them, and then raises ReportError. *against_matrix*:
     judge what is missing against the whole matrix (``stackmatrix report``).
@@ -80,7 +84,9 @@ def build_reports(
         summary, markdown = _write_summary(out_dir, compared, baseline)
         html = _write_html(out_dir, compared)
         results = _write_results(out_dir, compared, current)
-        if step_summary is not None:
+        if publish_summary is not None:
+            step_summary = publish_summary(markdown)
+        elif step_summary is not None:
             _append_to_step_summary(step_summary, markdown)
     except OSError as exc:
         raise ReportError(f"cannot write reports: {exc}") from exc

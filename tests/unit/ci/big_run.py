@@ -21,8 +21,11 @@ def message(variant: str, n: int) -> str:
     return f"AssertionError: expected total {n % 10} to equal {n % 10 + 1}"
 
 
-def build_big_run(run_dir: Path, *, tests: int = 250, run_id: str = "20260314-0926-b1g") -> int:
-    """Write the run into *run_dir*; return how many failing testcases it has."""
+def build_big_run(
+    run_dir: Path, *, tests: int = 250, run_id: str = "20260314-0926-b1g", pad: int = 0
+) -> int:
+    """Write the run into *run_dir*; return how many failing testcases it has. *pad*: that many
+    more characters in each test's name (long parametrized ids)."""
     results = []
     for index, variant in enumerate(VARIANTS):
         vdir = run_dir / variant
@@ -32,7 +35,10 @@ def build_big_run(run_dir: Path, *, tests: int = 250, run_id: str = "20260314-09
             case = ET.SubElement(
                 suite,
                 "testcase",
-                {"classname": f"tests.test_orders_{n // 50}", "name": f"test_total[{n}]"},
+                {
+                    "classname": f"tests.test_orders_{n // 50}",
+                    "name": f"test_total[{n}{'x' * pad}]",
+                },
             )
             failure = ET.SubElement(case, "failure", {"message": message(variant, n)})
             failure.text = f"tests/test_orders_{n // 50}.py:{10 + n}: AssertionError"

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from stackmatrix.ci.github import STEP_SUMMARY_LIMIT
 from stackmatrix.cli.main import main
 from stackmatrix.results.journal import Status
+from tests.unit.ci.big_run import build_big_run
 from tests.unit.report.handmade import T0, Case, Plan, grid_variants, write_run
 
 VARIANTS = grid_variants(["13", "15", "17"], ["a"])
@@ -193,3 +195,22 @@ def test_errors_in_both_runs_read_error_to_error(
     assert "failed → error" not in md
     # Two tests, each on two variants, and two whole variants, counted apart.
     assert "still failing: 2 variants, 2 tests on 2 variants" in capsys.readouterr().out
+
+
+def test_a_step_summary_over_github_s_limit_is_cut_to_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Long parametrized test ids make summary.md well over 1 MiB; GitHub shows none of a step
+    # summary above that, so `report` cuts what it appends and says so at the end.
+    build_big_run(tmp_path / "run", pad=5000)
+    step_summary = tmp_path / "step_summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    assert main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "report")]) == 0
+    full = (tmp_path / "report" / "summary.md").read_bytes()
+    assert len(full) > STEP_SUMMARY_LIMIT
+    written = step_summary.read_text(encoding="utf-8")
+    assert len(written.encode("utf-8")) <= STEP_SUMMARY_LIMIT
+    closing = written.rstrip("\n").splitlines()[-1]
+    assert closing.startswith("> ✂️ This summary was cut to fit GitHub's 1 MiB step summary:")
+    assert f"`{tmp_path / 'report'}` on the runner" in closing
