@@ -513,16 +513,23 @@ def test_the_users_workflow_in_the_docs_is_about_ten_lines_of_known_inputs() -> 
     assert [name for name in sorted(inputs) if f"| `{name}` |" not in docs] == []
 
 
-def _report_arguments(tmp_path: Path, *, fail_on: str, with_baseline: bool) -> list[str]:
+def _report_step(name: str) -> dict[str, Any]:
+    (step,) = [s for s in steps(matrix_jobs()["report"]) if s.get("name") == name]
+    return step
+
+
+def _report_arguments(
+    tmp_path: Path, *, fail_on: str, with_baseline: bool, saved_by: str = "41"
+) -> list[str]:
     """The arguments the report step's script gives `stackmatrix report` (a stand-in on PATH
-    records them), with one run directory and a baseline on disk when *with_baseline*."""
-    (report_step,) = [
-        s for s in steps(matrix_jobs()["report"]) if s.get("name") == "stackmatrix report"
-    ]
+    records them), with one run directory and a baseline on disk when *with_baseline*: the
+    cache entry run *saved_by* kept (this run is 42)."""
+    report_step = _report_step("stackmatrix report")
     (tmp_path / "runs" / "run-1").mkdir(parents=True)
     if with_baseline:
-        (tmp_path / "baseline").mkdir()
+        (tmp_path / "baseline").mkdir(exist_ok=True)
         (tmp_path / "baseline" / "results.json").write_text("{}", encoding="utf-8")
+        (tmp_path / "baseline" / "run-id").write_text(f"{saved_by}\n", encoding="utf-8")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     recorder = bin_dir / "stackmatrix"
@@ -536,7 +543,10 @@ def _report_arguments(tmp_path: Path, *, fail_on: str, with_baseline: bool) -> l
         "RUNS": str(tmp_path / "runs"),
         "MERGED": str(tmp_path / "merged"),
         "BASELINE": str(tmp_path / "baseline"),
+        "STARTED": str(tmp_path / "started-from"),
+        "RUN_ID": "42",
     }
+    assert set(env) - {"PATH", "RECORD"} == set(report_step["env"])
     subprocess.run(["bash", "-e", "-c", report_step["run"]], env=env, check=True)
     return (tmp_path / "args").read_text(encoding="utf-8").splitlines()[1:]
 
@@ -561,3 +571,60 @@ def test_the_nightly_fails_on_regressions_and_missing_results() -> None:
     (call,) = [job for job in load("nightly.yml")["jobs"].values() if "uses" in job]
     assert call["with"]["fail-on"] == "regression,incomplete"
     assert inputs_of("matrix.yml")["fail-on"]["default"] == "incomplete"
+
+
+def test_fail_on_words_may_have_spaces_after_the_commas(tmp_path: Path) -> None:
+    arguments = _report_arguments(tmp_path, fail_on="incomplete, regression", with_baseline=False)
+    assert arguments[-2:] == ["--fail-on", "incomplete"]
+
+
+def test_the_baseline_is_the_restored_earlier_run_s_results(tmp_path: Path) -> None:
+    arguments = _report_arguments(tmp_path, fail_on="regression", with_baseline=True)
+    assert arguments[-4:] == [
+        "--baseline",
+        str(tmp_path / "started-from" / "results.json"),
+        "--fail-on",
+        "regression",
+    ]
+
+
+def test_a_re_run_compares_with_what_its_first_attempt_started_from(tmp_path: Path) -> None:
+    # The newest cache entry is attempt 1 of this very run (42): a regression it had must not
+    # become "still failing"; the entry keeps the baseline attempt 1 was compared with.
+    (tmp_path / "baseline" / "started-from").mkdir(parents=True)
+    earlier = tmp_path / "baseline" / "started-from" / "results.json"
+    earlier.write_text('{"run": 41}', encoding="utf-8")
+    arguments = _report_arguments(tmp_path, fail_on="regression", with_baseline=True, saved_by="42")
+    assert arguments[-4:-2] == ["--baseline", str(tmp_path / "started-from" / "results.json")]
+    assert (tmp_path / "started-from" / "results.json").read_text() == '{"run": 41}'
+
+
+def test_a_re_run_of_a_first_run_on_the_branch_has_no_baseline(tmp_path: Path) -> None:
+    arguments = _report_arguments(
+        tmp_path, fail_on="regression,incomplete", with_baseline=True, saved_by="42"
+    )
+    assert "--baseline" not in arguments
+    assert arguments[-2:] == ["--fail-on", "incomplete"]
+
+
+def test_the_kept_baseline_names_its_run_and_what_it_started_from(tmp_path: Path) -> None:
+    keep = _report_step("Keep the results as the next run's baseline")
+    (tmp_path / "merged").mkdir()
+    (tmp_path / "merged" / "results.json").write_text('{"run": 42}', encoding="utf-8")
+    (tmp_path / "started-from").mkdir()
+    (tmp_path / "started-from" / "results.json").write_text('{"run": 41}', encoding="utf-8")
+    env = {
+        "PATH": os.environ["PATH"],
+        "RUN_ID": "42",
+        "MERGED": str(tmp_path / "merged"),
+        "BASELINE": str(tmp_path / "baseline"),
+        "STARTED": str(tmp_path / "started-from"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+    }
+    assert set(env) - {"PATH", "GITHUB_OUTPUT"} == set(keep["env"])
+    subprocess.run(["bash", "-e", "-c", keep["run"]], env=env, check=True)
+    kept = tmp_path / "baseline"
+    assert (kept / "results.json").read_text() == '{"run": 42}'
+    assert (kept / "run-id").read_text() == "42\n"
+    assert (kept / "started-from" / "results.json").read_text() == '{"run": 41}'
+    assert (tmp_path / "output").read_text() == "kept=true\n"
