@@ -217,59 +217,95 @@ def _secret_file(path: Path) -> list[str]:
     return [text, text.strip()]
 
 
+_CHUNK = 1 << 20  # files are masked a MiB at a time: a capped 50 MiB log is never held whole
+
+
 def redact_file(path: Path, secrets: Sequence[str]) -> bool:
-    """Mask *secrets* (as written, and XML-escaped) in a text file.
+    """Mask *secrets* (as written, and XML-escaped) in a file, reading it a chunk at a time.
 
     Never through a symbolic link (a link is left alone: see ``results.files.remove_links``),
-    and never in place: the masked text replaces the file only once fully written, so a full
+    and never in place: the masked copy replaces the file only once fully written, so a full
     disk leaves the old file whole, and a hard link to a file elsewhere is not rewritten.
     Returns whether the file was changed.
     """
+    wanted = {s for s in secrets if len(s) >= 3}
+    wanted |= {xml_escape(s, {'"': "&quot;"}) for s in wanted}
+    raw = sorted({w.encode("utf-8", errors="surrogateescape") for w in wanted}, key=len)[::-1]
+    if not raw:
+        return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False  # missing, or a link
     with os.fdopen(fd, "rb") as handle:
         info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode) or not _holds_any(handle, raw):
             return False
-        data = handle.read()
-    wanted = {s for s in secrets if len(s) >= 3}
-    wanted |= {xml_escape(s, {'"': "&quot;"}) for s in wanted}
-    text = data.decode("utf-8", errors="surrogateescape")
-    cleaned = text
-    for secret in sorted(wanted, key=len, reverse=True):
-        cleaned = cleaned.replace(secret, MASK)
-    if cleaned == text:
-        return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.redact")
-    try:
-        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(out, "wb") as handle:
-            handle.write(cleaned.encode("utf-8", errors="surrogateescape"))
-        tmp.chmod(stat.S_IMODE(info.st_mode))
-        tmp.replace(path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.redact")
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(out, "wb") as copy:
+                handle.seek(0)
+                _masked_chunks(handle, raw, copy.write, MASK.encode())
+            tmp.chmod(stat.S_IMODE(info.st_mode))
+            tmp.replace(path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            _blank_in_place(path, raw)  # a full disk: no room for a masked copy
+        except BaseException:
+            tmp.unlink(missing_ok=True)
             raise
-        _blank_in_place(path, data, wanted)  # a full disk: no room for a masked copy
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return True
 
 
-def _blank_in_place(path: Path, data: bytes, secrets: set[str]) -> None:
+def _holds_any(handle: Any, raw: Sequence[bytes]) -> bool:
+    """Whether any of *raw* occurs in the rest of *handle* (chunks overlap by the longest)."""
+    keep = len(raw[0]) - 1
+    carry = b""
+    while chunk := handle.read(_CHUNK):
+        window = carry + chunk
+        if any(secret in window for secret in raw):
+            return True
+        carry = window[len(window) - keep :] if keep else b""
+    return False
+
+
+def _masked_chunks(handle: Any, raw: Sequence[bytes], write: Any, mask: bytes) -> None:
+    """Write the rest of *handle* with each of *raw* (longest first) replaced by *mask*.
+
+    The last ``len(longest) - 1`` bytes of each chunk wait for the next one, so a secret that
+    a chunk boundary splits is still found whole."""
+    keep = len(raw[0]) - 1
+    carry = b""
+    while chunk := handle.read(_CHUNK):
+        window = carry + chunk
+        for secret in raw:
+            window = window.replace(secret, mask)
+        cut = max(len(window) - keep, 0)
+        write(window[:cut])
+        carry = window[cut:]
+    write(carry)
+
+
+def _blank_in_place(path: Path, raw: Sequence[bytes]) -> None:
     """Overwrite each secret in *path* by as many ``*`` bytes: the file keeps its size, so
     this needs no free space (the fallback of :func:`redact_file` on a full disk)."""
-    blanked = data
-    for secret in sorted(secrets, key=len, reverse=True):
-        raw = secret.encode("utf-8", errors="surrogateescape")
-        blanked = blanked.replace(raw, b"*" * len(raw))
-    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     try:
-        os.pwrite(fd, blanked, 0)
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            for secret in raw:
+                handle.seek(0)
+                offset = 0
+
+                def put(data: bytes) -> None:
+                    # Same length as what was read, and behind the reading: safe in place.
+                    nonlocal offset
+                    os.pwrite(fd, data, offset)
+                    offset += len(data)
+
+                _masked_chunks(handle, [secret], put, b"*" * len(secret))
     finally:
         os.close(fd)
 

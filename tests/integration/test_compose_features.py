@@ -269,3 +269,38 @@ def test_a_port_published_on_ipv6_only_is_discovered_and_probed(tmp_path: Path) 
     assert variant["status"] == "passed", variant
     assert variant["ports"]["web"]["7000"].startswith("[::1]:")
     assert labelled_objects(project.journal()["run_id"]) == set()
+
+
+def test_a_variant_turns_compose_profiles_on_from_the_matrix_and_keeps_a_capped_log(
+    tmp_path: Path,
+) -> None:
+    """``compose_profiles:`` of an overlay turns a profile on for the variants it applies to
+    (their services come up and are waited for); ``run.log_cap`` bounds each service's log."""
+    project = _profiles_project(tmp_path)
+    spec = yaml.safe_load((tmp_path / "matrix.yaml").read_text())
+    compose = yaml.safe_load((tmp_path / "compose.yaml").read_text())
+    # 200 kB of log, then sleep: the variant keeps 16 KiB of it, head and tail.
+    compose["services"]["app"]["command"] = [
+        "sh", "-c", "seq -f 'line %06g of the log' 1 10000; sleep 600"
+    ]  # fmt: skip
+    (tmp_path / "compose.yaml").write_text(yaml.safe_dump(compose, sort_keys=False))
+    spec["axes"] = {"flavor": ["a", "b"]}
+    spec["overlays"] = [{"when": {"flavor": "a"}, "compose_profiles": ["seed"]}]
+    spec["run"]["log_cap"] = "16KiB"
+    spec["tests"]["env"]["CHECKS"] = "True"
+    (tmp_path / "matrix.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    done = project.run("run")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    variants = {v["id"]: v for v in project.journal()["variants"]}
+    assert sorted(variants["flavor-a"]["logs"]) == ["app", "seed"]  # on, and waited for
+    assert sorted(variants["flavor-b"]["logs"]) == ["app"]
+    assert any((tmp_path / "shared").iterdir())  # seed wrote its mark before the tests
+    log = project.run_dir() / "flavor-b" / "logs" / "app.log"
+    text = log.read_text()
+    assert log.stat().st_size <= 16 * 1024 + 200, log.stat().st_size
+    assert text.startswith("line 000001 of the log")
+    assert "bytes of this log cut here" in text
+    assert "line 010000 of the log" in text  # the tail is kept
+    assert labelled_objects(project.journal()["run_id"]) == set()

@@ -292,3 +292,30 @@ def test_a_write_whose_folder_became_a_file_is_a_clear_error(tmp_path: Path) -> 
     )
     assert error.value.exit_code == 3
     assert folder.read_text() == "not a folder\n"
+
+
+def test_a_secret_split_by_a_chunk_boundary_is_masked_in_a_big_file(tmp_path: Path) -> None:
+    secret = "hunter2-a-long-" + "value"
+    chunk = 1 << 20  # redact_file reads a MiB at a time
+    path = tmp_path / "service.log"
+    # Three occurrences: one straddling the first chunk boundary, one in the middle, one at
+    # the very end; 3 MiB of filler around them.
+    head = b"x" * (chunk - 5) + secret.encode()
+    middle = b"y" * chunk + b"<m>" + secret.encode() + b"</m>"
+    path.write_bytes(head + middle + b"z" * chunk + secret.encode())
+
+    assert redact_file(path, [secret])
+
+    data = path.read_bytes()
+    assert secret.encode() not in data
+    assert data.count(MASK.encode()) == 3
+    assert data.startswith(b"x" * (chunk - 5) + MASK.encode())
+    assert data.endswith(b"z" * 100 + MASK.encode())
+
+
+def test_a_file_without_secrets_is_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "tests.log"
+    path.write_bytes(b"nothing to see\n" * 100_000)
+    before = path.stat()
+    assert not redact_file(path, ["hunter2-a-long-password"])
+    assert path.stat().st_ino == before.st_ino  # not even rewritten

@@ -23,6 +23,7 @@ from stackmatrix.spec.values import Scalar, scalar_text
 
 __all__ = [
     "TemplateError",
+    "compose_profiles",
     "dump_compose",
     "expand_template",
     "project_name",
@@ -69,6 +70,16 @@ def substitute(data: Any, values: Mapping[str, Scalar]) -> Any:
     if isinstance(data, list | tuple):
         return [substitute(item, values) for item in data]
     return data
+
+
+def compose_profiles(spec: Spec, variant: Variant) -> tuple[str, ...]:
+    """The compose profiles a variant turns on: ``run.compose_profiles``, then those of every
+    overlay that applies to it, in order."""
+    active = dict.fromkeys(spec.run.compose_profiles)
+    for overlay in spec.overlays:
+        if when_matches(overlay.when, variant.values):
+            active.update(dict.fromkeys(overlay.compose_profiles))
+    return tuple(active)
 
 
 def render(

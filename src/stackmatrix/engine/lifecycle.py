@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from stackmatrix.compose.render import (
+    compose_profiles,
     dump_compose,
     holds_secrets,
     load_compose,
@@ -23,8 +24,8 @@ from stackmatrix.engine.stats import HostProcesses, StatsSampler
 from stackmatrix.engine.suite import SETUP_LOG, has_report, judge, run_setup, run_suite, temp_dir
 from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.junit.write import read_counts, write_error_junit
-from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
-from stackmatrix.results.files import write_private_if
+from stackmatrix.redact import compose_secrets, redact_text, secret_values
+from stackmatrix.results.files import remove_links, seal_variant_dir, write_private_if
 from stackmatrix.results.journal import Status, TestCounts, VariantResult
 
 LOG = logging.getLogger("stackmatrix")
@@ -82,6 +83,7 @@ class _VariantRun:
         self.tests_log: str | None = None
         self.setup_log: str | None = None
         self.teardown: list[str] = []  # what went wrong after the variant did its part
+        self.refused: list[str] = []  # links (and pipes) in the variant's folder, not followed
         # Values never to show: secret variables of the tests (their environment, and the
         # expanded tests.env once the ports are known) and of the services.
         base = os.environ if job.base_env is None else job.base_env
@@ -123,6 +125,8 @@ class _VariantRun:
             cancel=self.job.cancel,
             down_timeout=self.job.spec.run.down_timeout,
             keep=self.job.keep,
+            profiles=compose_profiles(self.job.spec, self.job.variant),
+            call_timeout=self.job.spec.run.engine_timeout,
         )
 
     def test_held(self) -> VariantResult:
@@ -147,8 +151,7 @@ class _VariantRun:
             self.status, self.reason = Status.INTERRUPTED, "interrupted"
         except EngineError as error:
             self.status, self.reason = Status.ERROR, str(error)
-        for written in (self.junit, self.dir / "tests.log"):
-            redact_file(written, self.secrets)
+        self.refused += seal_variant_dir(self.dir, self.secrets)
         return self._result()
 
     def _setup(self, stack: Stack) -> None:
@@ -217,13 +220,13 @@ class _VariantRun:
         the variant did (its tests' report and counts, or the first cause of its failure),
         never instead of it."""
         with self.rec.phase("collect"):
+            self.refused += remove_links(self.dir)  # before anything is written or read
             try:
                 self._collect(stack, sampler)
             except (StackmatrixError, StackFailure, OSError) as error:
                 self.teardown.append(f"collecting logs and stats failed: {_why(error)}")
-            written = (self.junit, self.dir / "tests.log", self.dir / SETUP_LOG)
-            for path in (*written, *self.dir.glob("logs/*.log")):
-                redact_file(path, self.secrets)
+            finally:  # masked even when collecting failed (a full disk, say)
+                self.refused += seal_variant_dir(self.dir, self.secrets)
         # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
         plotting = self._start_plot()
         try:
@@ -240,7 +243,9 @@ class _VariantRun:
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
         if stack.created:
-            saved = stack.save_logs(self.dir / "logs")
+            saved = stack.save_logs(
+                self.dir / "logs", cap=self.job.spec.run.log_cap, secrets=self.secrets
+            )
             self.logs = {s: str(p.relative_to(self.job.run_dir)) for s, p in saved.items()}
         if sampler.samples:
             sampler.write(self.dir / "stats.json")
@@ -266,6 +271,9 @@ class _VariantRun:
     def _result(self) -> VariantResult:
         variant = self.job.variant
         status, reason = self.status, self.reason
+        if self.refused:
+            refused = "; ".join(self.refused)
+            reason = f"{reason}; symbolic links not followed: {refused}".lstrip("; ")
         teardown = "; ".join(self.teardown)
         if teardown:
             self.detail = "\n".join(part for part in (self.detail, f"teardown: {teardown}") if part)

@@ -33,6 +33,10 @@ _DURATION = re.compile(
     r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$"
 )
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?h)?([0-9]+(\.[0-9]+)?m)?([0-9]+(\.[0-9]+)?s)?$"
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9}
+_SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "k": 10**3, "m": 10**6, "g": 10**9}
+_SIZE_UNITS |= {"ki": 2**10, "mi": 2**20, "gi": 2**30}
+SIZE_PATTERN = r"^[0-9]+(\.[0-9]+)? *([kKmMgG][iI]?)?[bB]?$"
 
 
 def describe(value: object) -> str:
@@ -74,6 +78,21 @@ def _scalars(value: object) -> tuple[Scalar, ...]:
     if isinstance(value, list | tuple):
         return tuple(_scalar(item) for item in value)
     return (_scalar(value),)
+
+
+def _size(value: object) -> int:
+    """Bytes: a whole number, or a size like 50MiB, 2GiB, 500kB."""
+    number: float | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", value)
+        unit = match[2].lower() if match else ""
+        if match and unit in _SIZE_UNITS:
+            number = float(match[1]) * _SIZE_UNITS[unit]
+    if number is None or number < 1024:
+        raise _fail("a size of at least 1KiB, like 50MiB, 2GiB or 500kB", value)
+    return int(number)
 
 
 def _duration(value: object) -> float:
@@ -162,6 +181,10 @@ WhenValue = Annotated[
     WithJsonSchema({"anyOf": [SCALAR_SCHEMA, {"type": "array", "items": SCALAR_SCHEMA}]}),
 ]
 Duration = Annotated[float, BeforeValidator(_duration), WithJsonSchema(DURATION_SCHEMA)]
+SIZE_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "integer", "minimum": 1024}, {"type": "string", "pattern": SIZE_PATTERN}]
+}
+Size = Annotated[int, BeforeValidator(_size), WithJsonSchema(SIZE_SCHEMA)]
 Words = Annotated[tuple[str, ...], PlainValidator(_words), WithJsonSchema(COMMAND_SCHEMA)]
 EnvValue = Annotated[str, PlainValidator(_env_value), WithJsonSchema(SCALAR_SCHEMA)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=256)]
@@ -358,6 +381,13 @@ class RunOptions(Model):
     ready_timeout: Duration = 60.0
     down_timeout: Duration = 10.0
     stats_interval: Duration = 1.0
+    # How much of each service's log a variant keeps: its head and its tail, the middle cut.
+    log_cap: Size = 50 * 2**20
+    # The longest any one engine call may go unanswered (inspect, logs, down, ...); unset:
+    # $STACKMATRIX_ENGINE_TIMEOUT seconds, else 60.
+    engine_timeout: Duration | None = None
+    # Compose profiles turned on for every variant (overlays add their own).
+    compose_profiles: tuple[str, ...] = ()
     # When the prepare stage pulls an image, as compose's pull_policy: missing, always, never.
     pull: Literal["missing", "always", "never"] = "missing"
 
@@ -389,6 +419,8 @@ class Overlay(Model):
 
     when: dict[str, WhenValue] = Field(default_factory=dict)
     compose: dict[str, Any] = Field(default_factory=dict)
+    # Compose profiles this overlay turns on: their services come up and are waited for.
+    compose_profiles: tuple[str, ...] = ()
 
 
 MatrixEntry = dict[str, MatrixValue]
