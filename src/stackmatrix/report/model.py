@@ -332,10 +332,19 @@ class RunReport:
     @property
     def ok(self) -> bool:
         """Whether every variant has a status that lets the run exit 0, and no run ended on an
-        error of its own."""
+        error of its own (unless every variant it was to run is taken from a later run: a
+        re-run stands in for it)."""
         return all(v.result.status.ok for v in self.variants) and not any(
-            r.aborted for r in self.runs
+            r.aborted and not self._superseded(n) for n, r in enumerate(self.runs)
         )
+
+    def _superseded(self, position: int) -> bool:
+        """Whether every variant the run at *position* of ``runs`` was to run is taken from a
+        run given after it."""
+        expected = self.runs[position].expected
+        later = {r.run_id for r in self.runs[position + 1 :]}
+        taken = {v.id: v.run_id for v in self.variants}
+        return bool(expected) and all(taken.get(ident) in later for ident in expected)
 
     @cached_property
     def completeness(self) -> Completeness:

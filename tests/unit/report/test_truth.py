@@ -13,7 +13,7 @@ import pytest
 from stackmatrix.report.build import ReportPaths, build_reports, load_runs, summary_text
 from stackmatrix.report.model import NA, Severity, Verdict
 from stackmatrix.results.journal import Status
-from tests.unit.report.handmade import Case, Plan, grid_variants, write_run
+from tests.unit.report.handmade import T0, Case, Plan, grid_variants, write_run
 
 VARIANTS = grid_variants(["13", "15"], ["a", "b"])
 IDS = [ident for ident, _ in VARIANTS]
@@ -178,6 +178,41 @@ def test_an_interrupted_run_is_not_green(tmp_path: Path) -> None:
     write_run(tmp_path, [], exit_code=130, interrupted=True)
     _, md, _ = _build(tmp_path)
     assert md.startswith("## ❌")
+
+
+def test_a_run_that_ended_on_an_error_is_green_once_a_later_run_redid_all_it_held(
+    tmp_path: Path,
+) -> None:
+    # The first run's stack failed on every variant (exit 3, no variant's status explains
+    # it); the re-run ran all of them again and they passed.
+    passing = [Plan(i, v, Status.PASSED, [Case("t", "test_a")]) for i, v in VARIANTS]
+    write_run(
+        tmp_path / "first",
+        passing[:2],
+        exit_code=3,
+        matrix_variants=tuple(IDS),
+        run_id="20260314-092600-00000000000000a1",
+    )
+    write_run(
+        tmp_path / "again",
+        passing,
+        started_at=T0 + 600,
+        exit_code=0,
+        matrix_variants=tuple(IDS),
+        run_id="20260314-093600-00000000000000a2",
+    )
+    assert load_runs([tmp_path / "first", tmp_path / "again"]).verdict is Verdict.PASSED
+    # Only partly redone, or redone before: the error still fails the report.
+    write_run(
+        tmp_path / "part",
+        passing[2:],
+        started_at=T0 + 600,
+        exit_code=0,
+        matrix_variants=tuple(IDS),
+        run_id="20260314-093600-00000000000000a3",
+    )
+    assert load_runs([tmp_path / "first", tmp_path / "part"]).verdict is Verdict.FAILED
+    assert load_runs([tmp_path / "again", tmp_path / "first"]).verdict is Verdict.FAILED
 
 
 def test_a_finished_run_that_passed_is_green(tmp_path: Path) -> None:
