@@ -32,8 +32,15 @@ def case_message(case: CaseResult) -> str:
     return first_line(case.message or case.text or case.outcome.value)
 
 
+_WHOLE = (Status.ERROR, Status.INTERRUPTED, Status.CANCELLED)
+
+
 def variant_failed_as_a_whole(v: VariantReport) -> bool:
-    """Whether a variant failed without a failing test to show for it (stack, timeout, ...)."""
+    """Whether the variant itself failed (stack, timeout, interrupt, ...): always when its
+    status says so, even with failed tests beside it; a FAILED variant only when it has no
+    failing test to show for it."""
+    if v.result.status in _WHOLE:
+        return True
     if v.problems or (v.result.status.ok and not v.synthetic):
         return False
     return v.result.status is not Status.PASSED or bool(v.synthetic)
@@ -94,15 +101,21 @@ class FailureGroup:
         return f"{self.verb} on {self.variants_text}: {self.message}"
 
 
-def variants_text(chosen: Sequence[str], universe: Sequence[VariantReport]) -> str:
+def variants_text(
+    chosen: Sequence[str], universe: Sequence[VariantReport], *, whole: bool = True
+) -> str:
     """*chosen* variant ids, said briefly against every variant of the report (*universe*):
     ``every variant (6)``, an axis value whose variants are all among them (``postgres=13``),
-    and the ids left over; with the count when there is more than one."""
+    and the ids left over; with the count when there is more than one. Not *whole* (the
+    report holds part of the matrix, as a shard's own run does): the ids, since an axis value
+    or "every variant" would say more than the report knows."""
     wanted = list(dict.fromkeys(chosen))
     if not wanted:
         return "no variant"
     if len(wanted) == 1:
         return wanted[0]
+    if not whole:
+        return f"{', '.join(wanted)} ({len(wanted)} variants)"
     known = [v for v in universe if v.id in wanted]
     if len(known) == len(universe) == len(wanted):
         return f"every variant ({len(wanted)})"
@@ -139,6 +152,12 @@ class _Building:
     detail: str
     variants: list[str] = field(default_factory=list)
     cases: dict[str, CaseResult] = field(default_factory=dict)
+
+
+def covers_matrix(report: RunReport) -> bool:
+    """Whether *report* holds every variant of its runs' matrix (or does not know it)."""
+    matrix = {ident for r in report.runs for ident in r.matrix_variants}
+    return matrix <= {v.id for v in report.variants}
 
 
 def _variant_outcome(v: VariantReport) -> Outcome:
@@ -186,13 +205,14 @@ def failure_groups(report: RunReport) -> list[FailureGroup]:
             if found is not None:
                 group.cases[v.id] = found
     experimental = {v.id for v in report.variants if v.result.experimental}
+    whole = covers_matrix(report)
     groups = [
         FailureGroup(
             test_id=b.test_id,
             message=b.message,
             outcome=b.outcome,
             variants=tuple(b.variants),
-            variants_text=variants_text(b.variants, report.variants),
+            variants_text=variants_text(b.variants, report.variants, whole=whole),
             kind=b.kind,
             experimental=set(b.variants) <= experimental,
             everywhere=b.kind is Kind.TEST and failed_on[b.test_id] >= ran_on[b.test_id],
@@ -219,6 +239,7 @@ __all__ = [
     "FailureGroup",
     "Kind",
     "case_message",
+    "covers_matrix",
     "failure_groups",
     "first_line",
     "variant_failed_as_a_whole",

@@ -103,3 +103,46 @@ def test_different_messages_of_one_test_are_different_groups(tmp_path: Path) -> 
         ("boom 15", "postgres=15 (2 variants)"),
     ]
     assert all(g.everywhere for g in groups)
+
+
+def test_a_variant_that_errored_is_a_failure_of_its_own_beside_its_failed_test(
+    tmp_path: Path,
+) -> None:
+    # The tests timed out after one had failed: the timeout is what the reader must see.
+    (ident, values), (other, other_values) = grid_variants(["13", "15"], ["a"])
+    write_run(
+        tmp_path,
+        [
+            Plan(ident, values, Status.ERROR, [Case("t", "test_x", "fail", "boom")],
+                 reason="tests timed out after 10m"),
+            Plan(other, other_values, Status.CANCELLED, [Case("t", "test_x", "fail", "boom")],
+                 reason="cancelled: fail-fast"),
+        ],
+    )  # fmt: skip
+    groups = failure_groups(load_runs([tmp_path]))
+    assert [(g.kind, g.message, g.variants) for g in groups] == [
+        (Kind.VARIANT, "tests timed out after 10m", (ident,)),
+        (Kind.VARIANT, "cancelled: fail-fast", (other,)),
+        (Kind.TEST, "boom", (ident, other)),
+    ]
+
+
+def test_a_shard_s_own_report_names_variants_not_axis_values(tmp_path: Path) -> None:
+    # Shard 1/2 of a six-variant matrix holds three; "postgres=13" or "every variant" would
+    # claim the other shard's variants too.
+    grid = grid_variants(["13", "15", "17"], ["a", "b"])
+    shard = grid[0::2]
+    plans = [Plan(i, v, Status.FAILED, [Case("t", "test_x", "fail", "boom")]) for i, v in shard]
+    write_run(tmp_path / "shard", plans, shard="1/2", matrix_variants=tuple(i for i, _ in grid))
+    (group,) = failure_groups(load_runs([tmp_path / "shard"]))
+    assert group.variants_text == (
+        "postgres-13_driver-a, postgres-15_driver-a, postgres-17_driver-a (3 variants)"
+    )
+    # The same failures with the whole matrix at hand compress.
+    write_run(
+        tmp_path / "whole",
+        [Plan(i, v, Status.FAILED, [Case("t", "test_x", "fail", "boom")]) for i, v in grid],
+        matrix_variants=tuple(i for i, _ in grid),
+    )
+    (group,) = failure_groups(load_runs([tmp_path / "whole"]))
+    assert group.variants_text == "every variant (6)"
