@@ -16,7 +16,7 @@ from stackmatrix.format import format_bytes
 from stackmatrix.junit.read import CaseResult
 from stackmatrix.report.groups import FailureGroup, Kind, failure_groups
 from stackmatrix.report.model import RunReport
-from stackmatrix.report.text import status_label
+from stackmatrix.report.text import MAX_FAILURES_LISTED, status_label
 from stackmatrix.results.journal import Status
 
 
@@ -85,6 +85,7 @@ STEP_SUMMARY_LIMIT = 1024 * 1024
 _MIN_SUMMARY = 4096  # less room than this left in the step's summary: write none
 _NOTE_ROOM = 400  # bytes kept free for each "left out here" line and the closing line
 _SEPARATOR = re.compile(r"^\|(\s*:?-+:?\s*\|)+\s*$")
+_MORE = re.compile(r"^- \.\.\. and \d+ more\b")  # a list's own count of what it left out
 
 
 @dataclass
@@ -131,7 +132,9 @@ def _sections(markdown: str) -> list[_Section]:
             in_table = True
             if current.lines and current.lines[-1].startswith("| Variant |"):
                 current.primary = True
-        elif (line.startswith("|") and in_table) or line.startswith("- "):
+        elif (line.startswith("|") and in_table) or (
+            line.startswith("- ") and not _MORE.match(line)
+        ):
             current.entries.append(len(current.lines))
         elif not line.startswith("|"):
             in_table = False
@@ -267,7 +270,9 @@ def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> li
     At most :data:`MAX_ANNOTATIONS` of each level: past that, the last one counts the failures
     left out and says where they all are.
     """
-    groups = [g for g in failure_groups(report) if not _only_cancelled(g, report)]
+    every = failure_groups(report)
+    listed = min(len(every), MAX_FAILURES_LISTED)  # summary.md's Failures list
+    groups = [g for g in every if not _only_cancelled(g, report)]
     commands: list[str] = []
     for level, members in (
         ("error", [g for g in groups if not g.experimental]),
@@ -277,7 +282,7 @@ def workflow_commands(report: RunReport, *, workspace: Path | None = None) -> li
         commands += [_annotation(level, group, report, workspace) for group in shown]
         rest = members[len(shown) :]
         if rest:
-            commands.append(_more_annotation(level, rest))
+            commands.append(_more_annotation(level, rest, listed=listed, of=len(every)))
     return commands
 
 
@@ -314,7 +319,7 @@ def _annotation(level: str, group: FailureGroup, report: RunReport, workspace: P
     return f"::{level} {','.join(props)}::{_escape_data(message)}"
 
 
-def _more_annotation(level: str, rest: Sequence[FailureGroup]) -> str:
+def _more_annotation(level: str, rest: Sequence[FailureGroup], *, listed: int, of: int) -> str:
     occurrences = sum(len(g.variants) for g in rest)
     variants = len({ident for g in rest for ident in g.variants})
     noun = "failure" if len(rest) == 1 else "failures"
@@ -322,6 +327,7 @@ def _more_annotation(level: str, rest: Sequence[FailureGroup]) -> str:
     message = (
         f"{len(rest)} more {noun} ({occurrences} on {variants} "
         f"{'variant' if variants == 1 else 'variants'}) are not annotated: GitHub shows "
-        f"{MAX_ANNOTATIONS} a step. Every failure is in the step summary and in report.html."
+        f"{MAX_ANNOTATIONS} a step. Every failure is in report.html; the step summary lists"
+        f" {listed} of the {of} (fewer if it was cut to fit GitHub's 1 MiB)."
     )
     return f"::{level} title={_escape_property(title)}::{_escape_data(message)}"

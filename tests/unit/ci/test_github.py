@@ -78,9 +78,13 @@ def test_two_thousand_failures_make_a_summary_under_the_limit_and_twenty_annotat
     # 250 tests fail alike on the 7 required variants: 250 groups, 9 shown, 241 counted.
     assert errors[-1] == (
         "::error title=241 more failures not annotated::241 more failures (1687 on 7 variants)"
-        " are not annotated: GitHub shows 10 a step. Every failure is in the step summary and"
-        " in report.html."
+        " are not annotated: GitHub shows 10 a step. Every failure is in report.html; the step"
+        " summary lists 50 of the 500 (fewer if it was cut to fit GitHub's 1 MiB)."
     )
+    markdown = (report / "summary.md").read_text(encoding="utf-8")
+    failures = markdown.split("### Failures", 1)[1]
+    assert len(re.findall(r"^- `", failures, re.M)) == 50
+    assert "- ... and 450 more in report.html" in failures
     # The experimental variant fails its own way: 250 warnings on one variant.
     assert warnings[-1].startswith("::warning title=241 more failures not annotated::241 more"
                                    " failures (241 on 1 variant) are not annotated")  # fmt: skip
@@ -150,6 +154,19 @@ def test_the_variant_table_goes_last() -> None:
     assert fitted.splitlines()[-1].startswith("> ✂️")
     assert f"{len(grid) - kept} rows of “Tests that did not pass on every variant”" in fitted
     assert "✅ passed · ❌ failed" in fitted  # the legend is not an entry: it stays
+
+
+def test_a_list_s_own_count_of_what_it_left_out_is_no_entry_and_stays() -> None:
+    items = [f"- `tests.test_x::test_{n}` fails on `a`: " + "boom " * 20 for n in range(50)]
+    more = "- ... and 450 more in report.html"
+    markdown = "\n".join(["## ❌ stackmatrix shop", "", "### Failures", "", *items, more]) + "\n"
+    fitted = fit_step_summary(markdown, budget=3000, where="in `out/`")
+    assert len(fitted.encode()) <= 3000
+    kept = sum(1 for item in items if item in fitted)
+    assert 0 < kept < len(items)
+    assert more in fitted
+    assert f"{len(items) - kept} more left out here" in fitted
+    assert f": {len(items) - kept} entries of “Failures” left out" in fitted.splitlines()[-1]
 
 
 def test_a_summary_too_long_even_without_rows_is_cut_by_lines() -> None:
