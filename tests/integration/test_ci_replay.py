@@ -47,7 +47,7 @@ def test_sharded_ci_run_merges_to_what_a_single_run_says(tmp_path: Path) -> None
         tmp_path,
         axes={"flavor": ["a", "b", "fail"]},
         include=[{"flavor": "fail", "experimental": True}],
-        tests_env={"CHECK_MODE": "{{ matrix.flavor }}"},
+        tests_env={"CHECK_MODE": "${{ matrix.flavor }}"},
     )
 
     # The "matrix" job.
@@ -248,7 +248,7 @@ def test_the_reusable_workflow_replayed_merges_to_what_a_single_run_says(tmp_pat
         tmp_path / "project",
         axes={"flavor": ["a", "b", "fail"]},
         include=[{"flavor": "fail", "experimental": True}],
-        tests_env={"CHECK_MODE": "{{ matrix.flavor }}"},
+        tests_env={"CHECK_MODE": "${{ matrix.flavor }}"},
     )
     store = tmp_path / "artifacts"
     store.mkdir()

@@ -384,7 +384,7 @@ def test_a_test_command_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     project = _one_variant(tmp_path)
     edit_spec(
         project,
-        lambda spec: spec["tests"].update(command=["no-such-test-runner", "--junitxml={junit}"]),
+        lambda spec: spec["tests"].update(command=["no-such-test-runner", "--junitxml=${{ junit }}"]),
     )
 
     done = project.run("run")

@@ -175,7 +175,7 @@ def test_up_masks_secret_values_unless_asked(tmp_path: Path, docker_engine: Dock
         axes={"flavor": ["a"]},
         tests_env={
             "API_TOKEN": token,
-            "SHOP_DSN": "postgresql://shop:" + phrase + "@{{ ports.echo.7000 }}/shop",
+            "SHOP_DSN": "postgresql://shop:" + phrase + "@${{ ports.echo.7000 }}/shop",
         },
     )
     try:
@@ -201,4 +201,19 @@ def test_up_masks_secret_values_unless_asked(tmp_path: Path, docker_engine: Dock
     finally:
         down = project.run("down", "flavor-a")
     assert down.returncode == 0, down.stderr
+    assert _held_objects() == set()
+
+
+def test_up_refuses_a_port_the_variant_does_not_publish_before_anything_starts(
+    tmp_path: Path, docker_engine: DockerClient
+) -> None:
+    project = make_project(tmp_path, tests_env={"DSN": "tcp://${{ ports.echo.9999 }}"})
+
+    up = project.run("up", "flavor-a")
+
+    assert up.returncode == 2, up.stderr
+    assert "ports.echo.9999" in up.stderr
+    assert "publishes no port 9999" in up.stderr
+    assert "bringing" not in up.stderr  # refused before any stack came up
+    assert "Traceback" not in up.stderr
     assert _held_objects() == set()

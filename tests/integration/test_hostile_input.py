@@ -56,8 +56,8 @@ def _spec_without_echo(project: Project, **changes: Any) -> None:
 
 # The command as a list of words, and as one line that `sh -c` runs (values go in quoted).
 COMMANDS: dict[str, dict[str, Any]] = {
-    "words": {"command": ["python3", "value_check.py", "{{ matrix.v }}"]},
-    "shell": {"shell": True, "command": "python3 value_check.py {{ matrix.v }} && true"},
+    "words": {"command": ["python3", "value_check.py", "${{ matrix.v }}"]},
+    "shell": {"shell": True, "command": "python3 value_check.py ${{ matrix.v }} && true"},
 }
 
 
@@ -81,7 +81,7 @@ def test_hostile_axis_values_arrive_intact_and_break_nothing(tmp_path: Path, for
         overlays=[{"when": {}, "compose": {"services": {"box": box}}}],
         tests={
             **COMMANDS[form],
-            "env": {"FROM_TEMPLATE": "{{ matrix.v }}"},
+            "env": {"FROM_TEMPLATE": "${{ matrix.v }}"},
             "timeout": "60s",
         },
         run={"jobs": 3, "down_timeout": "2s"},
@@ -261,7 +261,7 @@ def secret_run(tmp_path_factory: pytest.TempPathFactory, docker_engine: DockerCl
         "MY_SECRET": f"sec-{tag}-mine",
         # No secret-looking name: listed in `secrets`; and templated, so what must not show
         # is its value once expanded.
-        "SHOP_DSN": f"dsn-{tag}-shop@{{{{ ports.echo.7000 }}}}",
+        "SHOP_DSN": f"dsn-{tag}-shop@${{{{ ports.echo.7000 }}}}",
     }
     inherited = {"CI_DEPLOY_TOKEN": f"ci-{tag}-deploy"}
     service_secret = f"pg-{tag}-service"

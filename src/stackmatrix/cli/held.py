@@ -62,7 +62,11 @@ def _stopped_by_signals(job: VariantJob) -> Iterator[None]:
 def _up(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
 
+    from stackmatrix.engine.suite import check_before_up  # noqa: PLC0415
+
     job = _job(args, run_tests=False)
+    # What `run` refuses before any stack comes up, `up` refuses too (exit 2, FILE:LINE:COL).
+    check_before_up(job.spec, [job.variant], run_id=job.run_id, base_env=job.base_env)
     started = time.monotonic()
     print(f"stackmatrix: bringing {job.variant.id} up as {job.project} ...", file=sys.stderr)
     with _stopped_by_signals(job):

@@ -11,6 +11,7 @@ import contextlib
 import functools
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -137,7 +138,9 @@ def _publish_reports(run_dir: Path, *, provider: Provider, console: Console) -> 
     from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 
     try:
-        paths = build_reports([run_dir], run_dir, step_summary=provider.step_summary())
+        paths = build_reports(
+            [run_dir], run_dir, publish_summary=partial(provider.publish_summary, report=run_dir)
+        )
     except Exception as error:
         console.note(f"could not build the reports: {error}")
         return

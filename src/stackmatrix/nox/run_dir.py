@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from stackmatrix.ci.provider import detect, publish_annotations
@@ -158,7 +159,9 @@ def write_run(
             build_reports(
                 [matrix.run_dir],
                 matrix.run_dir,
-                step_summary=detect().step_summary() if final else None,
+                publish_summary=(
+                    partial(detect().publish_summary, report=matrix.run_dir) if final else None
+                ),
             )
     except (StackmatrixError, OSError) as error:
         say(f"stackmatrix: could not build the reports: {error}")

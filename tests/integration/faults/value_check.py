@@ -1,6 +1,6 @@
 """Test command of the hostile axis value test: the value must arrive unchanged everywhere.
 
-It compares the value from argv ({{ matrix.v }} in the command), from tests.env, from
+It compares the value from argv (${{ matrix.v }} in the command), from tests.env, from
 STACKMATRIX_AXIS_V, and from inside the service (its environment, set by ${{ matrix.v }} in
 the compose overlay) with the list of values the test wrote, and writes a JUnit report.
 """
