@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 
@@ -32,10 +33,12 @@ from stackmatrix.report.text import (
     headline,
     status_label,
 )
+from stackmatrix.results.journal import Status
 from stackmatrix.spec.values import scalar_text
 
 MAX_DETAIL_CHARS = 20_000
-MAX_FAILURE_GROUPS = 2_000
+MAX_FAILURE_GROUPS = 2_000  # failure groups listed before the rest fold in pages
+FAILURE_PAGE_GROUPS = 1_000  # failure groups past MAX_FAILURE_GROUPS, folded this many a page
 MAX_VARIANTS_NAMED = 200
 OPEN_FAILURES_UP_TO = 10
 GRID_PAGE_ROWS = 1_000  # grid rows past the first MAX_GRID_ROWS, folded this many at a time
@@ -59,7 +62,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .failed { color: var(--fail); background: var(--fail-bg); }
 .error { color: var(--err); background: var(--err-bg); }
 .skipped, .experimental-failed { color: var(--skip); background: var(--skip-bg); }
-.cancelled, .interrupted, .notrun, .incomplete { color: var(--none); background: var(--none-bg); }
+.cancelled, .interrupted, .notrun { color: var(--none); background: var(--none-bg); }
 .na { color: #afb8c1; background: #fff; font-weight: 400; }
 .incomplete { color: var(--skip); background: var(--skip-bg); }
 .gaps { border-left: 4px solid var(--skip); padding: 2px 10px; margin: 8px 0; }
@@ -300,18 +303,22 @@ def _variant_list(group: FailureGroup) -> str:
     return f'<p class="note">on {links}{f" and {more} more" if more > 0 else ""}</p>'
 
 
-def _failure(group: FailureGroup, *, is_open: bool) -> str:
+def _failure(group: FailureGroup, statuses: Mapping[str, Status], *, is_open: bool) -> str:
+    badge = group.outcome.value
+    label = "error" if group.outcome is Outcome.ERROR else "failed"
     if group.kind is Kind.TEST:
-        label = "error" if group.outcome is Outcome.ERROR else "failed"
         what = f'<span class="case">{escape(group.test_id)}</span> {group.verb} on'
     else:
-        label = "error" if group.outcome is Outcome.ERROR else "failed"
         what = "JUnit report of" if group.kind is Kind.JUNIT else "variant"
+    if group.kind is Kind.VARIANT and group.variants[0] in statuses:
+        # The variant's own status: a cancelled or interrupted variant did not error.
+        status = statuses[group.variants[0]]
+        badge, label = status.value, status_label(status)
     note = " (experimental)" if group.experimental else ""
     detail = f"<pre>{escape(_clip(group.detail))}</pre>" if group.detail.strip() else ""
     return (
         f"<details{' open' if is_open else ''}><summary>"
-        f'<span class="badge {group.outcome.value}">{label}</span> {what}'
+        f'<span class="badge {badge}">{escape(label)}</span> {what}'
         f" <b>{escape(group.variants_text)}</b>{note}</summary>"
         f'<div class="msg">{escape(_clip(group.message))}</div>{_variant_list(group)}'
         f"{detail}</details>"
@@ -322,13 +329,21 @@ def _failures(report: RunReport) -> str:
     groups = failure_groups(report)
     # A handful of failures are shown unfolded; a flood of them stays folded and scannable.
     is_open = len(groups) <= OPEN_FAILURES_UP_TO
-    parts = [
-        _failure(g, is_open=is_open or g.kind is not Kind.TEST) for g in groups[:MAX_FAILURE_GROUPS]
+    statuses = {v.id: v.result.status for v in report.variants}
+    shown = [
+        _failure(g, statuses, is_open=is_open or g.kind is not Kind.TEST)
+        for g in groups[:MAX_FAILURE_GROUPS]
     ]
-    if len(groups) > MAX_FAILURE_GROUPS:
+    parts = ["".join(shown)]
+    # Every group is on the page (summary.md promises it): the rest fold in pages, as the
+    # grid's rows do.
+    for start in range(MAX_FAILURE_GROUPS, len(groups), FAILURE_PAGE_GROUPS):
+        page = groups[start : start + FAILURE_PAGE_GROUPS]
         parts.append(
-            f'<p class="note">{len(groups) - MAX_FAILURE_GROUPS} more failures: see results.json'
-            " and the variants' junit.xml.</p>"
+            f'<details class="page"><summary>failures {start + 1} to {start + len(page)} of'
+            f" {len(groups)}</summary>"
+            + "".join(_failure(g, statuses, is_open=False) for g in page)
+            + "</details>"
         )
     return "".join(parts) or '<p class="note">No failures.</p>'
 

@@ -104,6 +104,36 @@ def test_report_html_holds_every_row_of_a_huge_grid_folded(tmp_path: Path) -> No
 # -- failures once per test and message ---------------------------------------------------------
 
 
+def test_report_html_holds_every_failure_summary_md_sends_the_reader_to(tmp_path: Path) -> None:
+    cases = [Case("tests.test_many", f"test_{n}", "fail", f"boom {n}") for n in range(2_600)]
+    write_run(tmp_path, [Plan(IDS[0], VARIANTS[0][1], Status.FAILED, cases)])
+    _, md, html = _build(tmp_path)
+    assert "- ... and 2550 more in report.html" in md
+    failures = html.split('<section id="failures">', 1)[1].split("</section>", 1)[0]
+    assert failures.count('<div class="msg">') == 2_600
+    assert all(f"boom {n}</div>" in failures for n in (0, 1_999, 2_000, 2_599))
+    # Past the first 2000, folded in a page, closed.
+    assert failures.count('<details class="page">') == 1
+    assert "<summary>failures 2001 to 2600 of 2600</summary>" in failures
+
+
+def test_a_variant_that_never_ran_is_badged_with_its_status_not_as_an_error(
+    tmp_path: Path,
+) -> None:
+    write_run(
+        tmp_path,
+        [
+            Plan(IDS[0], VARIANTS[0][1], Status.ERROR, None, reason="db did not become healthy"),
+            Plan(IDS[1], VARIANTS[1][1], Status.CANCELLED, None, reason="cancelled: fail-fast"),
+        ],
+    )
+    _, _, html = _build(tmp_path)
+    failures = html.split('<section id="failures">', 1)[1]
+    assert '<span class="badge error">error</span> variant' in failures
+    assert '<span class="badge cancelled">cancelled</span> variant' in failures
+    assert '<span class="badge error">error</span> variant <b>postgres-13_driver-b' not in html
+
+
 def test_one_failure_on_many_variants_is_listed_once_naming_them(tmp_path: Path) -> None:
     plans = [
         Plan(ident, values, Status.FAILED if values["postgres"] == "13" else Status.PASSED,
