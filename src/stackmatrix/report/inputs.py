@@ -13,6 +13,7 @@ too; runs of an edited matrix file are not.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +55,29 @@ def _matrix_key(journal: RunJournal) -> tuple[object, ...]:
     return (journal.name, journal.spec_digest, journal.profile, tuple(journal.matrix_variants))
 
 
+def _has_start(journal: RunJournal) -> bool:
+    started = journal.started_at
+    return isinstance(started, int | float) and not isinstance(started, bool)
+
+
 def latest_runs(folder: Path) -> Inputs:
-    """The newest run under *folder* and the runs that complete it (see the module's doc)."""
-    runs = sorted(_runs_in(folder), key=lambda r: (r[0].started_at, r[0].run_id), reverse=True)
+    """The newest run under *folder* and the runs that complete it (see the module's doc).
+    A run whose ``run.json`` has no start time (not a number) cannot be placed: it is left
+    out, with a note saying so."""
+    found = _runs_in(folder)
+    undated = [
+        f"{path}: left out: its {JOURNAL_NAME} has no start time"
+        f" (started_at is {json.dumps(journal.started_at)}, not a number)"
+        for journal, path in found
+        if not _has_start(journal)
+    ]
+    runs = sorted(
+        ((j, p) for j, p in found if _has_start(j)),
+        key=lambda r: (float(r[0].started_at or 0.0), r[0].run_id),
+        reverse=True,
+    )
+    if not runs and undated:
+        raise UsageError("; ".join(undated))
     if not runs:
         raise UsageError(
             f"{folder}: no run here (no {JOURNAL_NAME}, and no run directory under it)"
@@ -80,7 +101,7 @@ def latest_runs(folder: Path) -> Inputs:
         f" and the {len(dirs) - 1} that complete it" if len(dirs) > 1 else ""
     )
     note += f" ({names})" + (f"; {skipped} older runs left out" if skipped else "")
-    return Inputs(dirs, (note,))
+    return Inputs(dirs, (*undated, note))
 
 
 def resolve_inputs(given: Sequence[Path]) -> Inputs:

@@ -214,3 +214,29 @@ def test_a_step_summary_over_github_s_limit_is_cut_to_fit(
     closing = written.rstrip("\n").splitlines()[-1]
     assert closing.startswith("> ✂️ This summary was cut to fit GitHub's 1 MiB step summary:")
     assert f"`{tmp_path / 'report'}` on the runner" in closing
+
+
+def test_a_run_without_a_start_time_in_a_folder_is_left_out_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    runs = tmp_path / "runs"
+    for i in (1, 2, 3):
+        _shard(runs, i, 3, run_id=f"r{i}", started=T0 + i)
+    broken = runs / "r0"
+    _shard(runs, 1, 1, run_id="r0", failing=IDS)
+    document = json.loads((broken / "run.json").read_text(encoding="utf-8"))
+    document["started_at"] = None
+    (broken / "run.json").write_text(json.dumps(document), encoding="utf-8")
+    assert main(["report", str(runs), "--out", str(tmp_path / "m"), "--fail-on", "failure"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        f"note: {broken}: left out: its run.json has no start time (started_at is null,"
+        " not a number)" in captured.err
+    )
+    assert "Traceback" not in captured.err
+    assert "verdict: passed" in captured.out
+    # Alone in its folder, it is a usage error saying the same.
+    for i in (1, 2, 3):
+        (runs / f"r{i}").rename(tmp_path / f"r{i}")
+    assert main(["report", str(runs)]) == 2
+    assert "has no start time" in capsys.readouterr().err
