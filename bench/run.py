@@ -1,6 +1,7 @@
 """Run every benchmark of stackmatrix in one go; write bench/results.json, README.md, plot.png.
 
     python bench/run.py [--rounds 4] [--serial-rounds 3] [--jobs 3] [--quick] [--source head]
+    python bench/run.py --only cli|report|overhead12|...   (one benchmark; the rest is kept)
 
 Figures that compare two things are ratios of medians taken in this same run, with the two
 sides interleaved round by round, so a busy machine slows both alike.
@@ -614,9 +615,11 @@ def run_benchmarks(
         if "overhead12" in selected:
             log("overhead matrix at 12 variants")
             results["overhead12"] = overhead12_rounds(bench, args.rounds_12)
-        if bench.run_ids:
+        if "overhead" in selected or "readiness" in selected:
             results["noise_after"] = ovh.engine_noise()
             results["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
+        if "overhead12" in selected:
+            results["overhead12"]["leftovers"] = ovh.labelled_leftovers(bench.run_ids)
         if "expand" in selected:
             results["expand"] = expand_benchmark(env, args.expand_repeat)
             log(f"expand: {results['expand']['load_expand_s']} s")
@@ -684,7 +687,8 @@ def main() -> int:
         for name in ("overhead", "overhead12")
         if name in selected and name in results
     )
-    return 1 if invalid or any(results.get("leftovers", {}).values()) else 0
+    left = [results.get("leftovers", {}), results.get("overhead12", {}).get("leftovers", {})]
+    return 1 if invalid or any(v for counts in left for v in counts.values()) else 0
 
 
 def headline(results: Mapping[str, Any]) -> dict[str, Any]:
@@ -805,6 +809,11 @@ def publish(results: Mapping[str, Any]) -> None:
     readme.write_text(page, encoding="utf-8")
 
 
+def _load_after(facts: Mapping[str, Any], figures: Mapping[str, Any] | None) -> str:
+    load = facts.get("loadavg_1m_after", (figures or {}).get("loadavg_1m"))
+    return "" if load is None else f", load average after: {load}"
+
+
 def goals_section(results: Mapping[str, Any]) -> str:
     """Markdown: every figure with a goal, its value and whether it is met."""
     separately = results.get("measured_separately", {})
@@ -815,7 +824,7 @@ def goals_section(results: Mapping[str, Any]) -> str:
         + "; ".join(
             f"`{name}` measured {facts['measured_at']} at `{facts['commit'][:12]}`"
             + (" plus uncommitted changes in src/" if facts.get("worktree_changes_in_src") else "")
-            + f" ({facts['took_s']} s, load average after: {facts.get('loadavg_1m_after', '?')})"
+            + f" ({facts['took_s']} s{_load_after(facts, results.get(name))})"
             for name, facts in sorted(separately.items())
         )
         + ("." if separately else "")
@@ -837,7 +846,8 @@ def goals_section(results: Mapping[str, Any]) -> str:
         "`stackmatrix merge -o FILE RUN_DIR`, each killed after a timeout, and reads the child's "
         "peak RSS from `wait4` (`ru_maxrss`). The 12-variant overhead matrix is "
         "`bench/overhead/matrix.yaml` with the size axis `s, m, l, xl`; the script runs the "
-        "same 12 variants.",
+        "same 12 variants. One of them alone: `.venv/bin/python bench/run.py --only cli` "
+        "(or `report`, `overhead12`, ...); the other figures stay as they were.",
     ]
     for key in ("cli", "report"):
         if key in results and "loadavg_1m" in results[key]:
