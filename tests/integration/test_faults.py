@@ -380,22 +380,29 @@ def test_an_image_that_fails_to_build_is_an_error_with_the_build_output(
 # -- the test command -------------------------------------------------------------------------
 
 
-def test_a_test_command_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+def test_a_test_command_that_cannot_start_is_an_error(tmp_path: Path) -> None:
+    """A missing command is refused before up (tests/integration/test_test_command.py); one
+    that goes missing after that check (here a setup step removes it) fails its variant."""
     project = _one_variant(tmp_path)
-    edit_spec(
-        project,
-        lambda spec: spec["tests"].update(command=["no-such-test-runner", "--junitxml=${{ junit }}"]),
-    )
+    runner = tmp_path / "run-tests"
+    runner.write_text("#!/bin/sh\nexit 0\n")
+    runner.chmod(0o755)
+
+    def edit(spec: dict[str, Any]) -> None:
+        spec["tests"].update(command=["./run-tests", "--junitxml=${{ junit }}"])
+        spec["tests"]["setup"] = {"command": ["rm", str(runner)]}
+
+    edit_spec(project, edit)
 
     done = project.run("run")
 
     assert done.returncode == 3, done.stdout + done.stderr
     variant = _only_variant(project)
     assert variant["status"] == "error"
-    assert variant["reason"] == "cannot start 'no-such-test-runner': No such file or directory"
+    assert variant["reason"] == "cannot start './run-tests': No such file or directory"
     run_dir = project.run_dir()
-    assert "no-such-test-runner" in (run_dir / "flavor-a" / "junit.xml").read_text()
-    assert "no-such-test-runner" in (run_dir / "summary.md").read_text()
+    assert "run-tests" in (run_dir / "flavor-a" / "junit.xml").read_text()
+    assert "run-tests" in (run_dir / "summary.md").read_text()
 
 
 def test_forked_children_that_ignore_sigterm_die_with_the_test_command(tmp_path: Path) -> None:

@@ -61,7 +61,6 @@ def _stopped_by_signals(job: VariantJob) -> Iterator[None]:
 
 def _up(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
-
     from stackmatrix.engine.suite import check_before_up  # noqa: PLC0415
 
     job = _job(args, run_tests=False)

@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose import labels
-from stackmatrix.engine.docker import docker_client, docker_command, error_text, remove_by_label
+from stackmatrix.engine.docker import (
+    docker_client,
+    docker_command,
+    error_text,
+    remove_by_label,
+    run_engine,
+)
 from stackmatrix.errors import EngineError
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal
 from stackmatrix.results.run_dir import is_marked, live_processes
@@ -96,7 +101,10 @@ def find_leftovers(out_dir: Path) -> list[Leftover]:
     try:
         for column, listing in enumerate(listings):
             *head, fmt, spec = listing
-            out = str(run_docker([*docker, *head, "--filter", f"label={labels.RUN}", fmt, spec]))
+            out = run_engine(
+                [*docker, *head, "--filter", f"label={labels.RUN}", fmt, spec],
+                what=f"`docker {head[0]} ls`",
+            )
             for line in out.splitlines():
                 run_id, _, config_files = line.strip().partition("\t")
                 if not run_id.strip():

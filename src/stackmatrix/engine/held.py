@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from python_on_whales.exceptions import DockerException
-from python_on_whales.utils import run as run_docker
 
 from stackmatrix.compose import labels
 from stackmatrix.compose.render import load_compose
-from stackmatrix.engine.docker import docker_client, docker_command, error_text, remove_by_label
+from stackmatrix.engine.docker import (
+    docker_client,
+    docker_command,
+    error_text,
+    remove_by_label,
+    run_engine,
+)
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.lifecycle import run_tests_on_held_stack, run_variant
 from stackmatrix.engine.stack import Stack
@@ -145,11 +150,10 @@ def held_stacks() -> list[HeldStack]:
     fields = (labels.COMPOSE_PROJECT, labels.VARIANT, labels.COMPOSE_SERVICE)
     template = "\t".join(f'{{{{.Label "{name}"}}}}' for name in fields) + "\t{{.State}}"
     try:
-        out = str(
-            run_docker(
-                [*docker, "container", "ls", "--all", "--filter",
-                 f"label={labels.HELD}=true", "--format", template]
-            )
+        out = run_engine(
+            [*docker, "container", "ls", "--all", "--filter",
+             f"label={labels.HELD}=true", "--format", template],
+            what="`docker container ls`",
         )  # fmt: skip
     except DockerException as error:
         raise EngineError(f"cannot list the held stacks: {error_text(error)}") from error

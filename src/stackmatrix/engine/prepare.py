@@ -26,10 +26,10 @@ from typing import Any
 from python_on_whales.exceptions import DockerException
 
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
-from stackmatrix.engine.docker import docker_client, docker_command, error_text
+from stackmatrix.engine.docker import docker_client, docker_command, error_text, run_engine
 from stackmatrix.engine.processes import run_logged, signal_handlers
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
-from stackmatrix.errors import Interrupted
+from stackmatrix.errors import EngineError, Interrupted
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.redact import compose_secrets, redact_file, redact_text, secret_values
 from stackmatrix.results.files import write_private_if
@@ -283,8 +283,19 @@ def _write_compose(spec: Spec, variant: Variant, data: dict[str, Any], run_dir: 
     return path
 
 
+def _image_exists(client: Any, image: str) -> bool:
+    """Whether *image* is on the engine, asked with a deadline."""
+    what = "`docker image inspect`"
+    try:
+        run_engine([*docker_command(client, "image", "inspect", "--format", "{{.Id}}", image)],
+                   what=what)  # fmt: skip
+    except DockerException:
+        return False
+    return True
+
+
 def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) -> Outcome:
-    present = client.image.exists(image)
+    present = _image_exists(client, image)
     if policy is PullPolicy.NEVER or (policy is PullPolicy.MISSING and present):
         if present:
             return Outcome(image)
@@ -345,12 +356,14 @@ def _build(
 
 
 def _identity(client: Any, image: str) -> tuple[str, str]:
+    template = "{{.Id}}\t{{range $i, $d := .RepoDigests}}{{if eq $i 0}}{{$d}}{{end}}{{end}}"
+    command = docker_command(client, "image", "inspect", "--format", template, image)
     try:
-        inspected = client.image.inspect(image)
-    except DockerException:
+        out = run_engine(command, what="`docker image inspect`")
+    except (DockerException, EngineError):
         return "", ""
-    digests = list(inspected.repo_digests or [])
-    return str(inspected.id or ""), str(digests[0]) if digests else ""
+    image_id, _, digest = out.strip().partition("\t")
+    return image_id, digest
 
 
 def _one_line(text: str) -> str:

@@ -167,6 +167,10 @@ class Stack:
     def _compose(self, *args: str) -> list[str]:
         return [str(part) for part in self._client.client_config.docker_compose_cmd] + list(args)
 
+    def copy_out(self, container_id: str, path: str, destination: Path) -> None:
+        """``docker cp CONTAINER:PATH DESTINATION``, bounded like every call of the stack."""
+        self._engine(["cp", f"{container_id}:{path}", str(destination)], "`docker cp`")
+
     def _engine(
         self,
         args: Sequence[str],

@@ -12,12 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from python_on_whales.exceptions import DockerException
+
 from stackmatrix.compose.merge import published_ports
 from stackmatrix.compose.render import expand_template, render
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.processes import ProcessOutcome, run_logged
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
-from stackmatrix.errors import SpecError
+from stackmatrix.errors import EngineError, SpecError
 from stackmatrix.junit.write import read_counts
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.redact import secret_values
@@ -277,8 +279,8 @@ def _copy_out(stack: Stack, service: str, junit: Path) -> None:
     if state is None or not state.container_id:
         return
     try:
-        stack.client.copy((state.container_id, IN_SERVICE_JUNIT), junit)
-    except Exception:
+        stack.copy_out(state.container_id, IN_SERVICE_JUNIT, junit)
+    except (DockerException, EngineError):  # no report there: the variant says so
         junit.unlink(missing_ok=True)
 
 

@@ -50,7 +50,7 @@ class _Engine:
     removals: list[str] = field(default_factory=list)
     fail: str | None = None
 
-    def run(self, args: Sequence[str]) -> str:
+    def run(self, args: Sequence[str], **_bounds: object) -> str:
         self.listings.append(list(args))
         if self.fail is not None:
             raise DockerException(list(args), 1, b"", self.fail.encode())
@@ -110,7 +110,7 @@ def _objects() -> dict[str, list[str]]:
 def engine(monkeypatch: pytest.MonkeyPatch) -> _Engine:
     fake = _Engine(_objects())
     monkeypatch.setattr(gc, "docker_command", lambda _client, *args: ["docker", *args])
-    monkeypatch.setattr(gc, "run_docker", fake.run)
+    monkeypatch.setattr(gc, "run_engine", fake.run)
     monkeypatch.setattr(gc, "remove_by_label", fake.remove_by_label)
     monkeypatch.setattr(docker_module, "ensure_engine", lambda: None)  # for the command line
     return fake
@@ -365,10 +365,10 @@ def test_a_foreign_run_is_found_through_its_containers_compose_file(
     mark_live(elsewhere / "runs" / REUSED)
     compose = elsewhere / "runs" / REUSED / "v1" / "compose.yaml"
 
-    def listing(args: Sequence[str]) -> str:
+    def listing(args: Sequence[str], **_bounds: object) -> str:
         return f"{REUSED}\t{compose}\n" if args[1] == "container" else ""
 
-    monkeypatch.setattr(gc, "run_docker", listing)
+    monkeypatch.setattr(gc, "run_engine", listing)
     here = tmp_path / "here"
     assert find_leftovers(here) == [Leftover(REUSED, 1, 0, 0, active=True)]
     assert collect(here, everything=True) == []
