@@ -39,7 +39,7 @@ REPORT_JOB = "stackmatrix report"
 @dataclass(frozen=True)
 class PipelineOptions:
     """How the jobs are set up: the matrix file and profile they run, the image, runner tags,
-    how stackmatrix is installed and what runs before it."""
+    how stackmatrix is installed and what runs before it, and what fails the report job."""
 
     file: str = "matrix.yaml"
     profile: str | None = None
@@ -47,6 +47,8 @@ class PipelineOptions:
     tags: tuple[str, ...] = ()
     install: str = f"python3 -m pip install stackmatrix=={__version__}"
     setup: str | None = None
+    # What fails the report job (``stackmatrix report --fail-on``); empty: nothing does.
+    fail_on: tuple[str, ...] = ("incomplete",)
 
 
 def gitlab_pipeline(
@@ -165,7 +167,8 @@ def _report_job(options: PipelineOptions) -> dict[str, Any]:
             f"set -- {OUT}/runs/*/",
             f'if [ ! -d "$1" ]; then echo "no job left a run directory in {OUT}/runs" >&2;'
             " exit 1; fi",
-            f'stackmatrix report "$@" --out {REPORT}',
+            f'stackmatrix report "$@" --out {REPORT}'
+            + (f" --fail-on {','.join(options.fail_on)}" if options.fail_on else ""),
         ],
         "artifacts": {
             "when": "always",

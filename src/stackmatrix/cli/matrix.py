@@ -13,6 +13,7 @@ from typing import TextIO
 from stackmatrix.ci.github_matrix import gha_matrix_json
 from stackmatrix.ci.gitlab_pipeline import PipelineOptions, gitlab_pipeline_yaml
 from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
+from stackmatrix.cli.results import parse_fail_on
 from stackmatrix.compose.render import dump_compose, holds_secrets, render
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant, expand
@@ -140,6 +141,7 @@ def _gitlab_matrix(args: argparse.Namespace) -> int:
         image=args.image,
         tags=tuple(args.tag),
         setup=args.setup,
+        fail_on=tuple(args.fail_on),
         **({"install": args.install} if args.install else {}),
     )
     text = gitlab_pipeline_yaml(variants, options, shards=args.shards)
@@ -183,4 +185,27 @@ def register_gitlab_matrix(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--setup", metavar="CMD", help="a command each variant job runs before its shard"
     )
+    parser.add_argument(
+        "--fail-on",
+        type=_report_fail_on,
+        default=["incomplete"],
+        metavar="WHAT",
+        help=(
+            "what fails the report job: failure, incomplete (comma-separated), or none"
+            " (default: incomplete)"
+        ),
+    )
     parser.set_defaults(handler=_gitlab_matrix)
+
+
+def _report_fail_on(value: str) -> list[str]:
+    """``--fail-on`` of the report job: as ``report --fail-on``, less regression (the
+    pipeline's report job has no baseline), or ``none``."""
+    if value.strip() == "none":
+        return []
+    chosen = parse_fail_on(value)
+    if "regression" in chosen:
+        raise argparse.ArgumentTypeError(
+            "regression: the report job has no baseline to compare with"
+        )
+    return chosen

@@ -44,7 +44,7 @@ EXIT_FAILURE = 1  # --fail-on failure / regression: like a run whose tests faile
 EXIT_INCOMPLETE = 3  # --fail-on incomplete: results are missing, as when a stack failed
 
 
-def _fail_on(value: str) -> list[str]:
+def parse_fail_on(value: str) -> list[str]:
     """``--fail-on regression,failure`` (also given several times)."""
     chosen = [part.strip() for part in value.split(",") if part.strip()]
     unknown = [c for c in chosen if c not in FAIL_ON]
@@ -139,7 +139,7 @@ def register_report(subparsers: Subparsers) -> None:
     )
     parser.add_argument(
         "--fail-on",
-        type=_fail_on,
+        type=parse_fail_on,
         action="append",
         metavar="WHAT",
         help=(

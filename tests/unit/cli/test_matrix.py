@@ -206,3 +206,23 @@ def test_gitlab_matrix_unwritable_output_is_a_usage_error(
 ) -> None:
     assert main(["gitlab-matrix", "-o", str(project / "matrix.yaml" / "child.yml")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_gitlab_matrix_s_report_job_fails_on_missing_results_unless_told(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def report_script(*extra: str) -> str:
+        assert main(["gitlab-matrix", "--shards", "2", *extra]) == 0
+        pipeline = yaml.safe_load(capsys.readouterr().out)
+        return str(pipeline["stackmatrix report"]["script"][-1])
+
+    base = 'stackmatrix report "$@" --out stackmatrix-report'
+    assert report_script() == f"{base} --fail-on incomplete"
+    assert report_script("--fail-on", "failure, incomplete") == (
+        f"{base} --fail-on failure,incomplete"
+    )
+    assert report_script("--fail-on", "none") == base
+    with pytest.raises(SystemExit) as exit_info:
+        main(["gitlab-matrix", "--fail-on", "regression"])
+    assert exit_info.value.code == 2
+    assert "the report job has no baseline" in capsys.readouterr().err
