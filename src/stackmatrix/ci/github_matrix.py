@@ -20,6 +20,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackmatrix.ci.shards import suggested_shards
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_shard
@@ -46,7 +47,7 @@ def gha_matrix(variants: Sequence[Variant], *, shards: int | None = None) -> dic
             raise UsageError(
                 f"the matrix has {len(variants)} variants, more than the {MAX_JOBS} jobs GitHub "
                 f"Actions allows in one matrix; group them into jobs with --shards N "
-                f"(N up to {MAX_JOBS}, e.g. --shards {_suggested_shards(len(variants))})"
+                f"(N up to {MAX_JOBS}, e.g. --shards {suggested_shards(len(variants), MAX_JOBS)})"
             )
         return {"include": [_variant_entry(variant) for variant in variants]}
     # Never more shards than variants: an empty shard would be a job with nothing to run.
@@ -68,12 +69,6 @@ def gha_matrix_json(variants: Sequence[Variant], *, shards: int | None = None) -
         raise UsageError(
             "the matrix has a value that JSON cannot express (NaN or infinity); quote it"
         ) from None
-
-
-def _suggested_shards(count: int) -> int:
-    # Enough shards to stay under the cap, rounded up to a tidy multiple of 4.
-    needed = -(-count // MAX_JOBS)
-    return min(MAX_JOBS, max(4, -(-needed // 4) * 4))
 
 
 def variant_name(variant: Variant) -> str:

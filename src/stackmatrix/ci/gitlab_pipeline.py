@@ -17,13 +17,16 @@ from typing import Any
 import yaml
 
 from stackmatrix import __version__
+from stackmatrix.ci.shards import suggested_shards
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.matrix.select import select_shard
 
 MAX_JOBS = 200
-"""The most jobs a generated child pipeline has, the report job included (GitLab's cap on the
-jobs of one ``parallel:matrix``, and a size its pipeline page still shows)."""
+"""The most jobs a generated child pipeline has, the report job included. stackmatrix's own
+cap: the pipeline is plain jobs, not ``parallel:matrix`` (which GitLab caps at 200 jobs);
+GitLab's own limit on the jobs of one pipeline is set per instance and plan (its "maximum
+number of jobs in a single pipeline"), and may be lower or higher."""
 
 OUT = ".stackmatrix-ci"
 """Where each job's ``stackmatrix run`` writes (relative to the project directory)."""
@@ -67,14 +70,14 @@ def gitlab_pipeline(
     if shards is None and len(variants) > most:
         raise UsageError(
             f"the matrix has {len(variants)} variants: one job each and the report job would be"
-            f" {len(variants) + 1} jobs, more than the {MAX_JOBS} a GitLab child pipeline"
-            f" takes; group them into jobs with --shards N (N up to {most}, e.g. --shards"
-            f" {_suggested_shards(len(variants))})"
+            f" {len(variants) + 1} jobs, more than the {MAX_JOBS} stackmatrix puts in one"
+            f" child pipeline; group them into jobs with --shards N (N up to {most}, e.g. --shards"
+            f" {suggested_shards(len(variants), most)})"
         )
     if shards is not None and min(shards, len(variants)) > most:
         raise UsageError(
-            f"--shards {shards}: with the report job that is more than the {MAX_JOBS} jobs a"
-            f" GitLab child pipeline takes; use --shards {most} or fewer"
+            f"--shards {shards}: with the report job that is more than the {MAX_JOBS} jobs"
+            f" stackmatrix puts in one child pipeline; use --shards {most} or fewer"
         )
     pipeline: dict[str, Any] = {
         "stages": [VARIANTS_STAGE, REPORT_STAGE],
@@ -110,11 +113,6 @@ def gitlab_pipeline_yaml(
         f" {options.file}{profile} in {jobs - 1} jobs, then {REPORT_JOB!r}.\n"
     )
     return head + yaml.safe_dump(pipeline, sort_keys=False, width=100, allow_unicode=True)
-
-
-def _suggested_shards(count: int) -> int:
-    needed = -(-count // (MAX_JOBS - 1))
-    return min(MAX_JOBS - 1, max(4, -(-needed // 4) * 4))
 
 
 def _template(options: PipelineOptions) -> dict[str, Any]:

@@ -110,9 +110,12 @@ def test_three_hundred_variants_need_shards() -> None:
         gitlab_pipeline(variants(300), PipelineOptions())
     message = str(raised.value)
     assert "300 variants" in message
-    assert "301 jobs, more than the 200" in message
+    # The cap is stackmatrix's (plain jobs, not parallel:matrix): it says so, not GitLab's.
+    assert "301 jobs, more than the 200 stackmatrix puts in one child pipeline" in message
     assert "--shards N" in message
     assert "--shards 4" in message
+    with pytest.raises(UsageError, match=r"--shards 12\)"):
+        gitlab_pipeline(variants(2_000), PipelineOptions())
 
 
 def test_the_cap_counts_the_report_job() -> None:
