@@ -628,3 +628,55 @@ def test_the_kept_baseline_names_its_run_and_what_it_started_from(tmp_path: Path
     assert (kept / "run-id").read_text() == "42\n"
     assert (kept / "started-from" / "results.json").read_text() == '{"run": 41}'
     assert (tmp_path / "output").read_text() == "kept=true\n"
+
+
+def _action_report_arguments(tmp_path: Path, *, fail_on: str, baseline: str) -> list[str]:
+    """The arguments the report action's script gives its venv's `stackmatrix report` (a
+    stand-in there records them)."""
+    (report_step,) = [
+        s for s in load_action("report")["runs"]["steps"] if s.get("name") == "stackmatrix report"
+    ]
+    (tmp_path / "runs" / "run-1").mkdir(parents=True)
+    venv_bin = tmp_path / "stackmatrix-venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    recorder = venv_bin / "stackmatrix"
+    recorder.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n', encoding="utf-8")
+    recorder.chmod(0o755)
+    env = {
+        "PATH": os.environ["PATH"],
+        "RECORD": str(tmp_path / "args"),
+        "RUNNER_TEMP": str(tmp_path),
+        "BASELINE": baseline,
+        "FAIL_ON": fail_on,
+        "RUNS": str(tmp_path / "runs"),
+        "MERGED": str(tmp_path / "merged"),
+        "STACKMATRIX_REPORT_ARTIFACT": "stackmatrix-report",
+    }
+    assert set(env) - {"PATH", "RECORD", "RUNNER_TEMP"} == set(report_step["env"])
+    subprocess.run(["bash", "-e", "-c", report_step["run"]], env=env, check=True)
+    return (tmp_path / "args").read_text(encoding="utf-8").splitlines()[1:]
+
+
+def test_the_report_action_fails_on_what_it_is_told_by_default_incomplete(
+    tmp_path: Path,
+) -> None:
+    action = load_action("report")
+    assert action["inputs"]["fail-on"]["default"] == inputs_of("matrix.yml")["fail-on"]["default"]
+    assert action["inputs"]["fail-on"]["default"] == "incomplete"
+    (tmp_path / "a").mkdir()
+    arguments = _action_report_arguments(
+        tmp_path / "a", fail_on="regression, incomplete", baseline="prev/results.json"
+    )
+    assert arguments[-4:] == [
+        "--baseline",
+        "prev/results.json",
+        "--fail-on",
+        "regression,incomplete",
+    ]
+    (tmp_path / "b").mkdir()
+    arguments = _action_report_arguments(
+        tmp_path / "b", fail_on="regression,incomplete", baseline=""
+    )
+    assert arguments[-2:] == ["--fail-on", "incomplete"]
+    (tmp_path / "c").mkdir()
+    assert "--fail-on" not in _action_report_arguments(tmp_path / "c", fail_on="", baseline="")
