@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import CaseChange, Change, Comparison, Mark, VariantChange
+from stackmatrix.report.groups import first_line
 from stackmatrix.report.symbols import ABSENT, CHANGE, MARK, OUTCOME
-from stackmatrix.report.text import first_line, md_code, md_escape, status_label
+from stackmatrix.report.text import md_code, md_escape, status_label
 from stackmatrix.results.journal import Status
 
 LISTED = (Change.REGRESSION, Change.FIXED, Change.FLAKY, Change.STILL_FAILING, Change.NEW)

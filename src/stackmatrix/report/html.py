@@ -20,16 +20,14 @@ from stackmatrix.report.changes import (
     others,
     tally_words,
 )
-from stackmatrix.report.groups import FailureGroup, Kind, failure_groups
+from stackmatrix.report.groups import FailureGroup, Kind, case_message, failure_groups, first_line
 from stackmatrix.report.model import NA, SEVERITY_TITLES, Cell, GridRow, RunReport, VariantReport
 from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn
 from stackmatrix.report.text import (
     MAX_GRID_ROWS,
     attempts_note,
-    case_message,
     cell_symbol,
     completeness_lines,
-    first_line,
     headline,
     status_label,
 )

@@ -9,11 +9,7 @@ from stackmatrix.format import format_bytes, format_duration
 from stackmatrix.report.groups import (
     FailureGroup,
     Kind,
-    case_message,
     failure_groups,
-    first_line,
-    variant_failed_as_a_whole,
-    variant_reason,
 )
 from stackmatrix.report.model import NA, Cell, RunReport, VariantReport, Verdict
 from stackmatrix.report.symbols import NOT_APPLICABLE, NOT_RUN, OUTCOME, STATUS, VERDICT
@@ -292,10 +288,8 @@ __all__ = [
     "MAX_FAILURES_LISTED",
     "MAX_GRID_ROWS",
     "attempts_note",
-    "case_message",
     "cell_symbol",
     "completeness_lines",
-    "first_line",
     "flaky_lines",
     "group_line",
     "headline",
@@ -305,7 +299,5 @@ __all__ = [
     "render_text",
     "status_icon",
     "status_label",
-    "variant_failed_as_a_whole",
-    "variant_reason",
     "variant_tally",
 ]
