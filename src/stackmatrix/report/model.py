@@ -299,7 +299,8 @@ class Completeness:
     missing_shards: tuple[str, ...]  # "I/N" of shards no run directory holds
     unfinished_runs: tuple[str, ...]  # run ids without a recorded end
     empty_runs: tuple[str, ...]  # run ids that recorded their end and no variant's result
-    aborted_runs: tuple[tuple[str, int | None], ...]  # (run id, exit code) of runs that erred
+    # (run id, exit code) of runs that erred, less those whose variants later runs all redid
+    aborted_runs: tuple[tuple[str, int | None], ...]
     mixed_matrices: bool = False  # the run directories are of different matrices
 
     @property
@@ -382,7 +383,11 @@ class RunReport:
             missing_shards=tuple(missing_shards),
             unfinished_runs=tuple(r.run_id for r in unfinished),
             empty_runs=tuple(r.run_id for r in empty),
-            aborted_runs=tuple((r.run_id, r.exit_code) for r in self.runs if r.aborted),
+            aborted_runs=tuple(
+                (r.run_id, r.exit_code)
+                for n, r in enumerate(self.runs)
+                if r.aborted and not self._superseded(n)
+            ),
             mixed_matrices=len(matrices) > 1,
         )
 

@@ -233,6 +233,10 @@ def test_a_run_that_ended_on_an_error_is_green_once_a_later_run_redid_all_it_hel
         run_id="20260314-093600-00000000000000a2",
     )
     assert load_runs([tmp_path / "first", tmp_path / "again"]).verdict is Verdict.PASSED
+    paths = build_reports([tmp_path / "first", tmp_path / "again"], tmp_path / "report")
+    md = paths.summary.read_text(encoding="utf-8")
+    assert md.startswith("## ✅ stackmatrix shop: 4 variants — 4 passed\n")
+    assert "exit code 3" not in md
     # Only partly redone, or redone before: the error still fails the report.
     write_run(
         tmp_path / "part",
@@ -243,6 +247,8 @@ def test_a_run_that_ended_on_an_error_is_green_once_a_later_run_redid_all_it_hel
         run_id="20260314-093600-00000000000000a3",
     )
     assert load_runs([tmp_path / "first", tmp_path / "part"]).verdict is Verdict.FAILED
+    paths = build_reports([tmp_path / "first", tmp_path / "part"], tmp_path / "report-part")
+    assert "ended with exit code 3" in paths.summary.read_text(encoding="utf-8")
     assert load_runs([tmp_path / "again", tmp_path / "first"]).verdict is Verdict.FAILED
 
 
