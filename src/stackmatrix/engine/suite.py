@@ -24,7 +24,7 @@ from stackmatrix.junit.write import read_counts
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.redact import secret_values
 from stackmatrix.results.journal import Status
-from stackmatrix.spec.checks import spec_location, template_texts
+from stackmatrix.spec.checks import display_path, spec_location, template_texts
 from stackmatrix.spec.models import SetupStep, Spec, split_command
 from stackmatrix.spec.source import KeyPath
 from stackmatrix.spec.templates import (
@@ -274,6 +274,24 @@ def _command(job: VariantJob, context: Mapping[str, Any]) -> list[str]:
     return [*argv, *job.extra_args]
 
 
+def failed_tests_warning(spec: Spec) -> str:
+    """What ``run --failed-tests`` warns about when it can only add the testcases after the
+    test command's own arguments (no ``tests.rerun``, no ``${{ failed }}`` in the command):
+    those may name a folder or more tests, which then run too. Empty when there is no need."""
+    tests = spec.tests
+    if tests.rerun:
+        return ""
+    parts = [tests.command] if isinstance(tests.command, str) else tests.command
+    if any(FAILED_ANYWHERE.search(part) for part in parts):
+        return ""
+    where = spec_location(spec, ("tests", "command"))
+    return (
+        f"{where} has no ${{{{ failed }}}} and there is no tests.rerun: the failed testcases"
+        " are added after the command's own arguments, which may run more than them"
+        " (set tests.rerun, or put ${{ failed }} in tests.command; see docs/matrix.md)"
+    )
+
+
 def _copy_out(stack: Stack, service: str, junit: Path) -> None:
     state = stack.refresh().get(service)
     if state is None or not state.container_id:
@@ -333,7 +351,12 @@ def check_before_up(
 ) -> None:
     """Problems a run would only meet once its stacks are up, found before any comes up: a
     host command that does not exist, a ``${{ ports.S.P }}`` that a variant's rendered
-    compose file does not publish. Raises SpecError, each problem at FILE:LINE:COL."""
+    compose file does not publish, a ``tests.workdir`` that does not exist (yet: ``list`` and
+    ``render`` never need it). Raises SpecError, each problem at FILE:LINE:COL."""
+    workdir = spec.tests.workdir
+    if not workdir.is_dir():  # every host command would fail to start there
+        where = spec_location(spec, ("tests", "workdir"))
+        raise SpecError([f"{where}: directory not found: {display_path(workdir)}"])
     problems = [*_missing_commands(spec, variants, run_id, base_env, rerun=rerun)]
     problems += _unpublished_ports(spec, variants, run_id, rerun=rerun)
     if problems:

@@ -341,8 +341,6 @@ class Checker:
         if tests.where != "host" and self.services is not None and tests.where not in self.services:
             hint = did_you_mean(tests.where, self.services, "expected 'host' or a service")
             self.add(("tests", "where"), f"unknown service {tests.where!r}{hint}")
-        if not tests.workdir.is_dir():
-            self.add(("tests", "workdir"), f"directory not found: {display_path(tests.workdir)}")
         for index, step in enumerate(tests.setup):
             if (
                 step.where != "host"

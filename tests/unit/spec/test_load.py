@@ -161,6 +161,13 @@ def test_env_values_become_strings_and_where_names_a_service(tmp_path: Path) -> 
     assert spec.tests.workdir == tmp_path / "sub"
 
 
+def test_a_workdir_that_does_not_exist_yet_loads(tmp_path: Path) -> None:
+    # A nox session may make it just before the tests: only commands that run them check it.
+    tests = "tests: {command: x, workdir: .nox/realworld/src/app}\n"
+    spec = load_spec(minimal(tmp_path, tests=tests))
+    assert spec.tests.workdir == tmp_path / ".nox" / "realworld" / "src" / "app"
+
+
 def test_yaml_12_scalars_anchors_and_extension_keys(tmp_path: Path) -> None:
     path = write(
         tmp_path,
