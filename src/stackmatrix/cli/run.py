@@ -48,6 +48,12 @@ def _run(args: argparse.Namespace) -> int:
     console = Console(provider=provider)
     if rerun is not None:
         console.note(f"re-running what did not pass in run {rerun.run_id} ({rerun.run_dir})")
+    if rerun is not None and args.failed_tests:
+        from stackmatrix.engine.suite import failed_tests_warning  # noqa: PLC0415
+
+        warning = failed_tests_warning(spec)
+        if warning:
+            console.note(f"warning: {warning}")
     if not variants:
         console.note("no variant to run in this selection")
         return 0
