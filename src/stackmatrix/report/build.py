@@ -58,7 +58,6 @@ def build_reports(
     run_dirs: Sequence[Path],
     out_dir: Path,
     *,
-    step_summary: Path | None = None,
     publish_summary: Callable[[str], Path | None] | None = None,
     baseline: Path | None = None,
     against_matrix: bool = False,
@@ -68,8 +67,7 @@ def build_reports(
 
     The Markdown summary is also handed to *publish_summary* (a CI provider's
     ``publish_summary``, which cuts it to what the CI takes; its return is
-    ``ReportPaths.step_summary``), or else appended as it is to *step_summary* (a CI's step
-    summary file, see :mod:`stackmatrix.ci.provider`; deprecated: it is not cut). With a
+    ``ReportPaths.step_summary``; see :mod:`stackmatrix.ci.provider`). With a
     *baseline* (a previous run directory, report directory, ``run.json`` or ``results.json``)
     the reports open with the comparison.
     A baseline that cannot be read still leaves this run's reports written, without the
@@ -84,10 +82,7 @@ def build_reports(
         summary, markdown = _write_summary(out_dir, compared, baseline)
         html = _write_html(out_dir, compared)
         results = _write_results(out_dir, compared, current)
-        if publish_summary is not None:
-            step_summary = publish_summary(markdown)
-        elif step_summary is not None:
-            _append_to_step_summary(step_summary, markdown)
+        step_summary = publish_summary(markdown) if publish_summary is not None else None
     except OSError as exc:
         raise ReportError(f"cannot write reports: {exc}") from exc
     if compared.problem:
@@ -178,11 +173,6 @@ def _write_results(out_dir: Path, compared: _Compared, current: Snapshot) -> Pat
     document = results_document(compared.report, current, compared.comparison)
     write_text_atomic(results, dump_results(document))
     return results
-
-
-def _append_to_step_summary(step_summary: Path, markdown: str) -> None:
-    with step_summary.open("a", encoding="utf-8") as handle:
-        handle.write(markdown)
 
 
 def summary_text(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> str:

@@ -7,12 +7,14 @@ import dataclasses
 import json
 import shutil
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stackmatrix.ci.provider import detect
 from stackmatrix.cli.main import main
 from stackmatrix.errors import ReportError
 from stackmatrix.junit.read import Outcome
@@ -608,8 +610,10 @@ def test_unusable_baseline_still_writes_the_reports_then_fails(
     bad.write_text("{oops", encoding="utf-8")
     step = tmp_path / "step.md"
     out = tmp_path / "out"
+    github = detect({"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    publish = partial(github.publish_summary, report=out)
     with pytest.raises(ReportError) as caught:
-        build_reports([current], out, baseline=bad, step_summary=step)
+        build_reports([current], out, baseline=bad, publish_summary=publish)
     message = str(caught.value)
     assert message.startswith(f"baseline {bad}: not valid JSON")
     assert f"the reports of this run are written to {out}, without the comparison" in message

@@ -6,6 +6,8 @@ import base64
 import dataclasses
 import re
 import shutil
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import junitparser
@@ -42,12 +44,20 @@ def run_dir(tmp_path: Path) -> Path:
     return path
 
 
+def _github_step_summary(step: Path, report: Path) -> Callable[[str], Path | None]:
+    """What `stackmatrix report` hands build_reports on GitHub, writing to *step*."""
+    github = detect({"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(step)})
+    return partial(github.publish_summary, report=report)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> ReportPaths:
     """The sample run's reports, built once for the tests that only read them."""
     path = tmp_path_factory.mktemp("runs") / "20260314-0926-a1b2"
     build_sample_run(path)
-    return build_reports([path], path, step_summary=path.parent / "step.md")
+    return build_reports(
+        [path], path, publish_summary=_github_step_summary(path.parent / "step.md", path)
+    )
 
 
 def _grid_row(markdown: str, test_id: str) -> list[str]:
@@ -91,7 +101,10 @@ def test_step_summary_is_appended_from_environment(
     step.write_text("earlier step\n", encoding="utf-8")
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step))
-    paths = build_reports([run_dir], run_dir, step_summary=detect().step_summary())
+    provider = detect()
+    paths = build_reports(
+        [run_dir], run_dir, publish_summary=partial(provider.publish_summary, report=run_dir)
+    )
     assert paths.step_summary == step
     text = step.read_text(encoding="utf-8")
     assert text.startswith("earlier step\n## ❌ stackmatrix shop")
@@ -101,9 +114,8 @@ def test_step_summary_is_appended_from_environment(
 def test_no_step_summary_outside_github(run_dir: Path) -> None:
     outside = detect({"CI": "true", "GITHUB_STEP_SUMMARY": "/tmp/not-github.md"})
     assert outside.step_summary() is None
-    assert (
-        build_reports([run_dir], run_dir, step_summary=outside.step_summary()).step_summary is None
-    )
+    publish = partial(outside.publish_summary, report=run_dir)
+    assert build_reports([run_dir], run_dir, publish_summary=publish).step_summary is None
 
 
 def test_explicit_step_summary_path(built: ReportPaths) -> None:
