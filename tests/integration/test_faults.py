@@ -710,3 +710,27 @@ def test_an_engine_that_dies_while_the_stack_comes_up_is_the_reason(
     assert "Traceback" not in run.output
     assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
     assert _labelled_on(engine2, run_id) == set()
+
+
+# -- the stack changes under the tests --------------------------------------------------------
+
+
+def test_a_service_removed_while_the_tests_run_is_named(tmp_path: Path) -> None:
+    """Someone (a person, another tool, a careless `docker rm`) removes a service's container
+    while the tests run: the variant says so instead of only "tests exited with code 1"."""
+    project = _one_variant(tmp_path)
+    remove = (
+        "docker rm -f $(docker ps -q --filter label=com.docker.compose.project=$STACKMATRIX_PROJECT"
+        " --filter label=com.docker.compose.service=echo) >/dev/null; exit 1"
+    )
+    edit_spec(project, lambda spec: spec["tests"].update({"shell": True, "command": remove}))
+
+    done = project.run("run")
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    variant = _only_variant(project)
+    assert variant["status"] == "error"
+    assert variant["reason"].startswith(
+        "container of service 'echo' was removed while the tests ran; tests exited with code 1"
+    ), variant["reason"]
+    assert "was removed while the tests ran" in (project.run_dir() / "summary.md").read_text()

@@ -19,6 +19,7 @@ from stackmatrix.compose.render import (
     render,
 )
 from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.services import ServiceState, final_reason
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.stats import HostProcesses, StatsSampler
 from stackmatrix.engine.suite import SETUP_LOG, has_report, judge, run_setup, run_suite, temp_dir
@@ -58,6 +59,27 @@ def run_variant(job: VariantJob) -> VariantResult:
 def run_tests_on_held_stack(job: VariantJob) -> VariantResult:
     """Run the tests of *job* against its stack, held up by an earlier ``stackmatrix up``."""
     return _VariantRun(job).test_held()
+
+
+def _changed_while_testing(before: Mapping[str, ServiceState], stack: Stack) -> list[str]:
+    """What happened to the services that were running when the tests began: a container
+    removed (by a person, another tool, a `gc`), or one that stopped, and how."""
+    if not before:
+        return []
+    try:
+        after = stack.refresh()
+    except (StackmatrixError, StackFailure):
+        return []  # the engine's trouble is teardown's to record
+    changed = []
+    for service, state in sorted(before.items()):
+        if state.status != "running":
+            continue
+        now = after.get(service)
+        if now is None or now.container_id != state.container_id:
+            changed.append(f"container of service '{service}' was removed while the tests ran")
+        elif now.status != "running":
+            changed.append(f"service '{service}' {final_reason(now)} while the tests ran")
+    return changed
 
 
 def _why(error: BaseException) -> str:
@@ -170,11 +192,19 @@ class _VariantRun:
 
     def _test(self, stack: Stack) -> None:
         """The test command against *stack*, and the verdict on how it ended."""
+        before = dict(stack.states)  # as the stack was when it got ready
         with self.rec.phase("tests"):
             outcome = run_suite(self.job, stack, self.ports, self.junit, self.secrets)
         self.tests_log = f"{self.job.variant.id}/tests.log"
         self.exit_code = outcome.exit_code
         self.status, self.reason = judge(outcome, self.junit, self.job)
+        changed = _changed_while_testing(before, stack)
+        if changed:
+            # Tests failing against a stack that fell apart under them: the stack is the news.
+            if self.status is not Status.PASSED:
+                self.status = Status.ERROR
+            said = "; ".join(changed)
+            self.reason = f"{said}; {self.reason}" if self.reason else said
 
     def _drive(self, stack: Stack, builds: Mapping[str, str | None]) -> None:
         """Build, up, ready, tests; then collect and down whatever happened."""

@@ -13,6 +13,7 @@ import pytest
 from stackmatrix.engine import lifecycle, suite
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.processes import ProcessOutcome
+from stackmatrix.engine.services import ServiceState
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.suite import judge as _judge
 from stackmatrix.engine.suite import run_suite as _run_tests
@@ -250,6 +251,7 @@ class _DyingEngineStack:
         self.services = ["db"]
         self.compose_file = Path("compose.yaml")
         self.downs = 0
+        self.states = {"db": ServiceState("db", "c0ffee", "running", None, None, "", {})}
 
     def __enter__(self) -> _DyingEngineStack:
         return self
@@ -268,6 +270,9 @@ class _DyingEngineStack:
 
     def ports(self) -> dict[str, dict[str, str]]:
         return {"db": {"5432": "127.0.0.1:32770"}}
+
+    def refresh(self) -> dict[str, ServiceState]:
+        raise EngineError("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
 
     def save_logs(self, *_: object, **__: object) -> dict[str, Path]:
         raise EngineError("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
