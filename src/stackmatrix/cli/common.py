@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from stackmatrix.errors import UsageError
-from stackmatrix.matrix.expand import Variant
-from stackmatrix.results.run_dir import DEFAULT_OUT
-from stackmatrix.spec.checks import did_you_mean
-from stackmatrix.spec.load import load_spec
-from stackmatrix.spec.models import Spec
+
+if TYPE_CHECKING:
+    from stackmatrix.matrix.expand import Variant
+    from stackmatrix.spec.models import Spec
+
+# The parser is built with argparse alone: what reads the spec, the matrix or the run
+# directories (pydantic, YAML, the models) is imported by the handler that needs it, so
+# `--help` and a wrong command line answer at once.
 
 Handler = Callable[[argparse.Namespace], int]
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -27,6 +30,13 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", metavar="P", help="apply the named profile of the matrix file")
 
 
+def load_spec(path: Path, *, profile: str | None = None) -> Spec:
+    """:func:`stackmatrix.spec.load.load_spec`, the spec layer imported when first called."""
+    from stackmatrix.spec.load import load_spec as load  # noqa: PLC0415 - see the top
+
+    return load(path, profile=profile)
+
+
 def read_spec(args: argparse.Namespace) -> Spec:
     """The spec named by ``-f`` and ``--profile``."""
     spec: Spec = load_spec(args.file, profile=args.profile)
@@ -35,6 +45,8 @@ def read_spec(args: argparse.Namespace) -> Spec:
 
 def find_variant(variants: Sequence[Variant], ident: str) -> Variant:
     """The variant with id ``ident``; a UsageError with a suggestion otherwise."""
+    from stackmatrix.spec.checks import did_you_mean  # noqa: PLC0415
+
     for variant in variants:
         if variant.id == ident:
             return variant
@@ -50,10 +62,19 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=DEFAULT_OUT,
         metavar="DIR",
         help="output folder (default .stackmatrix)",
     )
+
+
+def out_dir(args: argparse.Namespace) -> Path:
+    """``--out``, else the default folder (results.run_dir.DEFAULT_OUT, loaded when used)."""
+    if args.out is not None:
+        out: Path = args.out
+        return out
+    from stackmatrix.results.run_dir import DEFAULT_OUT  # noqa: PLC0415
+
+    return DEFAULT_OUT
 
 
 def positive(text: str) -> int:

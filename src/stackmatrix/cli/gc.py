@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stackmatrix.cli.common import Subparsers, add_out_argument
+from stackmatrix.cli.common import Subparsers, add_out_argument, out_dir
 
 
 def _gc(args: argparse.Namespace) -> int:
@@ -14,7 +14,7 @@ def _gc(args: argparse.Namespace) -> int:
 
     ensure_engine()
     removed = collect(
-        args.out, everything=args.all, run_id=args.run, force=args.force, dry_run=args.dry_run
+        out_dir(args), everything=args.all, run_id=args.run, force=args.force, dry_run=args.dry_run
     )
     verb = "would remove" if args.dry_run else "removed"
     for leftover in removed:
@@ -23,7 +23,7 @@ def _gc(args: argparse.Namespace) -> int:
             f"{leftover.networks} networks, {leftover.volumes} volumes"
         )
     taken = {leftover.run_id for leftover in removed}
-    left = [x for x in find_leftovers(args.out) if not args.dry_run or x.run_id not in taken]
+    left = [x for x in find_leftovers(out_dir(args)) if not args.dry_run or x.run_id not in taken]
     alive = []
     if args.all or args.run:
         alive = [x for x in left if x.active and (args.run is None or x.run_id == args.run)]

@@ -22,12 +22,11 @@ from stackmatrix.cli.common import (
     add_out_argument,
     add_spec_arguments,
     find_variant,
+    out_dir,
     read_spec,
 )
 from stackmatrix.errors import EngineError, Interrupted, UsageError
 from stackmatrix.format import format_duration
-from stackmatrix.matrix.expand import expand
-from stackmatrix.results.journal import Status
 
 if TYPE_CHECKING:
     from stackmatrix.engine.job import VariantJob
@@ -36,11 +35,12 @@ if TYPE_CHECKING:
 def _job(args: argparse.Namespace, **kwargs: object) -> VariantJob:
     from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - loaded when used
     from stackmatrix.engine.held import held_job  # noqa: PLC0415
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
 
     spec = read_spec(args)
     variant = find_variant(expand(spec), args.variant)
     ensure_engine()
-    return held_job(spec, variant, args.out, **kwargs)  # type: ignore[arg-type]
+    return held_job(spec, variant, out_dir(args), **kwargs)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
@@ -62,6 +62,7 @@ def _stopped_by_signals(job: VariantJob) -> Iterator[None]:
 def _up(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
     from stackmatrix.engine.suite import check_before_up  # noqa: PLC0415
+    from stackmatrix.results.journal import Status  # noqa: PLC0415
 
     job = _job(args, run_tests=False)
     # What `run` refuses before any stack comes up, `up` refuses too (exit 2, FILE:LINE:COL).
@@ -170,6 +171,7 @@ def _ps(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     from stackmatrix.engine import held  # noqa: PLC0415
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
 
     spec = read_spec(args)
     variants = expand(spec)

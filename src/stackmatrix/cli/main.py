@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import os
 import sys
 import warnings
@@ -15,7 +14,6 @@ from stackmatrix import __version__
 from stackmatrix.cli import gc, held, matrix, results, run
 from stackmatrix.cli.common import Handler, Subparsers
 from stackmatrix.errors import Interrupted, StackmatrixError, UsageError
-from stackmatrix.spec.load import SpecDeprecationWarning
 
 # Each module registers its subcommands; a new command adds its register function here.
 COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
@@ -62,7 +60,11 @@ def _show_spec_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
     line: str | None = None,
 ) -> None:
     """Deprecations of the matrix file as a person reads them: where, what, what to write."""
-    if issubclass(category, SpecDeprecationWarning):
+    # Only a loaded spec.load warns of the matrix file: the command line never imports it
+    # for a warning (`--help` loads no spec at all).
+    load = sys.modules.get("stackmatrix.spec.load")
+    spec_warning = getattr(load, "SpecDeprecationWarning", None)
+    if spec_warning is not None and issubclass(category, spec_warning):
         _say(f"stackmatrix: warning: {message}")
     else:
         _show_warning(message, category, filename, lineno, file, line)
@@ -107,7 +109,9 @@ def entry() -> NoReturn:
     step would wait for. So the standard streams are flushed and the process ends at once.
     """
     code = main()
-    logging.shutdown()
+    logging = sys.modules.get("logging")  # not imported by --help or list: nothing to flush
+    if logging is not None:
+        logging.shutdown()
     _save_coverage()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):

@@ -8,26 +8,27 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from stackmatrix.ci.github_matrix import gha_matrix_json
-from stackmatrix.ci.gitlab_pipeline import PipelineOptions, gitlab_pipeline_yaml
 from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
 from stackmatrix.cli.results import parse_fail_on
-from stackmatrix.compose.render import dump_compose, holds_secrets, render
 from stackmatrix.errors import UsageError
-from stackmatrix.matrix.expand import Variant, expand
-from stackmatrix.results.files import write_private_if
-from stackmatrix.spec.values import Scalar, scalar_text
 
-
-def _cell(value: Scalar | None) -> str:
-    # A variant without this key (an include may add keys to some variants only): a dash.
-    return "-" if value is None else scalar_text(value)
+# What each command needs is imported by its handler: the parser is built without the spec
+# models, the compose renderer or the CI generators, and `list` loads neither of the latter.
+if TYPE_CHECKING:
+    from stackmatrix.matrix.expand import Variant
+    from stackmatrix.spec.values import Scalar
 
 
 def format_table(variants: Sequence[Variant]) -> str:
     """Variants as an aligned text table: id, then one column per matrix key."""
+    from stackmatrix.spec.values import scalar_text  # noqa: PLC0415 - loaded with the spec
+
+    def _cell(value: Scalar | None) -> str:
+        # A variant without this key (an include may add keys to some variants only): a dash.
+        return "-" if value is None else scalar_text(value)
+
     keys: dict[str, None] = {}
     for variant in variants:
         keys.update(dict.fromkeys(variant.values))
@@ -56,6 +57,8 @@ def variants_json(variants: Sequence[Variant]) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
+
     variants = expand(read_spec(args))
     out: TextIO = sys.stdout
     out.write(variants_json(variants) if args.json else format_table(variants))
@@ -71,6 +74,10 @@ def register_list(subparsers: Subparsers) -> None:
 
 
 def _render(args: argparse.Namespace) -> int:
+    from stackmatrix.compose.render import dump_compose, holds_secrets, render  # noqa: PLC0415
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
+    from stackmatrix.results.files import write_private_if  # noqa: PLC0415
+
     spec = read_spec(args)
     variant = find_variant(expand(spec), args.variant)
     data = render(spec, variant, run_id=args.run_id)
@@ -100,6 +107,9 @@ def register_render(subparsers: Subparsers) -> None:
 
 
 def _gha_matrix(args: argparse.Namespace) -> int:
+    from stackmatrix.ci.github_matrix import gha_matrix_json  # noqa: PLC0415
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
+
     variants = expand(read_spec(args))
     if args.failed is not None:
         from stackmatrix.report.rerun import plan_rerun, variants_to_rerun  # noqa: PLC0415
@@ -134,6 +144,9 @@ def register_gha_matrix(subparsers: Subparsers) -> None:
 
 
 def _gitlab_matrix(args: argparse.Namespace) -> int:
+    from stackmatrix.ci.gitlab_pipeline import PipelineOptions, gitlab_pipeline_yaml  # noqa: PLC0415
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415
+
     variants = expand(read_spec(args))
     options = PipelineOptions(
         file=str(args.file),

@@ -7,7 +7,6 @@ import functools
 import sys
 from pathlib import Path
 
-from stackmatrix.ci.provider import detect
 from stackmatrix.cli.common import Subparsers
 from stackmatrix.errors import UsageError
 
@@ -56,6 +55,7 @@ def parse_fail_on(value: str) -> list[str]:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from stackmatrix.ci.provider import detect  # noqa: PLC0415 - loaded when used
     from stackmatrix.report.baseline import Change  # noqa: PLC0415 - see _run's reports()
     from stackmatrix.report.build import build_reports  # noqa: PLC0415
     from stackmatrix.report.changes import tally_words  # noqa: PLC0415

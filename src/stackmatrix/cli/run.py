@@ -15,30 +15,33 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stackmatrix.ci.provider import Provider, detect, publish_annotations
 from stackmatrix.cli.common import (
     Subparsers,
     add_out_argument,
     add_spec_arguments,
+    out_dir,
     positive,
     read_spec,
 )
-from stackmatrix.console import Console
 from stackmatrix.errors import StackmatrixError
-from stackmatrix.matrix.expand import Variant, expand
-from stackmatrix.matrix.select import default_jobs, select_only, select_shard
 
 # `--failed` with no RUN_DIR: the latest run under --out.
 _LATEST = Path("\0latest")
 
 if TYPE_CHECKING:
+    from stackmatrix.ci.provider import Provider
+    from stackmatrix.console import Console
     from stackmatrix.engine.scheduler import RunRequest
+    from stackmatrix.matrix.expand import Variant
     from stackmatrix.report.rerun import Rerun
     from stackmatrix.results.journal import RunJournal
     from stackmatrix.spec.load import Spec
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stackmatrix.ci.provider import detect  # noqa: PLC0415 - see the docstring
+    from stackmatrix.console import Console  # noqa: PLC0415
+
     rerun = _rerun_of(args)
     if rerun is not None and args.profile is None and rerun.profile is not None:
         args.profile = rerun.profile  # the variants to run again are those of that profile
@@ -81,13 +84,16 @@ def _rerun_of(args: argparse.Namespace) -> Rerun | None:
         return None
     from stackmatrix.report.rerun import plan_rerun  # noqa: PLC0415 - loaded when used
 
-    return plan_rerun(args.failed if args.failed not in (None, _LATEST) else args.out)
+    return plan_rerun(args.failed if args.failed not in (None, _LATEST) else out_dir(args))
 
 
 def _selected_variants(
     spec: Spec, args: argparse.Namespace, rerun: Rerun | None = None
 ) -> list[Variant]:
     """The variants of *spec* that ``--failed``, ``--only`` and ``--shard`` select."""
+    from stackmatrix.matrix.expand import expand  # noqa: PLC0415 - see the docstring
+    from stackmatrix.matrix.select import select_only, select_shard  # noqa: PLC0415
+
     variants = expand(spec)
     if rerun is not None:
         from stackmatrix.report.rerun import variants_to_rerun  # noqa: PLC0415
@@ -115,12 +121,13 @@ def _run_request(
         }
     from stackmatrix.engine.prepare import PullPolicy  # noqa: PLC0415 - see the docstring
     from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415
+    from stackmatrix.matrix.select import default_jobs  # noqa: PLC0415
     from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
 
     return RunRequest(
         spec=spec,
         variants=tuple(variants),
-        out_dir=args.out,
+        out_dir=out_dir(args),
         jobs=args.jobs or default_jobs(spec),
         fail_fast=args.fail_fast or spec.run.fail_fast,
         keep=args.keep,
@@ -140,6 +147,8 @@ def _run_request(
 def _publish_reports(run_dir: Path, *, provider: Provider, console: Console) -> None:
     """Build the reports of the run in *run_dir* and publish its CI annotations; a report that
     cannot be built is a note, not a failed run."""
+    from stackmatrix.ci.provider import publish_annotations  # noqa: PLC0415
+
     # Loaded in the background while the stacks run (report.plots.WARM_UP_MODULES).
     from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 

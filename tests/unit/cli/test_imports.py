@@ -1,4 +1,5 @@
-"""The commands that only read the matrix file start without the engine side or the plots."""
+"""The commands that only read the matrix file start without the engine side or the plots,
+and ``--help`` without even the spec layer (pydantic, YAML)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("python_on_whales", "matplotlib", "stackmatrix.engine")
+HEAVY = ("python_on_whales", "matplotlib", "junitparser", "stackmatrix.engine")
+# What building the parser needs none of: the spec layer, the reports, the CI generators.
+NOT_FOR_HELP = (
+    *HEAVY,
+    "pydantic",
+    "yaml",
+    "defusedxml",
+    "stackmatrix.spec",
+    "stackmatrix.matrix",
+    "stackmatrix.compose",
+    "stackmatrix.results",
+    "stackmatrix.report",
+    "stackmatrix.junit",
+    "stackmatrix.ci",
+    "stackmatrix.console",
+)
 
 PROBE = """
 import contextlib, importlib, io, json, os, sys
@@ -37,6 +53,11 @@ def _loaded(*argv: str, also_import: str = "") -> tuple[int, list[str]]:
     return outcome["code"], outcome["modules"]
 
 
+def _among(modules: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules that are one of *packages* or inside one."""
+    return [m for m in modules if any(m == p or m.startswith(p + ".") for p in packages)]
+
+
 @pytest.mark.parametrize("argv", [
     ["--help"],
     ["list", "-f", "matrix.yaml"],
@@ -44,17 +65,38 @@ def _loaded(*argv: str, also_import: str = "") -> tuple[int, list[str]]:
     ["render", "postgres-15_redis-on", "-f", "matrix.yaml"],
     ["gha-matrix", "-f", "matrix.yaml", "--shards", "2"],
 ])  # fmt: skip
-def test_pure_commands_load_no_engine_and_no_plots(argv: list[str]) -> None:
+def test_pure_commands_load_no_engine_no_plots_no_junit(argv: list[str]) -> None:
     code, modules = _loaded(*argv)
 
     assert code == 0
-    heavy = [m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)]
-    assert heavy == []
+    assert _among(modules, HEAVY) == []
 
 
-def test_the_probe_sees_an_engine_import() -> None:
-    # Proof that the probe would see it: the engine side imported beside the same command.
-    code, modules = _loaded("--help", also_import="stackmatrix.engine.docker")
+@pytest.mark.parametrize("argv", [["--help"], ["list", "--help"], ["run", "--help"], []])
+def test_help_and_a_bare_command_line_load_no_spec_layer(argv: list[str]) -> None:
+    code, modules = _loaded(*argv)
+
+    assert code == (2 if not argv else 0)
+    assert _among(modules, NOT_FOR_HELP) == []
+
+
+def test_list_loads_the_spec_but_neither_ci_nor_reports() -> None:
+    code, modules = _loaded("list", "-f", "matrix.yaml")
 
     assert code == 0
-    assert "python_on_whales" in modules
+    assert "stackmatrix.spec.models" in modules  # it did read the matrix file
+    assert _among(modules, ("stackmatrix.ci", "stackmatrix.report", "stackmatrix.compose")) == []
+
+
+@pytest.mark.parametrize("also_import", [
+    "stackmatrix.engine.docker",
+    "stackmatrix.spec.load",
+    "junitparser",
+])  # fmt: skip
+def test_the_probe_sees_an_import(also_import: str) -> None:
+    # Proof that the probe would see it: the module imported beside the same command.
+    code, modules = _loaded("--help", also_import=also_import)
+
+    assert code == 0
+    assert also_import in modules
+    assert _among(modules, NOT_FOR_HELP) != []
