@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -199,6 +198,8 @@ def _exec_args() -> list[str]:
 
 
 def _run_in(command: list[str]) -> int:
+    import subprocess  # noqa: PLC0415 - 8 ms that the parser (--help) does not need
+
     try:
         return subprocess.run(command, check=False, env=os.environ).returncode
     except OSError as error:

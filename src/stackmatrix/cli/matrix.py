@@ -4,7 +4,6 @@ engine)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,8 @@ def format_table(variants: Sequence[Variant]) -> str:
 
 def variants_json(variants: Sequence[Variant]) -> str:
     """Variants as JSON: a list of ``{"id", "values", "experimental"}``, one variant a line."""
+    import json  # noqa: PLC0415 - loaded by the commands that print JSON only
+
     lines = [
         json.dumps(
             {"id": v.id, "values": dict(v.values), "experimental": v.experimental},
@@ -107,6 +108,8 @@ def register_render(subparsers: Subparsers) -> None:
 
 
 def _gha_matrix(args: argparse.Namespace) -> int:
+    import json  # noqa: PLC0415
+
     from stackmatrix.ci.github_matrix import gha_matrix_json  # noqa: PLC0415
     from stackmatrix.matrix.expand import expand  # noqa: PLC0415
 
