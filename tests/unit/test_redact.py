@@ -11,6 +11,7 @@ import errno
 import os
 import stat
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from stackmatrix.redact import (
     redact_file,
     redact_text,
 )
+from stackmatrix.results import files as files_module
 from stackmatrix.results.files import (
     OutputError,
     seal_variant_dir,
@@ -267,6 +269,43 @@ def test_seal_variant_dir_removes_links_and_masks_every_file_but_the_compose_fil
     assert sorted(str(p.relative_to(variant)) for p in variant.rglob("*")) == [
         "build.log", "compose.yaml", "logs", "logs/db.log",
     ]  # fmt: skip
+
+
+def test_a_variant_folder_replaced_by_a_link_is_refused_not_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("token hunter22 here\n")
+    variant = tmp_path / "run" / "v1"
+    variant.parent.mkdir()
+    variant.symlink_to(outside)  # the tests removed their folder and linked it elsewhere
+
+    refused = seal_variant_dir(variant, ["hunter22"])
+
+    assert refused == [f"v1 -> {outside}"]
+    assert (outside / "x.txt").read_text() == "token hunter22 here\n"  # not rewritten
+    assert variant.is_dir()
+    assert not variant.is_symlink()
+    assert list(variant.iterdir()) == []
+
+
+def test_a_file_that_cannot_be_masked_is_removed_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    variant = tmp_path / "v1"
+    variant.mkdir()
+    (variant / "tests.log").write_text("hunter22\n")
+    (variant / "junit.xml").write_text("<testsuite/>\n")
+
+    def unreadable(path: Path, secrets: Sequence[str]) -> bool:
+        if path.name == "tests.log":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return False
+
+    monkeypatch.setattr(files_module, "redact_file", unreadable)
+    refused = seal_variant_dir(variant, ["hunter22"])
+
+    assert refused == ["tests.log (could not be masked: Permission denied; removed)"]
+    assert sorted(p.name for p in variant.iterdir()) == ["junit.xml"]
 
 
 def test_private_writes_replace_a_link_instead_of_writing_through_it(tmp_path: Path) -> None:

@@ -311,12 +311,16 @@ class _VariantRun:
             message = reason or "the tests wrote no JUnit report"
             if status in (Status.PASSED, Status.FAILED) and reason:
                 message = f"{reason}; the tests wrote no JUnit report"
-            write_error_junit(
-                self.junit,
-                variant_id=variant.id,
-                message=redact_text(message, self.secrets),
-                detail=redact_text(self.detail, self.secrets),
-            )
+            try:
+                write_error_junit(
+                    self.junit,
+                    variant_id=variant.id,
+                    message=redact_text(message, self.secrets),
+                    detail=redact_text(self.detail, self.secrets),
+                )
+            except (StackmatrixError, OSError) as error:  # a full disk: the result still counts
+                failed = f"writing its error report failed: {_why(error)}"
+                self.detail = "\n".join(part for part in (self.detail, failed) if part)
         secrets = self.secrets
         return VariantResult.of_variant(
             variant,

@@ -241,7 +241,7 @@ def _prepare(
         outcome.detail = redact_text(outcome.detail, secrets)
         outcome.started_at = started_at
         if not outcome.error:
-            outcome.image_id, outcome.digest = _identity(client, need.image)
+            outcome.image_id, outcome.digest = _identity(client, need.image, cancel)
         on_image(outcome)
         return outcome
 
@@ -283,19 +283,19 @@ def _write_compose(spec: Spec, variant: Variant, data: dict[str, Any], run_dir: 
     return path
 
 
-def _image_exists(client: Any, image: str) -> bool:
+def _image_exists(client: Any, image: str, cancel: threading.Event) -> bool:
     """Whether *image* is on the engine, asked with a deadline."""
     what = "`docker image inspect`"
     try:
-        run_engine([*docker_command(client, "image", "inspect", "--format", "{{.Id}}", image)],
-                   what=what)  # fmt: skip
+        command = docker_command(client, "image", "inspect", "--format", "{{.Id}}", image)
+        run_engine(command, what=what, cancel=cancel)
     except DockerException:
         return False
     return True
 
 
 def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) -> Outcome:
-    present = _image_exists(client, image)
+    present = _image_exists(client, image, cancel)
     if policy is PullPolicy.NEVER or (policy is PullPolicy.MISSING and present):
         if present:
             return Outcome(image)
@@ -355,11 +355,11 @@ def _build(
     return Outcome(image, "build" if built else "", time.monotonic() - began)
 
 
-def _identity(client: Any, image: str) -> tuple[str, str]:
+def _identity(client: Any, image: str, cancel: threading.Event) -> tuple[str, str]:
     template = "{{.Id}}\t{{range $i, $d := .RepoDigests}}{{if eq $i 0}}{{$d}}{{end}}{{end}}"
     command = docker_command(client, "image", "inspect", "--format", template, image)
     try:
-        out = run_engine(command, what="`docker image inspect`")
+        out = run_engine(command, what="`docker image inspect`", cancel=cancel)
     except (DockerException, EngineError):
         return "", ""
     image_id, _, digest = out.strip().partition("\t")

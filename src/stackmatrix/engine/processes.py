@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from stackmatrix.redact import format_command
+from stackmatrix.results.files import open_new
 
 LOG = logging.getLogger("stackmatrix")
 KILL_GRACE = 3.0
@@ -46,7 +47,7 @@ def run_logged(
     """Run *argv* in its own process group, output to *log_path*; kill it on timeout/cancel."""
     started = time.monotonic()
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
+    with os.fdopen(open_new(log_path), "wb") as log:  # never through a link the tests left
         log.write(f"$ {format_command(argv, secrets)}\n".encode())
         log.flush()
         LOG.debug("running %s", format_command(argv, secrets))

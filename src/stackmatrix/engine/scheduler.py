@@ -21,7 +21,7 @@ from stackmatrix.engine.job import StatsHook, VariantJob
 from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.prepare import Outcome, Prepared, PullPolicy, prepare
 from stackmatrix.engine.processes import signal_handlers
-from stackmatrix.engine.suite import check_before_up
+from stackmatrix.engine.suite import check_before_up, has_report
 from stackmatrix.errors import Interrupted, StackmatrixError
 from stackmatrix.junit.write import write_error_junit
 from stackmatrix.matrix.expand import Variant
@@ -338,10 +338,14 @@ class _Run:
                 if variant.id not in self._results:
                     result = VariantResult.never_ran(variant, status=status, reason=reason)
                     self._results[variant.id] = result
-                    write_error_junit(self._run_dir / variant.id / "junit.xml",
-                                      variant_id=variant.id, message=reason)  # fmt: skip
+                    junit = self._run_dir / variant.id / "junit.xml"
+                    if not has_report(junit):  # what the tests wrote is never overwritten
+                        with contextlib.suppress(StackmatrixError, OSError):
+                            write_error_junit(junit, variant_id=variant.id, message=reason)
         ordered = self._ordered_results()
-        interrupted = self._interrupted.is_set() or isinstance(aborted, KeyboardInterrupt)
+        interrupted = self._interrupted.is_set() or isinstance(
+            aborted, KeyboardInterrupt | Interrupted
+        )
         code = exit_code_of(ordered, interrupted=interrupted)
         if aborted is not None:
             code = abort_exit_code(aborted)

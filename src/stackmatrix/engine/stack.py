@@ -41,6 +41,7 @@ from stackmatrix.engine.processes import run_logged
 from stackmatrix.engine.services import ServiceState, crash_looping, final_reason, service_state
 from stackmatrix.errors import EngineError
 from stackmatrix.redact import redact_text
+from stackmatrix.results.files import open_new
 from stackmatrix.spec.load import Probe
 
 LOG = logging.getLogger("stackmatrix")
@@ -425,7 +426,7 @@ class Stack:
                     "`docker compose logs`",
                     True,
                 )
-            with path.open("wb") as out:
+            with os.fdopen(open_new(path), "wb") as out:  # never through a link
                 log = CappedLog(out, cap=cap, secrets=secrets)
                 try:
                     self._engine(args, what, compose=compose, sink=log.write, idle=True)

@@ -23,6 +23,7 @@ from stackmatrix.errors import EngineError, SpecError
 from stackmatrix.junit.write import read_counts
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.redact import secret_values
+from stackmatrix.results.files import open_new
 from stackmatrix.results.journal import Status
 from stackmatrix.spec.checks import display_path, spec_location, template_texts
 from stackmatrix.spec.models import SetupStep, Spec, split_command
@@ -148,6 +149,31 @@ def run_suite(
     return outcome
 
 
+def _append_unfollowed(log: Path, part: Path) -> None:
+    """Append *part* (a step's output) to *log*, neither read nor written through a link."""
+    flags = os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        source = os.open(part, os.O_RDONLY | flags)
+    except OSError:
+        return  # no output, or a link the step left: nothing to take
+    with (
+        os.fdopen(source, "rb") as read,
+        os.fdopen(
+            os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | flags, 0o644), "ab"
+        ) as whole,
+    ):
+        shutil.copyfileobj(read, whole)
+    part.unlink(missing_ok=True)
+
+
+def _read_unfollowed(path: Path) -> str:
+    try:
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as read:
+            return read.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
 def run_setup(
     job: VariantJob, stack: Stack, ports: Mapping[str, Mapping[str, str]], secrets: list[str]
 ) -> None:
@@ -155,7 +181,7 @@ def run_setup(
     not end with exit code 0 is a StackFailure with the tail of its output."""
     log = job.directory / SETUP_LOG
     part = job.directory / f".{SETUP_LOG}.part"
-    log.write_bytes(b"")
+    os.close(open_new(log))  # empty, and a regular file: never through a link
     steps = job.spec.tests.setup
     for number, step in enumerate(steps, start=1):
         name = f"setup step {number}" if len(steps) > 1 else "setup"
@@ -167,14 +193,12 @@ def run_setup(
             job, stack, argv, extra, where=step.where, shell=step.shell,
             log_path=part, timeout=step.timeout, secrets=secrets,
         )  # fmt: skip
-        with log.open("ab") as whole:
-            whole.write(part.read_bytes())
-        part.unlink(missing_ok=True)
+        _append_unfollowed(log, part)
         if outcome.cancelled:
             raise Cancelled
         problem = _setup_problem(outcome, step)
         if problem:
-            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-TAIL_LINES:]
+            tail = _read_unfollowed(log).splitlines()[-TAIL_LINES:]
             raise StackFailure(f"{name} failed: {problem}", "\n".join(tail))
 
 

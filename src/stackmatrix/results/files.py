@@ -111,8 +111,8 @@ def remove_links(run_dir: Path) -> list[str]:
     (``junit.xml -> /etc/passwd``); once removed, nothing reads, writes or uploads through it,
     and the run directory holds regular files and folders only.
     """
-    refused: list[str] = []
-    if run_dir.is_symlink() or not run_dir.is_dir():
+    refused = _replace_unless_folder(run_dir)
+    if not run_dir.is_dir():
         return refused
     for folder, dirs, files in os.walk(run_dir, followlinks=False):
         base = Path(folder)
@@ -137,6 +137,24 @@ def remove_links(run_dir: Path) -> list[str]:
     return sorted(refused)
 
 
+def _replace_unless_folder(folder: Path) -> list[str]:
+    """A *folder* the tests replaced by a link (or a file) is removed, unfollowed, and made a
+    real, empty folder again; returns what was refused, as :func:`remove_links` does."""
+    try:
+        info = folder.lstat()
+    except FileNotFoundError:
+        return []
+    if stat.S_ISDIR(info.st_mode):
+        return []
+    what = f"{folder.name} (not a folder)"
+    if stat.S_ISLNK(info.st_mode):
+        with contextlib.suppress(OSError):
+            what = f"{folder.name} -> {folder.readlink()}"
+    folder.unlink()
+    folder.mkdir()
+    return [what]
+
+
 KEPT_AS_WRITTEN = frozenset({"compose.yaml"})
 """Files that must keep their secrets (compose reads them back); stackmatrix writes them 0600."""
 
@@ -151,6 +169,14 @@ def seal_variant_dir(directory: Path, secrets: Sequence[str]) -> list[str]:
         return refused
     for folder, _dirs, files in os.walk(directory, followlinks=False):
         for name in files:
-            if name not in KEPT_AS_WRITTEN or Path(folder) != directory:
-                redact_file(Path(folder) / name, secrets)
+            path = Path(folder) / name
+            if name in KEPT_AS_WRITTEN and Path(folder) == directory:
+                continue
+            try:
+                redact_file(path, secrets)
+            except OSError as error:  # unreadable, say: never kept unmasked
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                refused.append(f"{path.relative_to(directory).as_posix()} (could not be masked:"
+                               f" {error.strerror or error}; removed)")  # fmt: skip
     return refused

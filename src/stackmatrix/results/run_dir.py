@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import secrets
@@ -13,6 +14,7 @@ from pathlib import Path
 from stackmatrix import __version__
 from stackmatrix.errors import UsageError
 from stackmatrix.matrix.expand import expand
+from stackmatrix.results.files import output_error
 from stackmatrix.results.journal import RunJournal, VariantResult, exit_code_of
 from stackmatrix.spec.models import Spec
 
@@ -58,6 +60,8 @@ def prepare_run_dir(out_dir: Path, run_id: str, *, shared: bool = False) -> Path
         tmp.symlink_to(run_id)
         tmp.replace(latest)
     except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise output_error(run_dir, error) from None  # exit 3, like a full disk later on
         raise UsageError(
             f"cannot use the output directory {out_dir}: {error.strerror or error}"
         ) from None
