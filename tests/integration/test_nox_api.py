@@ -160,7 +160,18 @@ def test_ctrl_c_during_the_tests_tears_both_stacks_down(
         assert len([o for o in labelled_objects(run_id) if o.startswith("container:")]) == 2
 
         os.killpg(proc.pid, signal.SIGINT)
-        code = proc.wait(timeout=120)
+        try:
+            code = proc.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            ps = ["ps", "-eo", "pid,pgid,stat,etime,args"]
+            processes = subprocess.run(ps, check=False, capture_output=True, text=True).stdout
+            log.flush()
+            pytest.fail(
+                "nox did not end within 240 s of Ctrl-C\n--- nox.log (tail) ---\n"
+                + (tmp_path / "nox.log").read_text()[-6000:]
+                + "\n--- processes ---\n"
+                + "\n".join(line for line in processes.splitlines() if "python" in line)
+            )
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -198,13 +198,13 @@ class _VariantRun:
         self.tests_log = f"{self.job.variant.id}/tests.log"
         self.exit_code = outcome.exit_code
         self.status, self.reason = judge(outcome, self.junit, self.job)
-        changed = _changed_while_testing(before, stack)
-        if changed:
+        if self.status is Status.FAILED:
             # Tests failing against a stack that fell apart under them: the stack is the news.
-            if self.status is not Status.PASSED:
+            # (Asked only then: a passing run makes no extra engine call.)
+            changed = _changed_while_testing(before, stack)
+            if changed:
                 self.status = Status.ERROR
-            said = "; ".join(changed)
-            self.reason = f"{said}; {self.reason}" if self.reason else said
+                self.reason = "; ".join([*changed, self.reason])
 
     def _drive(self, stack: Stack, builds: Mapping[str, str | None]) -> None:
         """Build, up, ready, tests; then collect and down whatever happened."""
