@@ -142,15 +142,21 @@ def test_ctrl_c_during_the_tests_tears_both_stacks_down(
     markers = tmp_path / "running"
     markers.mkdir()
     log = (tmp_path / "nox.log").open("w")
-    # A terminal's Ctrl-C goes to the foreground process group: nox gets its own here.
-    proc = subprocess.Popen(
-        nox_command(root, "-j", "2", "-s", "matrix"),
-        cwd=root,
-        env=nox_env(run_id, NOXIT_HANG=str(markers)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    # A terminal's Ctrl-C goes to the foreground process group: nox gets its own here. A
+    # shell's background job (`.ci/run &`) ignores SIGINT, and children inherit that: nox
+    # must start with SIGINT at its default, as in a terminal, for Ctrl-C to reach it.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            nox_command(root, "-j", "2", "-s", "matrix"),
+            cwd=root,
+            env=nox_env(run_id, NOXIT_HANG=str(markers)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     try:
         deadline = time.monotonic() + 180
         while sorted(p.name for p in markers.iterdir()) != IDS:
