@@ -41,7 +41,46 @@ class SecondEngine:
         return {**os.environ, "DOCKER_HOST": self.host}
 
     def start(self) -> None:
-        """Start dockerd on this engine's data (again, after a kill) and wait until it answers."""
+        """Start dockerd on this engine's data (again, after a kill) and wait until it answers.
+
+        Right after a kill, dockerd can fail to start its containerd while what the killed one
+        left is still going away (`timeout waiting for containerd to start`, seen on a loaded
+        machine): that is tried again, twice, after ending what is left."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                self._end_leftovers()
+                time.sleep(2)
+
+    def _end_leftovers(self) -> None:
+        """SIGKILL this engine's dockerd group and any containerd still using its exec root."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        exec_root = str(self.root / "exec")
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                command = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if (
+                command
+                and command[0].endswith(b"containerd")
+                and any(exec_root.encode() in part for part in command)
+            ):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+        (self.root / "dockerd.pid").unlink(missing_ok=True)
+
+    def _start_once(self) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 # nsenter, not `ip netns exec`: that one remounts /sys, hiding the cgroups.
