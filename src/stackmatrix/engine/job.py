@@ -12,6 +12,7 @@ from stackmatrix.matrix.expand import Variant
 from stackmatrix.spec.load import Spec
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
+ReleaseCallback = Callable[[str], None]  # (variant id)
 
 
 StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
@@ -38,6 +39,9 @@ class VariantJob:
     # `run --failed-tests`: the testcases to run again, for `${{ failed }}`; None: all of them
     failed_tests: tuple[str, ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
+    # Called once the variant no longer needs its job slot: its tests ran and its logs and
+    # stats are collected; only the stack's removal (``down``) is left.
+    on_released: ReleaseCallback = lambda _variant: None
 
     @property
     def directory(self) -> Path:

@@ -19,6 +19,7 @@ from stackmatrix.compose.render import (
     render,
 )
 from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.provenance import collect_provenance
 from stackmatrix.engine.services import ServiceState, final_reason
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.stats import HostProcesses, StatsSampler
@@ -27,7 +28,7 @@ from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.junit.write import read_counts, write_error_junit
 from stackmatrix.redact import compose_secrets, redact_text, secret_values
 from stackmatrix.results.files import remove_links, seal_variant_dir, write_private_if
-from stackmatrix.results.journal import Status, TestCounts, VariantResult
+from stackmatrix.results.journal import Provenance, Status, TestCounts, VariantResult
 
 LOG = logging.getLogger("stackmatrix")
 
@@ -104,6 +105,7 @@ class _VariantRun:
         self.stats_file: str | None = None
         self.tests_log: str | None = None
         self.setup_log: str | None = None
+        self.provenance = Provenance()
         self.teardown: list[str] = []  # what went wrong after the variant did its part
         self.refused: list[str] = []  # links (and pipes) in the variant's folder, not followed
         # Values never to show: secret variables of the tests (their environment, and the
@@ -163,6 +165,7 @@ class _VariantRun:
             )
             stack.refresh()
             self.ports = stack.ports()
+            self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
             try:
                 self._test(stack)
             finally:
@@ -229,6 +232,7 @@ class _VariantRun:
                     probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
                     stack.wait_until_ready(probes, spec.run.ready_timeout)
                 self.ports = stack.ports()
+                self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
                 self._setup(stack)
                 if not self.job.run_tests:
                     self.status = Status.PASSED  # up and ready: held for the person who asked
@@ -257,6 +261,8 @@ class _VariantRun:
                 self.teardown.append(f"collecting logs and stats failed: {_why(error)}")
             finally:  # masked even when collecting failed (a full disk, say)
                 self.refused += seal_variant_dir(self.dir, self.secrets)
+        # Only the removal is left: the scheduler may start another variant meanwhile.
+        self.job.on_released(self.job.variant.id)
         # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
         plotting = self._start_plot()
         try:
@@ -343,4 +349,5 @@ class _VariantRun:
             teardown=redact_text(teardown, secrets),
             stats=self.stats_file,
             logs=self.logs,
+            provenance=self.provenance,
         )

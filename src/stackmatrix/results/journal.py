@@ -48,6 +48,48 @@ class TestCounts:
     skipped: int = 0
 
 
+@dataclass(frozen=True)
+class ServiceProvenance:
+    """What one service of a variant really ran: its image, and the version it reports."""
+
+    image: str = ""  # the reference the compose file names (``postgres:17``, ``local/pg:17``)
+    image_id: str = ""  # the id of the image its container ran (``sha256:...``)
+    digest: str = ""  # a repo digest (``NAME@sha256:...``), when the image came from a registry
+    version: str = ""  # the server's own version, when it could be asked ("" when not)
+    version_source: str = ""  # how it was asked: ``postgres``, ``redis``, ``command``, ``log``
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServiceProvenance:
+        """Read back what ``dataclasses.asdict`` wrote; unknown keys are ignored."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: str(v) for k, v in data.items() if k in known and v is not None})
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What a variant ran: every service's image and version, and the tests' environment."""
+
+    services: Mapping[str, ServiceProvenance] = field(default_factory=dict)
+    python: str = ""  # the Python version of the test environment, when it could be asked
+    # What the spec's ``tests.versions`` command printed: package -> version.
+    packages: Mapping[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.services or self.python or self.packages)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> Provenance:
+        """Read back what ``dataclasses.asdict`` wrote (``None``/``{}``: nothing recorded)."""
+        if not data:
+            return cls()
+        services = data.get("services") or {}
+        return cls(
+            services={str(k): ServiceProvenance.from_dict(v) for k, v in services.items()},
+            python=str(data.get("python") or ""),
+            packages={str(k): str(v) for k, v in (data.get("packages") or {}).items()},
+        )
+
+
 def _as_counted(status: Status, *, experimental: bool) -> Status:
     # An experimental variant may fail without failing the run, and not running (a cancelled
     # or never started variant) is a way of failing; an interrupted run is interrupted.
@@ -89,6 +131,8 @@ class VariantResult:
     attempt_junits: tuple[str, ...] = ()
     # What ran: service -> {image, id, digest}, as the prepare stage found it.
     images: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # What ran, as the variant's own containers and servers said: see Provenance.
+    provenance: Provenance = field(default_factory=Provenance)
 
     @property
     def attempts(self) -> int:
@@ -146,6 +190,7 @@ class VariantResult:
         kwargs["tests"] = TestCounts(**data.get("tests", {}))
         kwargs["attempt_statuses"] = tuple(data.get("attempt_statuses", ()))
         kwargs["attempt_junits"] = tuple(data.get("attempt_junits", ()))
+        kwargs["provenance"] = Provenance.from_dict(data.get("provenance"))
         return cls(**kwargs)
 
 
