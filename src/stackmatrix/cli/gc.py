@@ -9,8 +9,8 @@ from stackmatrix.cli.common import Subparsers, add_out_argument, out_dir
 
 def _gc(args: argparse.Namespace) -> int:
     # The engine side loads when the command runs: the command line starts without it.
-    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415
     from stackmatrix.engine.gc import collect, find_leftovers  # noqa: PLC0415
+    from stackmatrix.engine.preflight import ensure_engine  # noqa: PLC0415
 
     ensure_engine()
     removed = collect(

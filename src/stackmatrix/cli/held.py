@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 
 def _job(args: argparse.Namespace, **kwargs: object) -> VariantJob:
-    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - loaded when used
     from stackmatrix.engine.held import held_job  # noqa: PLC0415
+    from stackmatrix.engine.preflight import ensure_engine  # noqa: PLC0415 - loaded when used
     from stackmatrix.matrix.expand import expand  # noqa: PLC0415
 
     spec = read_spec(args)
@@ -148,8 +148,8 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _ps(args: argparse.Namespace) -> int:
-    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415
     from stackmatrix.engine.held import held_stacks  # noqa: PLC0415
+    from stackmatrix.engine.preflight import ensure_engine  # noqa: PLC0415
 
     ensure_engine()
     stacks = held_stacks()
@@ -177,7 +177,7 @@ def _down(args: argparse.Namespace) -> int:
     if args.variant:
         chosen = [find_variant(variants, args.variant)]
     else:
-        from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415
+        from stackmatrix.engine.preflight import ensure_engine  # noqa: PLC0415
 
         ensure_engine()
         up = {stack.variant for stack in held.held_stacks()}

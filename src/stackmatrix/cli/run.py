@@ -31,6 +31,7 @@ _LATEST = Path("\0latest")
 if TYPE_CHECKING:
     from stackmatrix.ci.provider import Provider
     from stackmatrix.console import Console
+    from stackmatrix.engine.preflight import EngineCheck
     from stackmatrix.engine.scheduler import RunRequest
     from stackmatrix.matrix.expand import Variant
     from stackmatrix.report.rerun import Rerun
@@ -39,6 +40,14 @@ if TYPE_CHECKING:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from stackmatrix.engine.preflight import EngineCheck  # noqa: PLC0415 - see the docstring
+
+    # The engine is asked first: its answer comes while the spec is read and validated.
+    with EngineCheck() as engine_check:
+        return _run_checked(args, engine_check)
+
+
+def _run_checked(args: argparse.Namespace, engine_check: EngineCheck) -> int:
     from stackmatrix.ci.provider import detect  # noqa: PLC0415 - see the docstring
     from stackmatrix.console import Console  # noqa: PLC0415
 
@@ -60,10 +69,9 @@ def _run(args: argparse.Namespace) -> int:
     if not variants:
         console.note("no variant to run in this selection")
         return 0
-    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - see the docstring
-    from stackmatrix.engine.scheduler import run_matrix  # noqa: PLC0415
+    from stackmatrix.engine.scheduler import run_matrix  # noqa: PLC0415 - see the docstring
 
-    ensure_engine()
+    engine_check.wait()
     finish = functools.partial(_publish_reports, provider=provider, console=console)
     request = _run_request(args, spec, variants, rerun)
     try:
@@ -234,7 +242,7 @@ def _pull(args: argparse.Namespace) -> int:
     """Pull and build what the selected variants need, once each, and nothing else."""
     import tempfile  # noqa: PLC0415
 
-    from stackmatrix.engine.docker import ensure_engine  # noqa: PLC0415 - see the docstring
+    from stackmatrix.engine.preflight import ensure_engine  # noqa: PLC0415 - see the docstring
     from stackmatrix.engine.prepare import PullPolicy, prepare  # noqa: PLC0415
 
     spec = read_spec(args)

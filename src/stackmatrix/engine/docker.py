@@ -23,7 +23,6 @@ from stackmatrix.errors import EngineError
 
 LOG = logging.getLogger("stackmatrix")
 LOG_TAIL_LINES = 30
-ENGINE_ANSWER_TIMEOUT = 10.0
 TIMEOUT_VARIABLE = "STACKMATRIX_ENGINE_TIMEOUT"
 DEFAULT_CALL_TIMEOUT = 60.0
 PING_TIMEOUT = 4.0  # how long `docker version` may take to tell a busy engine from a frozen one
@@ -338,50 +337,3 @@ def remove_by_label(label: str, *, timeout: float | None = None) -> int:
     except DockerException as error:
         raise EngineError(f"cannot remove objects labelled {label}: {error_text(error)}") from error
     return removed
-
-
-def ensure_engine() -> None:
-    """Fail fast, with a hint, when the engine or Compose v2 cannot be used.
-
-    Both questions are asked at once, and bounded: an engine socket that accepts but never
-    answers must not hang a CI job.
-    """
-    client = docker_client()
-    answers: dict[str, BaseException | None] = {}
-
-    def engine() -> None:
-        if client.version().server is None:
-            raise EngineError("no Docker engine answered")
-
-    def ask(name: str, question: Callable[[], object]) -> None:
-        try:
-            question()
-            answers[name] = None
-        except BaseException as error:
-            answers[name] = error
-
-    workers = [
-        threading.Thread(target=ask, args=args, name=f"stackmatrix-check-{args[0]}", daemon=True)
-        for args in (("engine", engine), ("compose", client.compose.version))
-    ]
-    for worker in workers:
-        worker.start()
-    deadline = time.monotonic() + ENGINE_ANSWER_TIMEOUT
-    for worker in workers:
-        worker.join(max(0.0, deadline - time.monotonic()))
-    hint = "is dockerd running? scripts/bootstrap.sh installs and starts it"
-    if "engine" not in answers:
-        raise EngineError(
-            f"the Docker engine is not reachable: it did not answer within "
-            f"{ENGINE_ANSWER_TIMEOUT:g} s ({hint})"
-        )
-    error = answers["engine"]
-    if error is not None:
-        said = error_text(error) if isinstance(error, DockerException) else str(error)
-        raise EngineError(f"the Docker engine is not reachable ({hint}): {said}") from error
-    if "compose" not in answers:
-        raise EngineError(
-            f"`docker compose version` did not answer within {ENGINE_ANSWER_TIMEOUT:g} s"
-        )
-    if answers["compose"] is not None:
-        raise EngineError("`docker compose` (Compose v2) is not available") from answers["compose"]

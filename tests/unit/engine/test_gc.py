@@ -19,8 +19,7 @@ from python_on_whales.exceptions import DockerException
 
 from stackmatrix.cli.main import main
 from stackmatrix.compose import labels
-from stackmatrix.engine import docker as docker_module
-from stackmatrix.engine import gc
+from stackmatrix.engine import gc, preflight
 from stackmatrix.engine.gc import Leftover, collect, find_leftovers, known_here
 from stackmatrix.errors import EngineError
 from stackmatrix.results.journal import RunJournal
@@ -112,7 +111,7 @@ def engine(monkeypatch: pytest.MonkeyPatch) -> _Engine:
     monkeypatch.setattr(gc, "docker_command", lambda _client, *args: ["docker", *args])
     monkeypatch.setattr(gc, "run_engine", fake.run)
     monkeypatch.setattr(gc, "remove_by_label", fake.remove_by_label)
-    monkeypatch.setattr(docker_module, "ensure_engine", lambda: None)  # for the command line
+    monkeypatch.setattr(preflight, "ensure_engine", lambda: None)  # for the command line
     return fake
 
 
