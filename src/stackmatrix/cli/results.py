@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackmatrix.cli.common import Subparsers
-from stackmatrix.errors import UsageError
+from stackmatrix.errors import ReportError, UsageError
+
+if TYPE_CHECKING:
+    from stackmatrix.report.build import ReportPaths
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -40,6 +45,7 @@ FAIL_ON = ("regression", "failure", "incomplete")
 """What ``report --fail-on`` can make it fail on."""
 
 EXIT_FAILURE = 1  # --fail-on failure / regression: like a run whose tests failed
+DEFAULT_HISTORY_NIGHTS = 30  # as stackmatrix.report.history.DEFAULT_NIGHTS; not loaded for --help
 EXIT_INCOMPLETE = 3  # --fail-on incomplete: results are missing, as when a stack failed
 
 
@@ -57,7 +63,6 @@ def parse_fail_on(value: str) -> list[str]:
 def _report(args: argparse.Namespace) -> int:
     from stackmatrix.ci.provider import detect  # noqa: PLC0415 - loaded when used
     from stackmatrix.report.baseline import Change  # noqa: PLC0415 - see _run's reports()
-    from stackmatrix.report.build import build_reports  # noqa: PLC0415
     from stackmatrix.report.changes import tally_words  # noqa: PLC0415
     from stackmatrix.report.inputs import resolve_inputs  # noqa: PLC0415
     from stackmatrix.report.model import Verdict  # noqa: PLC0415
@@ -72,13 +77,10 @@ def _report(args: argparse.Namespace) -> int:
     run_dirs = list(inputs.run_dirs)
     out = args.out or (run_dirs[0] if len(run_dirs) == 1 else Path("stackmatrix-report"))
     provider = detect()
-    paths = build_reports(
-        run_dirs,
-        out,
-        baseline=args.baseline,
-        publish_summary=functools.partial(provider.publish_summary, report=out),
-        against_matrix=True,
-    )
+    publish = functools.partial(provider.publish_summary, report=out)
+    # With --history the step summary waits for the lines on the nights (see _history).
+    held: list[str] = []
+    paths = _build(args, run_dirs, out, publish, held)
     print(f"summary.md   {paths.summary}\nreport.html  {paths.html}\njunit.xml    {paths.junit}")
     if paths.results is not None:
         print(f"results.json {paths.results}")
@@ -87,6 +89,8 @@ def _report(args: argparse.Namespace) -> int:
         print(f"compared with {paths.comparison.baseline}: {words}")
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if args.history:
+        _history(args, run_dirs=run_dirs, out=out, paths=paths, held=held, publish=publish)
     report = paths.report
     if report is None:  # build_reports always says what it showed
         return 0
@@ -102,6 +106,97 @@ def _report(args: argparse.Namespace) -> int:
     if "incomplete" in fail_on and not report.completeness.complete:
         code = EXIT_INCOMPLETE
     return code
+
+
+def _build(
+    args: argparse.Namespace,
+    run_dirs: Sequence[Path],
+    out: Path,
+    publish: Callable[[str], Path | None],
+    held: list[str],
+) -> ReportPaths:
+    """build_reports; with --history the step summary is not published but added to *held*
+    (published by _history), unless building fails after writing."""
+    from stackmatrix.report.build import build_reports  # noqa: PLC0415 - loaded when used
+
+    try:
+        return build_reports(
+            run_dirs,
+            out,
+            baseline=args.baseline,
+            publish_summary=held.append if args.history else publish,
+            against_matrix=True,
+        )
+    except ReportError:
+        for markdown in held:
+            publish(markdown)
+        raise
+
+
+def _history(
+    args: argparse.Namespace,
+    *,
+    run_dirs: Sequence[Path],
+    out: Path,
+    paths: ReportPaths,
+    held: Sequence[str],
+    publish: Callable[[str], Path | None],
+) -> None:
+    """``--history``: write history.html, add the lines on what changed since the night before
+    to summary.md and print them; then publish the step summary *held* back for them. Bad
+    history input leaves the reports written (and published) and raises UsageError."""
+    from stackmatrix.report.history import (  # noqa: PLC0415 - loaded when used
+        build_history,
+        night_of_runs,
+        read_nights,
+        since_previous,
+    )
+    from stackmatrix.report.history_html import (  # noqa: PLC0415
+        HISTORY_NAME,
+        render_history_html,
+    )
+    from stackmatrix.report.text import md_escape  # noqa: PLC0415
+    from stackmatrix.results.files import write_text_atomic  # noqa: PLC0415
+
+    section = ""
+    try:
+        current = night_of_runs(run_dirs, ", ".join(map(str, run_dirs)))
+        nights, notes = read_nights(args.history, current)
+        history = build_history(nights, window=args.history_nights, notes=notes)
+        lines = since_previous(history)
+        section = (
+            "\n### Since the previous night\n\n"
+            + "".join(f"- {md_escape(line)}\n" for line in lines)
+            + f"\n{len(history.nights)} nights in {HISTORY_NAME}.\n"
+        )
+        page = out / HISTORY_NAME
+        name = paths.report.name if paths.report is not None else ""
+        try:
+            write_text_atomic(page, render_history_html(history, name))
+            summary = paths.summary.read_text(encoding="utf-8")
+            write_text_atomic(paths.summary, summary.rstrip("\n") + "\n" + section)
+        except OSError as exc:
+            section = ""
+            raise ReportError(f"cannot write {page}: {exc}") from exc
+    finally:
+        for markdown in held:
+            publish(markdown.rstrip("\n") + "\n" + section if section else markdown)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"history.html {page} ({len(history.nights)} nights)")
+    for line in lines:
+        print(f"  {line}")
+
+
+def positive_int(value: str) -> int:
+    """A whole number of at least 1 (``--history-nights``)."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of at least 1")
+    return number
 
 
 def register_report(subparsers: Subparsers) -> None:
@@ -146,5 +241,23 @@ def register_report(subparsers: Subparsers) -> None:
             "exit non-zero on: failure (1), regression (1, needs --baseline), incomplete (3);"
             " comma-separated or repeated"
         ),
+    )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        nargs="+",
+        action="extend",
+        metavar="DIR",
+        help=(
+            "earlier nights (run or report directories, or a folder of a sharded run's"
+            " directories): also write history.html and say what changed since the night before"
+        ),
+    )
+    parser.add_argument(
+        "--history-nights",
+        type=positive_int,
+        default=DEFAULT_HISTORY_NIGHTS,
+        metavar="N",
+        help=f"the newest N nights on history.html (default {DEFAULT_HISTORY_NIGHTS})",
     )
     parser.set_defaults(handler=_report)
