@@ -9,10 +9,22 @@ from pathlib import Path
 
 from stackmatrix.compose.render import project_name
 from stackmatrix.matrix.expand import Variant
+from stackmatrix.results.journal import Status
 from stackmatrix.spec.load import Spec
 
+
+@dataclass(frozen=True)
+class Released:
+    """A variant done with its job slot: its tests (if it got that far) ended, its logs and
+    stats are collected, only its stack's removal (``down``) is left; its verdict is known."""
+
+    variant_id: str
+    status: Status
+    exit_code: int | None  # of the test command; None when it never ran
+
+
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)
-ReleaseCallback = Callable[[str], None]  # (variant id)
+ReleaseCallback = Callable[[Released], None]
 
 
 StatsHook = Callable[[Path, str], object]  # (stats.json of a variant, variant id)
@@ -40,8 +52,9 @@ class VariantJob:
     failed_tests: tuple[str, ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
     # Called once the variant no longer needs its job slot: its tests ran and its logs and
-    # stats are collected; only the stack's removal (``down``) is left.
-    on_released: ReleaseCallback = lambda _variant: None
+    # stats are collected; only the stack's removal (``down``) is left. Never called by a
+    # variant that ends before its teardown (a compose file that does not render, a defect).
+    on_released: ReleaseCallback = lambda _released: None
 
     @property
     def directory(self) -> Path:

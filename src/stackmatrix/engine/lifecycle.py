@@ -18,7 +18,7 @@ from stackmatrix.compose.render import (
     load_compose,
     render,
 )
-from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.job import Released, VariantJob
 from stackmatrix.engine.provenance import collect_provenance
 from stackmatrix.engine.services import ServiceState, final_reason
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
@@ -221,23 +221,24 @@ class _VariantRun:
                 raise Cancelled
             with self.rec.phase("build"):
                 stack.build(builds, log_path=self.dir / "build.log", always=self.job.rebuild)
+            # Sampling covers the stack's whole life: it follows each container from the
+            # moment the stack knows it (its first health read, in `ready`) until the logs are
+            # collected, just before the stack comes down.
+            sampler.start()
             with self.rec.phase("up"):
                 stack.up()
-            # Sampling starts with the containers, so the first (slow) sample is in before
-            # the tests begin and the tests' whole span is covered.
-            with sampler:
-                with self.rec.phase("ready"):
-                    stack.wait_until_healthy(spec.run.up_timeout)
-                    # Probes of services this variant lacks (e.g. cache off) do not apply.
-                    probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
-                    stack.wait_until_ready(probes, spec.run.ready_timeout)
-                self.ports = stack.ports()
-                self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
-                self._setup(stack)
-                if not self.job.run_tests:
-                    self.status = Status.PASSED  # up and ready: held for the person who asked
-                    return
-                self._test(stack)
+            with self.rec.phase("ready"):
+                stack.wait_until_healthy(spec.run.up_timeout)
+                # Probes of services this variant lacks (e.g. cache off) do not apply.
+                probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
+                stack.wait_until_ready(probes, spec.run.ready_timeout)
+            self.ports = stack.ports()
+            self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
+            self._setup(stack)
+            if not self.job.run_tests:
+                self.status = Status.PASSED  # up and ready: held for the person who asked
+                return
+            self._test(stack)
         except StackFailure as failure:
             self.status, self.reason, self.detail = Status.ERROR, failure.reason, failure.detail
         except Cancelled:
@@ -260,9 +261,10 @@ class _VariantRun:
             except (StackmatrixError, StackFailure, OSError) as error:
                 self.teardown.append(f"collecting logs and stats failed: {_why(error)}")
             finally:  # masked even when collecting failed (a full disk, say)
+                sampler.stop()
                 self.refused += seal_variant_dir(self.dir, self.secrets)
         # Only the removal is left: the scheduler may start another variant meanwhile.
-        self.job.on_released(self.job.variant.id)
+        self.job.on_released(Released(self.job.variant.id, self.status, self.exit_code))
         # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
         plotting = self._start_plot()
         try:
@@ -278,11 +280,15 @@ class _VariantRun:
                 plotting.join()
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
-        if stack.created:
-            saved = stack.save_logs(
-                self.dir / "logs", cap=self.job.spec.run.log_cap, secrets=self.secrets
-            )
-            self.logs = {s: str(p.relative_to(self.job.run_dir)) for s, p in saved.items()}
+        """The services' logs, then the resource samples taken until the logs were in."""
+        try:
+            if stack.created:
+                saved = stack.save_logs(
+                    self.dir / "logs", cap=self.job.spec.run.log_cap, secrets=self.secrets
+                )
+                self.logs = {s: str(p.relative_to(self.job.run_dir)) for s, p in saved.items()}
+        finally:
+            sampler.stop()
         if sampler.samples:
             sampler.write(self.dir / "stats.json")
             self.stats_file = f"{self.job.variant.id}/stats.json"

@@ -1,4 +1,11 @@
-"""Schedule many variants: a thread pool, --jobs, fail-fast, signals, and the run journal."""
+"""Schedule many variants: a thread pool, --jobs, fail-fast, signals, and the run journal.
+
+A variant holds one of the ``--jobs`` slots from its start until its logs and stats are
+collected (its ``on_released``) or, if it never gets that far, until it ends. Its stack's
+removal (``down``) then goes on in the background while the next variant comes up: at most
+``background_downs`` such removals at once, each still a part of its variant (its result is
+recorded when its ``down`` is done), so a run, stopped or not, always waits for all of them.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, InvalidStateError, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
-from stackmatrix.engine.job import StatsHook, VariantJob
+from stackmatrix.engine.job import Released, StatsHook, VariantJob
 from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.prepare import Outcome, Prepared, PullPolicy, prepare
 from stackmatrix.engine.processes import signal_handlers
@@ -135,23 +142,41 @@ class RunRequest:
     rerun_of: str | None = None
     failed_tests: Mapping[str, tuple[str, ...]] | None = None
     pull: PullPolicy = PullPolicy.MISSING  # when the prepare stage pulls an image
+    # How many stacks may be coming down in the background, beside the `jobs` variants that
+    # hold a slot; None: as many as `jobs` (each slot's previous stack can come down while
+    # its next one comes up); 0: a variant holds its slot until its stack is down.
+    background_downs: int | None = None
+
+    @property
+    def downs(self) -> int:
+        """The bound on background teardowns."""
+        return self.jobs if self.background_downs is None else max(0, self.background_downs)
 
 
-def _retryable(result: VariantResult) -> bool:
+def _retryable(status: Status, exit_code: int | None) -> bool:
     """The tests ran and failed (not the stack): worth running again to measure flakiness."""
-    return result.exit_code is not None and result.status in (
-        Status.FAILED,
-        Status.EXPERIMENTAL_FAILED,
-    )
+    return exit_code is not None and status in (Status.FAILED, Status.EXPERIMENTAL_FAILED)
 
 
 def run_with_retries(job: VariantJob, retries: int) -> VariantResult:
-    """Run a variant; while its tests fail and retries are left, keep the attempt and rerun."""
+    """Run a variant; while its tests fail and retries are left, keep the attempt and rerun.
+
+    An attempt that will run again keeps its slot through its teardown: only the last
+    attempt passes its release on.
+    """
     statuses: list[str] = []
     junits: list[str] = []
+
+    def released(release: Released) -> None:
+        again = _retryable(release.status, release.exit_code) and not job.cancel.is_set()
+        if len(statuses) >= retries or not again:
+            job.on_released(release)
+
+    attempt_job = replace(job, on_released=released)
     while True:
-        result = run_variant(job)
-        if len(statuses) >= retries or not _retryable(result) or job.cancel.is_set():
+        result = run_variant(attempt_job)
+        retryable = _retryable(result.status, result.exit_code)
+        if len(statuses) >= retries or not retryable or job.cancel.is_set():
             return replace(result, attempt_statuses=tuple(statuses), attempt_junits=tuple(junits))
         attempt = len(statuses) + 1
         kept = job.directory / f"junit.attempt-{attempt}.xml"
@@ -162,6 +187,21 @@ def run_with_retries(job: VariantJob, retries: int) -> VariantResult:
         statuses.append(result.status.value)
         junits.append(str(kept.relative_to(job.run_dir)))
         job.on_phase(job.variant.id, f"retry {attempt}")
+
+
+@dataclass
+class _Flight:
+    """A variant started: whether it still holds its slot, and the release that frees it."""
+
+    variant: Variant
+    released: Future[Released]
+    holds_slot: bool = True
+
+
+def _resolve(future: Future[Released], release: Released) -> None:
+    """Tell the scheduler of *release* (once: a second release of a variant is no news)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(release)
 
 
 def _never_started(variant: Variant, run_dir: Path, *, interrupted: bool) -> VariantResult:
@@ -247,8 +287,11 @@ class _Run:
         signals = _Signals(self._cancel, self._interrupted, self._console)
         with signals.installed():
             self._prepare()
+            # Every variant, from its start to its stack's removal, has a thread: those that
+            # hold a slot and those whose stacks come down. Leaving the pool waits for all.
+            workers = self._request.jobs + self._request.downs
             with ThreadPoolExecutor(
-                max_workers=self._request.jobs, thread_name_prefix="stackmatrix-variant"
+                max_workers=workers, thread_name_prefix="stackmatrix-variant"
             ) as pool:
                 self._schedule(pool)
         for variant in self._pending:
@@ -360,31 +403,55 @@ class _Run:
         return journal
 
     def _schedule(self, pool: ThreadPoolExecutor) -> None:
-        """Keep the pool full until every variant ran or the run was stopped."""
-        running: dict[Future[VariantResult], Variant] = {}
-        while self._pending or running:
-            while self._pending and len(running) < self._request.jobs and not self._cancel.is_set():
-                variant = self._pending.popleft()
-                future = pool.submit(run_with_retries, self._job(variant), self._request.retries)
-                running[future] = variant
-            if not running:
+        """Keep the slots full until every variant ran or the run was stopped; then wait for
+        every variant started, teardowns in the background included."""
+        flights: dict[Future[VariantResult], _Flight] = {}
+        while self._pending or flights:
+            self._start_more(pool, flights)
+            if not flights:
                 break
-            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-            for future in done:
-                variant = running.pop(future)
-                try:
-                    result = future.result()
-                except Exception as error:  # a defect, not the variant's: still recorded
-                    LOG.debug("variant %s raised", variant.id, exc_info=error)
-                    result = VariantResult.never_ran(
-                        variant, status=Status.ERROR, reason=f"stackmatrix failed: {error!r}"
-                    )
-                    write_error_junit(self._run_dir / variant.id / "junit.xml",
-                                      variant_id=variant.id, message=result.reason)  # fmt: skip
+            watched: list[Future[Any]] = [*flights]
+            watched += [flight.released for flight in flights.values() if flight.holds_slot]
+            wait(watched, timeout=0.2, return_when=FIRST_COMPLETED)
+            for flight in flights.values():
+                if flight.holds_slot and flight.released.done():
+                    flight.holds_slot = False  # only its `down` is left: the slot is free
+                    self._stop_if_fail_fast(flight.variant, flight.released.result().status)
+            for future in [future for future in flights if future.done()]:
+                variant = flights.pop(future).variant
+                result = self._result_of(future, variant)
                 self._record(result)
-                self._stop_if_fail_fast(variant, result)
+                self._stop_if_fail_fast(variant, result.status)
 
-    def _job(self, variant: Variant) -> VariantJob:
+    def _start_more(
+        self, pool: ThreadPoolExecutor, flights: dict[Future[VariantResult], _Flight]
+    ) -> None:
+        """Start pending variants while a slot is free and the background teardowns are
+        within their bound (a slot whose stack is still coming down counts as one)."""
+        limit = self._request.jobs + self._request.downs
+        while self._pending and not self._cancel.is_set() and len(flights) < limit:
+            if sum(flight.holds_slot for flight in flights.values()) >= self._request.jobs:
+                return
+            variant = self._pending.popleft()
+            released: Future[Released] = Future()
+            job = self._job(variant, released)
+            future = pool.submit(run_with_retries, job, self._request.retries)
+            flights[future] = _Flight(variant, released)
+
+    def _result_of(self, future: Future[VariantResult], variant: Variant) -> VariantResult:
+        """The variant's result; a variant whose life raised is an error, still recorded."""
+        try:
+            return future.result()
+        except Exception as error:  # a defect, not the variant's
+            LOG.debug("variant %s raised", variant.id, exc_info=error)
+            result = VariantResult.never_ran(
+                variant, status=Status.ERROR, reason=f"stackmatrix failed: {error!r}"
+            )
+            write_error_junit(self._run_dir / variant.id / "junit.xml",
+                              variant_id=variant.id, message=result.reason)  # fmt: skip
+            return result
+
+    def _job(self, variant: Variant, released: Future[Released]) -> VariantJob:
         return VariantJob(
             spec=self._request.spec,
             variant=variant,
@@ -396,16 +463,18 @@ class _Run:
             rebuild=self._request.rebuild,
             prepared=self._prepared is not None,
             on_phase=self._warm_up.phase,
+            on_released=lambda release: _resolve(released, release),
             after_stats=self._request.after_stats,
             extra_args=self._request.extra_args,
             failed_tests=(self._request.failed_tests or {}).get(variant.id),
         )
 
-    def _stop_if_fail_fast(self, variant: Variant, result: VariantResult) -> None:
-        """Under --fail-fast, a failed or broken variant stops the rest of the run."""
-        if self._request.fail_fast and result.status in (Status.FAILED, Status.ERROR):
+    def _stop_if_fail_fast(self, variant: Variant, status: Status) -> None:
+        """Under --fail-fast, a failed or broken variant stops the rest of the run (told as
+        soon as its verdict is known: at its release, before its stack is down)."""
+        if self._request.fail_fast and status in (Status.FAILED, Status.ERROR):
             if not self._cancel.is_set():
-                self._console.note(f"fail-fast: {variant.id} {result.status}; stopping the rest")
+                self._console.note(f"fail-fast: {variant.id} {status}; stopping the rest")
             self._cancel.set()
 
     def _record(self, result: VariantResult) -> None:

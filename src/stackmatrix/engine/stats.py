@@ -1,4 +1,8 @@
-"""Resource statistics of a stack's containers, sampled in the background while tests run.
+"""Resource statistics of a stack's containers, sampled in the background over its life.
+
+Sampling starts before the stack is brought up (it waits for the first running container) and
+ends after its logs are collected, just before it is torn down: bring-up, readiness, setup,
+tests and collection are all covered.
 
 One streaming ``docker stats`` process per stack covers all its containers for the whole span:
 the engine sends a frame every 0.5 s, so there is no process spawn per sample, and stopping
@@ -217,17 +221,32 @@ class StatsSampler:
         self._streaming_since: float | None = None
         self._final = False
         self._started = 0.0
+        self.started_at: float | None = None  # wall-clock time of the samples' ``t`` = 0
         self._last = float("-inf")
         self.samples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> StatsSampler:
-        self._started = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, name="stackmatrix-stats", daemon=True)
-        self._thread.start()
+        self.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Begin sampling in the background (once; a stopped sampler stays stopped)."""
+        if self._thread is not None or self._stop.is_set():
+            return
+        self._started = time.monotonic()
+        self.started_at = time.time()
+        self._thread = threading.Thread(target=self._loop, name="stackmatrix-stats", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """End sampling and its ``docker stats`` process; again, or never started: nothing."""
+        if self._thread is None or self._stop.is_set():
+            self._stop.set()
+            return
         # A stack that was up briefly still gets a sample if one is about to arrive.
         if not self.samples and self._containers():
             since = self._streaming_since or time.monotonic()  # or it is about to start
@@ -338,13 +357,15 @@ class StatsSampler:
         return max(totals) if totals else None
 
     def write(self, path: Path) -> Path:
-        """Write ``stats.json``: samples and peaks."""
+        """Write ``stats.json``: samples (``t`` in seconds after ``started_at``, a Unix time)
+        and peaks."""
         with self._lock:
             self._final = True  # a late sample (a thread that did not stop in time) is dropped
         return write_json_atomic(
             path,
             {
                 "interval": self._interval,
+                "started_at": self.started_at,
                 "samples": self.samples,
                 "peaks": self.peaks(),
                 "peak_total_memory_bytes": self.peak_memory(),

@@ -6,20 +6,21 @@ from __future__ import annotations
 import os
 import textwrap
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from stackmatrix.engine import lifecycle, suite
-from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.job import Released, VariantJob
 from stackmatrix.engine.processes import ProcessOutcome
 from stackmatrix.engine.services import ServiceState
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.suite import judge as _judge
 from stackmatrix.engine.suite import run_suite as _run_tests
-from stackmatrix.errors import EngineError
+from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
-from stackmatrix.results.journal import Status, exit_code_of
+from stackmatrix.results.journal import Provenance, Status, exit_code_of
 from stackmatrix.spec.load import load_spec
 from stackmatrix.spec.models import Spec
 
@@ -252,6 +253,7 @@ class _DyingEngineStack:
         self.compose_file = Path("compose.yaml")
         self.downs = 0
         self.states = {"db": ServiceState("db", "c0ffee", "running", None, None, "", {})}
+        self.images: dict[str, tuple[str, str]] = {}  # service -> (reference, image id)
 
     def __enter__(self) -> _DyingEngineStack:
         return self
@@ -286,10 +288,8 @@ class _NoSampler:
     def __init__(self, *_: object, **__: object) -> None:
         self.samples: list[object] = []
 
-    def __enter__(self) -> _NoSampler:
-        return self
-
-    def __exit__(self, *_: object) -> None: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 @pytest.mark.parametrize("failing", [False, True])
@@ -332,3 +332,106 @@ def test_the_first_cause_is_the_reason_not_the_teardown_error_after_it(
     assert result.status is Status.ERROR
     assert result.reason == "docker compose up: the engine went away"
     assert "teardown failed: docker compose down: the engine does not answer" in result.teardown
+
+
+# -- the order of a variant's end: collect, release, down ------------------------------------
+
+
+class _Timeline:
+    """What happened, in order, to a stack, its sampler and the variant's job."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.sampling = False
+
+
+def _recording_stack(timeline: _Timeline) -> type[_DyingEngineStack]:
+    class _Healthy(_DyingEngineStack):
+        """A stack whose engine always answers; each call is put on the timeline."""
+
+        def up(self) -> None:
+            timeline.events.append(f"up (sampling: {timeline.sampling})")
+
+        def save_logs(self, *_: object, **__: object) -> dict[str, Path]:
+            timeline.events.append(f"logs (sampling: {timeline.sampling})")
+            return {}
+
+        def down(self) -> None:
+            timeline.events.append(f"down (sampling: {timeline.sampling})")
+
+    return _Healthy
+
+
+def _recording_sampler(timeline: _Timeline) -> type[_NoSampler]:
+    class _Sampler(_NoSampler):
+        def start(self) -> None:
+            timeline.sampling = True
+            timeline.events.append("sampling starts")
+
+        def stop(self) -> None:
+            if timeline.sampling:
+                timeline.events.append("sampling stops")
+            timeline.sampling = False
+
+    return _Sampler
+
+
+@pytest.mark.parametrize(("exit_code", "status"), [(0, Status.PASSED), (1, Status.FAILED)])
+def test_the_slot_is_released_with_the_verdict_after_collect_and_before_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int, status: Status
+) -> None:
+    report = _report(tmp_path / "made.xml", failures=int(bool(exit_code)), passed=1)
+    command = f"[sh, -c, 'cp {report} \"$1\"; exit {exit_code}', sh, '${{{{ junit }}}}']"
+    spec = _spec(tmp_path, f"tests:\n  command: {command}\n")
+    timeline = _Timeline()
+    monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
+    monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
+    monkeypatch.setattr(lifecycle, "collect_provenance", lambda *_: Provenance())
+    released: list[Released] = []
+
+    def on_phase(_variant: str, phase: str) -> None:
+        timeline.events.append(phase)
+
+    def on_released(release: Released) -> None:
+        timeline.events.append("released")
+        released.append(release)
+
+    job = replace(_job(spec, tmp_path), on_phase=on_phase, on_released=on_released)
+    result = lifecycle.run_variant(job)
+
+    assert result.status is status
+    assert released == [Released(job.variant.id, status, exit_code)]
+    # Sampled from before the containers exist until the logs are in; released right after,
+    # and only then does the stack come down.
+    assert timeline.events == [
+        "render",
+        "build",
+        "sampling starts",
+        "up",
+        "up (sampling: True)",
+        "ready",
+        "tests",
+        "collect",
+        "logs (sampling: True)",
+        "sampling stops",
+        "released",
+        "down",
+        "down (sampling: False)",
+    ]
+
+
+def test_a_variant_that_fails_before_its_stack_exists_is_never_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    released: list[Released] = []
+    job = replace(_job(spec, tmp_path), on_released=released.append)
+
+    def broken(*_: object, **__: object) -> dict[str, object]:
+        raise StackmatrixError("compose.yaml: cannot render")
+
+    monkeypatch.setattr(lifecycle, "render", broken)
+    result = lifecycle.run_variant(job)
+    assert result.status is Status.ERROR
+    assert result.reason == "compose.yaml: cannot render"
+    assert released == []  # the scheduler frees its slot when its life ends

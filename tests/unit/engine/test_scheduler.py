@@ -1,19 +1,31 @@
-"""Pure parts of running: shards, --only, exit codes, names, redaction, process groups."""
+"""Pure parts of running: shards, --only, exit codes, names, redaction, process groups, and
+the scheduler's slots with teardowns in the background (variants played by stand-ins)."""
 
 from __future__ import annotations
 
+import io
+import itertools
+import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stackmatrix.ci.provider import Plain
+from stackmatrix.console import Console
+from stackmatrix.engine import scheduler
+from stackmatrix.engine.job import Released, VariantJob
+from stackmatrix.engine.prepare import Prepared
 from stackmatrix.engine.processes import run_logged
+from stackmatrix.engine.scheduler import RunRequest, run_matrix
 from stackmatrix.errors import UsageError
-from stackmatrix.matrix.expand import Variant
+from stackmatrix.matrix.expand import Variant, expand
 from stackmatrix.matrix.select import select_only, select_shard
 from stackmatrix.redact import MASK, format_command, redact_env, redact_text
 from stackmatrix.results.journal import (
@@ -24,6 +36,7 @@ from stackmatrix.results.journal import (
     exit_code_of,
     parallelism,
 )
+from stackmatrix.spec.load import Spec, load_spec
 from stackmatrix.spec.values import env_name
 
 
@@ -163,3 +176,242 @@ def test_parallelism_is_the_most_variants_running_at_one_moment(
         for i, (start, end) in enumerate(spans)
     ]
     assert parallelism(results) == most
+
+
+# -- pipelined teardown: the slot is free once only `down` is left ---------------------------
+
+
+def _pg_spec(tmp_path: Path, count: int) -> Spec:
+    (tmp_path / "compose.yaml").write_text(
+        'services:\n  db: {image: "postgres:${{ matrix.pg }}"}\n', encoding="utf-8"
+    )
+    versions = ", ".join(f'"{10 + i}"' for i in range(count))
+    (tmp_path / "matrix.yaml").write_text(
+        f"name: shop\ncompose: compose.yaml\naxes: {{pg: [{versions}]}}\n"
+        'tests: {command: ["sh", "-c", "exit 0"]}\n',
+        encoding="utf-8",
+    )
+    return load_spec(tmp_path / "matrix.yaml")
+
+
+class _Life:
+    """Each variant's life as the real one lives it: up, tests, collect, its release, then a
+    `down` of *down* seconds. Statuses come from *plan* (one per attempt; default passed);
+    *interrupt* names a variant whose tests press Ctrl-C (twice)."""
+
+    def __init__(
+        self,
+        *,
+        down: float,
+        plan: dict[str, list[Status]] | None = None,
+        interrupt: str | None = None,
+    ) -> None:
+        self.down = down
+        self.plan = plan or {}
+        self.interrupt = interrupt
+        self.lock = threading.Lock()
+        self.moments: dict[tuple[str, str], float] = {}  # (variant#attempt, what) -> monotonic
+        self.attempts: dict[str, int] = {}
+        self.in_flight = self.most_in_flight = 0
+        self.holding = self.most_holding = 0
+
+    def _mark(self, who: str, what: str) -> None:
+        with self.lock:
+            self.moments[(who, what)] = time.monotonic()
+
+    def _count(self, in_flight: int, holding: int) -> None:
+        with self.lock:
+            self.in_flight += in_flight
+            self.holding += holding
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            self.most_holding = max(self.most_holding, self.holding)
+
+    def at(self, vid: str, what: str, attempt: int = 1) -> float:
+        return self.moments[(f"{vid}#{attempt}", what)]
+
+    def started(self) -> list[str]:
+        return sorted({who.split("#")[0] for who, what in self.moments if what == "up"})
+
+    def run_variant(self, job: VariantJob) -> VariantResult:
+        vid = job.variant.id
+        with self.lock:
+            self.attempts[vid] = attempt = self.attempts.get(vid, 0) + 1
+        who = f"{vid}#{attempt}"
+        self._count(1, 1)
+        self._mark(who, "up")
+        job.on_phase(vid, "up")
+        job.on_phase(vid, "tests")
+        statuses = self.plan.get(vid, [Status.PASSED])
+        status = statuses[min(attempt, len(statuses)) - 1]
+        if vid == self.interrupt:
+            signal.raise_signal(signal.SIGINT)
+            assert job.cancel.wait(5), "SIGINT did not cancel the run"
+            signal.raise_signal(signal.SIGINT)  # a second Ctrl-C: teardown still completes
+            status = Status.INTERRUPTED
+        time.sleep(0.05)
+        failed = status is Status.FAILED
+        job.directory.mkdir(parents=True, exist_ok=True)
+        (job.directory / "junit.xml").write_text(
+            f'<testsuite name="t" tests="1" failures="{int(failed)}"><testcase name="a">'
+            + ("<failure message='boom'/>" if failed else "")
+            + "</testcase></testsuite>\n",
+            encoding="utf-8",
+        )
+        job.on_phase(vid, "collect")
+        exit_code = int(failed) if status in (Status.PASSED, Status.FAILED) else None
+        self._count(0, -1)
+        job.on_released(Released(vid, status, exit_code))
+        job.on_phase(vid, "down")
+        self._mark(who, "down")
+        time.sleep(self.down)
+        self._mark(who, "down ended")
+        self._count(-1, 0)
+        return VariantResult(
+            id=vid, values=dict(job.variant.values), status=status, exit_code=exit_code,
+            tests=TestCounts(total=1, passed=int(not failed), failed=int(failed)),
+            junit=f"{vid}/junit.xml",
+        )  # fmt: skip
+
+
+@pytest.fixture
+def _no_images(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prepare stage asks the engine about images; these runs have none to get."""
+
+    def nothing_to_get(_spec: Spec, variants: Sequence[Any], **_: Any) -> Prepared:
+        return Prepared(outcomes={}, needs={v.id: {} for v in variants})
+
+    monkeypatch.setattr(scheduler, "prepare", nothing_to_get)
+
+
+def _run_lives(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, life: _Life, count: int, **options: Any
+) -> tuple[RunJournal, list[str]]:
+    spec = _pg_spec(tmp_path, count)
+    monkeypatch.setattr(scheduler, "run_variant", life.run_variant)
+    request = RunRequest(
+        spec=spec, variants=tuple(expand(spec)), out_dir=tmp_path / "out",
+        run_id="20260314-092000-a1b2", **options,
+    )  # fmt: skip
+    out = io.StringIO()
+    journal, _ = run_matrix(request, Console(out, provider=Plain(), live=False))
+    return journal, out.getvalue().splitlines()
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_the_next_variant_comes_up_while_the_last_one_comes_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = _Life(down=0.4)
+    journal, lines = _run_lives(monkeypatch, tmp_path, life, 3, jobs=1)
+    ids = ["pg-10", "pg-11", "pg-12"]
+    assert [(v.id, v.status) for v in journal.variants] == [(i, Status.PASSED) for i in ids]
+    for earlier, later in itertools.pairwise(ids):
+        assert life.at(earlier, "down") < life.at(later, "up") < life.at(earlier, "down ended")
+    assert (life.most_holding, life.most_in_flight) == (1, 2)  # --jobs 1, one down beside it
+    # The console shows each down; a variant's result is in once its down is done, after the
+    # next variant came up.
+    assert "  pg-10: down" in lines
+    finished = next(n for n, line in enumerate(lines) if line.startswith("ok") and "pg-10" in line)
+    assert lines.index("  pg-11: up") < finished
+    assert lines[0].endswith("1 at a time -> " + str(tmp_path / "out/runs/20260314-092000-a1b2"))
+    assert journal.jobs == 1
+    assert journal.exit_code == 0
+
+
+@pytest.mark.usefixtures("_no_images")
+@pytest.mark.parametrize("downs", [0, 1, 2])
+def test_downs_in_the_background_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, downs: int
+) -> None:
+    life = _Life(down=0.6)
+    journal, _ = _run_lives(monkeypatch, tmp_path, life, 4, jobs=1, background_downs=downs)
+    assert {v.status for v in journal.variants} == {Status.PASSED}
+    assert life.most_holding == 1
+    assert life.most_in_flight == 1 + downs
+    # The variant beyond the bound waits until the first stack is down.
+    beyond = f"pg-{11 + downs}"
+    assert life.at(beyond, "up") >= life.at("pg-10", "down ended")
+
+
+def test_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
+    spec = _pg_spec(tmp_path, 1)
+    request = RunRequest(spec=spec, variants=tuple(expand(spec)), jobs=3)
+    assert request.downs == 3
+    assert replace(request, background_downs=1).downs == 1
+    assert replace(request, background_downs=-2).downs == 0
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_an_interrupt_waits_for_the_downs_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = _Life(down=1.0, interrupt="pg-11")
+    journal, lines = _run_lives(monkeypatch, tmp_path, life, 3, jobs=1)
+    returned = time.monotonic()
+    # pg-11 was pressed Ctrl-C in while pg-10 came down: pg-10's down ran to its end (twice
+    # interrupted), and only then did the run end.
+    assert life.at("pg-10", "down") < life.at("pg-11", "up") < life.at("pg-10", "down ended")
+    assert life.at("pg-10", "down ended") - life.at("pg-10", "down") >= 1.0
+    assert returned >= life.at("pg-10", "down ended")
+    assert life.started() == ["pg-10", "pg-11"]
+    assert [(v.id, v.status) for v in journal.variants] == [
+        ("pg-10", Status.PASSED),
+        ("pg-11", Status.INTERRUPTED),
+        ("pg-12", Status.INTERRUPTED),
+    ]
+    assert journal.variants[2].reason == "never started: the run was interrupted"
+    assert journal.interrupted
+    assert journal.exit_code == 130
+    assert "stackmatrix: SIGINT again: still tearing down, stacks are never left behind" in lines
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_fail_fast_stops_at_the_verdict_not_after_the_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = _Life(down=0.4, plan={"pg-10": [Status.FAILED]})
+    journal, lines = _run_lives(monkeypatch, tmp_path, life, 3, jobs=1, fail_fast=True)
+    assert life.started() == ["pg-10"]  # nothing came up in its slot while it came down
+    assert [(v.id, v.status) for v in journal.variants] == [
+        ("pg-10", Status.FAILED),
+        ("pg-11", Status.CANCELLED),
+        ("pg-12", Status.CANCELLED),
+    ]
+    assert lines.count("stackmatrix: fail-fast: pg-10 failed; stopping the rest") == 1
+    assert journal.exit_code == 1
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_an_attempt_that_runs_again_keeps_its_slot_until_the_last_one_is_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = _Life(down=0.4, plan={"pg-10": [Status.FAILED, Status.PASSED]})
+    journal, _ = _run_lives(monkeypatch, tmp_path, life, 2, jobs=1, retries=1)
+    assert [(v.id, v.status, v.attempts) for v in journal.variants] == [
+        ("pg-10", Status.PASSED, 2),
+        ("pg-11", Status.PASSED, 1),
+    ]
+    assert life.at("pg-11", "up") > life.at("pg-10", "down", attempt=2)
+    assert life.at("pg-11", "up") < life.at("pg-10", "down ended", attempt=2)
+    assert life.most_holding == 1
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_a_variant_that_ends_before_its_teardown_frees_its_slot_when_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    life = _Life(down=0.2)
+
+    def run_variant(job: VariantJob) -> VariantResult:
+        if job.variant.id == "pg-10":  # never released: say its compose file did not render
+            return VariantResult.never_ran(job.variant, status=Status.ERROR, reason="no render")
+        return life.run_variant(job)
+
+    spec = _pg_spec(tmp_path, 2)
+    monkeypatch.setattr(scheduler, "run_variant", run_variant)
+    request = RunRequest(spec=spec, variants=tuple(expand(spec)), out_dir=tmp_path / "out", jobs=1)
+    journal, _ = run_matrix(request, Console(io.StringIO(), provider=Plain(), live=False))
+    assert [(v.id, v.status) for v in journal.variants] == [
+        ("pg-10", Status.ERROR),
+        ("pg-11", Status.PASSED),
+    ]

@@ -131,3 +131,36 @@ def test_samples_after_write_are_dropped(calls: Path, tmp_path: Path) -> None:
         kept = len(sampler.samples)
         threading.Event().wait(0.35)
     assert len(sampler.samples) == kept
+
+
+def test_the_samples_times_are_anchored_to_the_clock(calls: Path, tmp_path: Path) -> None:
+    before = time.time()
+    sampler = _sampler(lambda: {DB: "db"}, interval=0.1)
+    sampler.start()
+    _wait_for(lambda: len(sampler.samples) >= 2)
+    sampler.stop()
+    after = time.time()
+    written = json.loads(sampler.write(tmp_path / "stats.json").read_text(encoding="utf-8"))
+    # `t` counts from `started_at`, a Unix time: a sample can be placed among run.json's phases.
+    assert before <= written["started_at"] <= after
+    assert all(before <= written["started_at"] + s["t"] <= after for s in written["samples"])
+
+
+def test_start_and_stop_happen_once_and_a_stopped_sampler_stays_stopped(calls: Path) -> None:
+    never = _sampler(lambda: {DB: "db"}, interval=0.1)
+    never.stop()  # never started: nothing to end
+    never.start()
+    threading.Event().wait(0.3)
+    assert never.samples == []
+    assert never.started_at is None
+
+    sampler = _sampler(lambda: {DB: "db"}, interval=0.1)
+    sampler.start()
+    sampler.start()
+    _wait_for(lambda: len(sampler.samples) >= 1)
+    sampler.stop()
+    sampler.stop()
+    kept = len(sampler.samples)
+    threading.Event().wait(0.3)
+    assert len(sampler.samples) == kept  # the stream is gone: nothing more comes in
+    assert calls.read_text().splitlines() == [DB[:12]]  # one stream, started once
