@@ -6,6 +6,7 @@ the stack polls them with a short interval until a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import re
 import socket
@@ -160,3 +161,140 @@ def _redis(ctx: ProbeContext, probe: RedisProbe) -> str | None:
     if reply.startswith((b"+PONG", b"-NOAUTH")):
         return None
     return f"reply {reply[:40]!r}"
+
+
+# -- the server's own version -------------------------------------------------------------------
+
+VERSION_TIMEOUT = 2.0  # seconds a server has to say its version, over one connection
+_REPLY_CAP = 64 * 1024  # bytes read from a server at most while asking its version
+_PG_TERMINATE = b"X" + struct.pack("!I", 4)
+
+
+def server_version(probe: Probe, address: tuple[str, int]) -> tuple[str, str]:
+    """The version the server behind *probe* reports, and how it was asked (``postgres``,
+    ``redis``, ``valkey``); ``("", "")`` when its kind cannot ask, or the server did not say
+    within :data:`VERSION_TIMEOUT`. Never raises."""
+    try:
+        match probe:
+            case PostgresProbe():
+                version = _postgres_version(address, probe)
+                return (version, "postgres") if version else ("", "")
+            case RedisProbe():
+                return _redis_version(address)
+    except (OSError, ValueError, struct.error):
+        pass
+    return "", ""
+
+
+def version_commands(probe: Probe) -> tuple[tuple[str, ...], ...]:
+    """Commands that print the version of the server behind *probe* when run inside its
+    container, tried in order when the server itself does not say (a password it wants)."""
+    match probe:
+        case PostgresProbe():
+            return (("postgres", "--version"), ("psql", "-V"))
+        case RedisProbe():
+            return (("redis-server", "--version"), ("valkey-server", "--version"))
+    return ()
+
+
+_PG_BANNER = re.compile(r"\(PostgreSQL\)\s+(\S[^\n]*)")  # postgres (PostgreSQL) 15.14 (Debian ...)
+_REDIS_BANNER = re.compile(r"^(Redis|Valkey) server v=(\S+)", re.MULTILINE)
+
+
+def version_in_output(probe: Probe, output: str) -> str:
+    """The version in what one of :func:`version_commands` printed, written as the server
+    itself says it (``15.14 (Debian 15.14-0+deb12u1)``, ``7.0.15``, ``valkey 8.1.1``)."""
+    match probe:
+        case PostgresProbe():
+            found = _PG_BANNER.search(output)
+            return found[1].strip() if found else ""
+        case RedisProbe():
+            banner = _REDIS_BANNER.search(output)
+            if banner is None:
+                return ""
+            return f"valkey {banner[2]}" if banner[1] == "Valkey" else banner[2]
+    return ""
+
+
+def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> str:
+    """``server_version`` from the ParameterStatus messages a server sends once it lets the
+    session in (trust authentication); empty when it asks for a password first."""
+    params = b"".join(
+        key + b"\0" + value.encode() + b"\0"
+        for key, value in ((b"user", probe.user), (b"database", probe.database))
+    )
+    body = struct.pack("!I", 196608) + params + b"\0"
+    with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
+        conn.sendall(struct.pack("!I", len(body) + 4) + body)
+        reader = _Reader(conn)
+        try:
+            while True:
+                kind, payload = reader.pg_message()
+                if kind == b"R" and struct.unpack("!I", payload[:4])[0] != 0:
+                    return ""  # it wants a password: the probe has none to give
+                if kind == b"S":
+                    name, _, rest = payload.partition(b"\0")
+                    if name == b"server_version":
+                        return rest.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+                if kind in (b"E", b"Z"):  # refused, or ready for queries with no version said
+                    return ""
+        finally:
+            with contextlib.suppress(OSError):  # a polite goodbye; the server may be gone
+                conn.sendall(_PG_TERMINATE)
+
+
+def _redis_version(address: tuple[str, int]) -> tuple[str, str]:
+    """``INFO server``: ``redis_version``, or Valkey's own ``valkey_version`` when present."""
+    with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
+        conn.sendall(b"INFO server\r\n")
+        reader = _Reader(conn)
+        head = reader.line()
+        if not head.startswith(b"$"):
+            return "", ""  # -NOAUTH, -LOADING, or not Redis at all
+        size = int(head[1:])
+        if not 0 < size <= _REPLY_CAP:
+            return "", ""
+        text = reader.exactly(size).decode("utf-8", errors="replace")
+    fields = dict(line.partition(":")[::2] for line in text.splitlines() if ":" in line)
+    valkey = fields.get("valkey_version", "").strip()
+    if valkey:
+        return f"valkey {valkey}", "valkey"
+    redis = fields.get("redis_version", "").strip()
+    return (redis, "redis") if redis else ("", "")
+
+
+class _Reader:
+    """Bytes from a connection, as a server's reply is read: by length or by line, bounded."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self._conn = conn
+        self._data = b""
+        self._read = 0
+
+    def _more(self) -> None:
+        chunk = self._conn.recv(4096)
+        if not chunk:
+            raise ConnectionError("the server closed the connection")
+        self._read += len(chunk)
+        if self._read > _REPLY_CAP + 4096:
+            raise ValueError("the server says too much")
+        self._data += chunk
+
+    def exactly(self, size: int) -> bytes:
+        while len(self._data) < size:
+            self._more()
+        out, self._data = self._data[:size], self._data[size:]
+        return out
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self._data:
+            self._more()
+        out, _, self._data = self._data.partition(b"\r\n")
+        return out
+
+    def pg_message(self) -> tuple[bytes, bytes]:
+        kind = self.exactly(1)
+        (length,) = struct.unpack("!I", self.exactly(4))
+        if not 4 <= length <= _REPLY_CAP:
+            raise ValueError(f"a message of {length} bytes")
+        return kind, self.exactly(length - 4)

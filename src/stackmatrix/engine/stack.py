@@ -97,6 +97,8 @@ class Stack:
             compose_profiles=list(self.profiles),
         )
         self.states: dict[str, ServiceState] = {}
+        # Service -> (the image reference its container was created from, that image's id).
+        self.images: dict[str, tuple[str, str]] = {}
         self.created = False
         self.engine_error: EngineError | None = None  # the first engine failure, the cause
 
@@ -244,8 +246,15 @@ class Stack:
             raise EngineError(
                 f"cannot inspect project {self.project}: {error_text(error)}"
             ) from error
-        states = (service_state(ContainerInspectResult(**item)) for item in found)
+        states = [service_state(ContainerInspectResult(**item)) for item in found]
         self.states = {state.service: state for state in states}
+        self.images = {
+            state.service: (
+                str((item.get("Config") or {}).get("Image") or ""),
+                item.get("Image") or "",
+            )
+            for state, item in zip(states, found, strict=True)
+        }
         return self.states
 
     def wait_until_healthy(self, timeout: float) -> None:
@@ -374,6 +383,26 @@ class Stack:
         except (DockerException, EngineError) as error:
             return f"{NO_LOG}{_said(error)})"
 
+    def log_head(self, service: str, limit: int, timeout: float) -> str:
+        """The first *limit* bytes (or so) of a service's log, stdout and stderr as compose
+        interleaves them; empty when it cannot be read within *timeout* seconds. A failure
+        here is not the stack's (``engine_error`` stays as it was)."""
+        head = bytearray()
+
+        def take(chunk: bytes) -> None:
+            head.extend(chunk)
+            if len(head) >= limit:
+                raise _HeadRead
+
+        command = self._compose("logs", "--no-log-prefix", "--no-color", service)
+        try:
+            run_engine(command, what="`docker compose logs`", timeout=timeout, sink=take)
+        except _HeadRead:
+            pass
+        except (DockerException, EngineError):
+            return ""
+        return bytes(head[:limit]).decode("utf-8", errors="replace")
+
     def container_log(self, container_id: str) -> str:
         """The log of one container: by id there is no compose project to load, so quicker."""
         try:
@@ -461,6 +490,10 @@ class Stack:
             remove_by_label(
                 f"{compose_labels.COMPOSE_PROJECT}={self.project}", timeout=self._call_timeout
             )
+
+
+class _HeadRead(Exception):
+    """Enough of a log is read: the call that streams it ends here."""
 
 
 def _said(error: DockerException | EngineError) -> str:

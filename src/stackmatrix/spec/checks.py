@@ -314,10 +314,12 @@ class Checker:
                 (), "no services: list compose files under 'compose' or add services in an overlay"
             )
             return
-        for service in self.spec.ready:
-            if service not in self.services:
-                hint = did_you_mean(service, self.services, "services are")
-                self.add(("ready", service), f"unknown service {service!r}{hint}", at_key=True)
+        named: dict[str, Iterable[str]] = {"ready": self.spec.ready, "versions": self.spec.versions}
+        for key, services in named.items():
+            for service in services:
+                if service not in self.services:
+                    hint = did_you_mean(service, self.services, "services are")
+                    self.add((key, service), f"unknown service {service!r}{hint}", at_key=True)
         for first, second in _colliding(sorted(self.services)):
             self.add(
                 (),

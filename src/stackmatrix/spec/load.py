@@ -32,6 +32,7 @@ from stackmatrix.spec.models import (
     Spec,
     TcpProbe,
     TestsSpec,
+    VersionQuery,
     describe,
 )
 from stackmatrix.spec.source import Document, KeyPath, Mark, format_path, load_file, problem
@@ -54,6 +55,7 @@ __all__ = [
     "SpecDeprecationWarning",
     "TcpProbe",
     "TestsSpec",
+    "VersionQuery",
     "load_spec",
 ]
 
@@ -173,9 +175,12 @@ def _prepare(
     if isinstance(data.get("compose"), str):
         source.renames[("compose", 0)] = ("compose",)
     tests = data.get("tests")
-    for key in ("command", "rerun"):
+    for key in ("command", "rerun", "versions"):
         if isinstance(tests, dict) and isinstance(tests.get(key), str):
             source.leaves.add(("tests", key))
+    for service, query in _mapping(data.get("versions")).items():
+        if isinstance(query, dict) and isinstance(query.get("command"), str):
+            source.leaves.add(("versions", service, "command"))
     setup = tests.get("setup") if isinstance(tests, dict) else None
     if isinstance(setup, dict):
         source.renames[("tests", "setup", 0)] = ("tests", "setup")

@@ -316,6 +316,36 @@ class _YamlShapeOfReady:
 Ready = Annotated[dict[str, tuple[Probe, ...]], _YamlShapeOfReady()]
 
 
+class VersionQuery(Model):
+    """How to ask a service its version: a command run inside it (the first non-empty line
+    it prints, or what ``match`` finds there), or a regular expression over its log (its
+    group 1, or the whole match)."""
+
+    command: Words | None = None
+    match: str | None = None
+    log: str | None = None
+
+    @field_validator("match", "log")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return None if value is None else _regex(value)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> VersionQuery:
+        if (self.command is None) == (self.log is None):
+            found = "both" if self.command is not None else "neither"
+            raise PydanticCustomError(
+                "stackmatrix", "expected one of 'command' or 'log', found {found}", {"found": found}
+            )
+        if self.match is not None and self.command is None:
+            raise PydanticCustomError(
+                "stackmatrix",
+                "'match' reads the output of a 'command'; a 'log' pattern is its own match",
+                {},
+            )
+        return self
+
+
 def _command_value(value: object, *, shell: bool) -> tuple[str, ...] | str:
     """A command as run: words, or one command line for ``sh -c`` when *shell*."""
     if shell:
@@ -363,6 +393,9 @@ class TestsSpec(Model):
     workdir: Path = Path()
     # One step or a list, run in order after readiness and before the tests.
     setup: Annotated[tuple[SetupStep, ...], BeforeValidator(_one_or_many)] = ()
+    # Prints the versions of the packages under test (``NAME==VERSION`` or ``NAME VERSION``
+    # lines), run where the tests run; recorded in each variant's provenance.
+    versions: Words | None = None
 
     @field_validator("command", "rerun", mode="plain")
     @classmethod
@@ -467,6 +500,8 @@ class Spec(Model):
     include: tuple[MatrixEntry, ...] = ()
     overlays: tuple[Overlay, ...] = ()
     ready: Ready = Field(default_factory=dict)
+    # How to ask a service its version, beside (or instead of) what its probe reads.
+    versions: dict[str, VersionQuery] = Field(default_factory=dict)
     tests: TestsSpec
     run: RunOptions = RunOptions()
     report: ReportOptions = ReportOptions()
