@@ -22,7 +22,11 @@ from xml.sax.saxutils import escape as xml_escape
 MASK = "••••••"
 
 
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+# The one rule for what a name that holds a secret looks like, wherever it is written.
+SECRET_WORDS = r"PASSWORD|PASSWD|TOKEN|SECRET|KEY|CREDENTIAL|AUTH"  # noqa: S105 - names, not values
+SECRET_NAME = re.compile(SECRET_WORDS, re.IGNORECASE)
+# Such a name given a value in a text (YAML ``db_password: x``, ``API_KEY=x``).
+SECRET_ASSIGNMENT = re.compile(rf"(?:{SECRET_WORDS})\w*\s*[:=]", re.IGNORECASE)
 
 
 # userinfo in URLs: scheme://user:password@host

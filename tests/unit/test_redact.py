@@ -19,9 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stackmatrix.cli.main import main
+from stackmatrix.compose.render import holds_secrets
 from stackmatrix.engine.processes import run_logged
 from stackmatrix.redact import (
     MASK,
+    SECRET_WORDS,
     compose_secrets,
     interpolate,
     is_secret_name,
@@ -358,3 +360,12 @@ def test_a_file_without_secrets_is_left_untouched(tmp_path: Path) -> None:
     before = path.stat()
     assert not redact_file(path, ["hunter2-a-long-password"])
     assert path.stat().st_ino == before.st_ino  # not even rewritten
+
+
+@pytest.mark.parametrize("word", SECRET_WORDS.split("|"))
+def test_one_rule_for_secret_names_in_variables_and_in_compose_text(word: str) -> None:
+    # A name the environment masks is a name that makes a compose file private, and back.
+    assert is_secret_name(f"DB_{word}")
+    document = {"services": {"db": {"labels": {f"db_{word.lower()}": "plain"}}}}
+    assert holds_secrets(document)
+    assert not holds_secrets({"services": {"db": {"labels": {"db_name": "plain"}}}})

@@ -14,7 +14,7 @@ from stackmatrix.compose import labels as names
 from stackmatrix.compose.merge import as_mapping, merge, normalize
 from stackmatrix.errors import SpecError, UsageError
 from stackmatrix.matrix.expand import ID_PATTERN, Variant
-from stackmatrix.redact import compose_secrets, interpolate, read_env_file
+from stackmatrix.redact import SECRET_ASSIGNMENT, compose_secrets, interpolate, read_env_file
 from stackmatrix.spec.checks import display_path, value_key
 from stackmatrix.spec.models import Spec, describe
 from stackmatrix.spec.source import load_file, problem
@@ -215,11 +215,6 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 
 
 _Dumper.add_representer(str, _represent_str)
-
-
-SECRET_ASSIGNMENT = re.compile(
-    r"(?i)(password|passwd|secret|token|credential|api[_-]?key|auth)\w*\s*[:=]"
-)
 
 
 def holds_secrets(data: Mapping[str, Any], secret_names: Sequence[str] = ()) -> bool:
