@@ -5,7 +5,9 @@ The merged file keeps the variant of every result, in three places a CI viewer c
 - each suite is renamed ``<variant> :: <suite>`` (nested suites are flattened to
   ``<variant> :: <outer> / <inner>``, since the common JUnit schema has no nesting);
 - each suite carries ``<properties>``: ``stackmatrix.variant``, ``stackmatrix.axis.<key>`` for
-  every matrix value and ``stackmatrix.source`` (the file it came from);
+  every matrix value, ``stackmatrix.provenance.*`` for what the variant ran (each service's
+  image, image id, digest and version; the tests' Python and packages) and
+  ``stackmatrix.source`` (the file it came from);
 - each testcase's classname is prefixed with ``[<variant>] `` (``[postgres-15_redis-on]
   tests.test_x``), because GitHub test reporters key a test on classname + name and would
   otherwise fold the same test of two variants into one.
@@ -36,7 +38,7 @@ from stackmatrix.junit.read import (
     to_float,
 )
 from stackmatrix.junit.write import ERROR_CLASSNAME, SUITE_SEPARATOR, error_case, write_junit_atomic
-from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status, TestCounts
+from stackmatrix.results.journal import JOURNAL_NAME, Provenance, RunJournal, Status, TestCounts
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class JunitInput:
     path: Path
     variant_id: str | None
     values: Mapping[str, Any] = field(default_factory=dict)
+    provenance: Provenance = field(default_factory=Provenance)  # what the variant ran
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class MissingReport:
     values: Mapping[str, Any]
     status: Status
     reason: str
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 @dataclass
@@ -117,6 +121,7 @@ def _add_report(
             values=item.values,
             source=str(item.path),
             copy_attributes=original is not root or root.tag == "testsuite",
+            provenance=item.provenance,
         )
         out_root.append(suite)
         tally.add_read(suite_tally, cases=len(cases))
@@ -133,13 +138,14 @@ def _add_synthetic(
     detail: str,
     skipped: bool,
     tally: _Tally,
+    provenance: Provenance,
 ) -> None:
     full_name = (
         f"{variant_id}{SUITE_SEPARATOR}{ERROR_CLASSNAME}"
         if variant_id is not None
         else ERROR_CLASSNAME
     )
-    suite = new_suite(full_name, variant_id, values, source)
+    suite = new_suite(full_name, variant_id, values, source, provenance)
     prefix = f"[{variant_id}] " if variant_id is not None else ""
     case = error_case(
         classname=f"{prefix}{ERROR_CLASSNAME}",
@@ -184,6 +190,7 @@ def _merge(
                 detail="",
                 skipped=cancelled,
                 tally=tally,
+                provenance=item.provenance,
             )
             continue
         parsed = parse_junit(item.path)
@@ -200,6 +207,7 @@ def _merge(
                 detail=f"file: {item.path}\nproblem: {parsed.problem}",
                 skipped=False,
                 tally=tally,
+                provenance=item.provenance,
             )
             continue
         _add_report(out_root, parsed, item, tally)
@@ -253,10 +261,16 @@ def _collect(
         for variant in _read_journal(path).variants:
             item: JunitInput | MissingReport
             if variant.junit:
-                item = JunitInput(path / variant.junit, variant.id, dict(variant.values))
+                item = JunitInput(
+                    path / variant.junit, variant.id, dict(variant.values), variant.provenance
+                )
             else:
                 item = MissingReport(
-                    variant.id, dict(variant.values), variant.status, variant.reason
+                    variant.id,
+                    dict(variant.values),
+                    variant.status,
+                    variant.reason,
+                    variant.provenance,
                 )
             key = ("variant", variant.id)
             if key in chosen:

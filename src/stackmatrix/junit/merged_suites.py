@@ -1,7 +1,7 @@
 """The suites of a merged JUnit file (see :mod:`stackmatrix.junit.merge`): each suite of an
-input becomes a new suite named and annotated with its variant, keeping the input suite's
-metadata, its testcases in schema order with plain times and clipped attributes, and counts
-recomputed from those testcases.
+input becomes a new suite named and annotated with its variant (and what it ran), keeping the
+input suite's metadata, its testcases in schema order with plain times and clipped attributes,
+and counts recomputed from those testcases.
 """
 
 from __future__ import annotations
@@ -18,7 +18,69 @@ from stackmatrix.junit.write import (
     SUITE_SEPARATOR,
     clip_attribute,
 )
+from stackmatrix.redact import redact_text
+from stackmatrix.results.journal import Provenance, ServiceProvenance
 from stackmatrix.spec.values import scalar_text
+
+PROPERTY_PROVENANCE_PREFIX = "stackmatrix.provenance."
+"""``stackmatrix.provenance.<service>.image`` (``.image_id``, ``.digest``, ``.version``,
+``.version_source``), ``stackmatrix.provenance.python`` and
+``stackmatrix.provenance.package.<name>``: what the variant of a suite ran."""
+
+MAX_PROVENANCE_PACKAGES = 50
+"""Packages named in a suite's properties; ``stackmatrix.provenance.packages_left_out`` counts
+the rest."""
+
+MAX_PROVENANCE_CHARS = 1000
+"""The longest provenance property value (a version string, say), cut beyond it."""
+
+_SERVICE_FIELDS = ("image", "image_id", "digest", "version", "version_source")
+_PACKAGE = "package."
+_LEFT_OUT = "packages_left_out"
+
+
+def provenance_properties(provenance: Provenance) -> list[tuple[str, str]]:
+    """The properties that say what a variant ran (see :data:`PROPERTY_PROVENANCE_PREFIX`):
+    only known values, masked, each at most :data:`MAX_PROVENANCE_CHARS` long."""
+    pairs: list[tuple[str, str]] = []
+    for service, found in provenance.services.items():
+        pairs += [(f"{service}.{key}", getattr(found, key)) for key in _SERVICE_FIELDS]
+    pairs.append(("python", provenance.python))
+    packages = list(provenance.packages.items())
+    pairs += [(f"{_PACKAGE}{name}", v) for name, v in packages[:MAX_PROVENANCE_PACKAGES]]
+    if len(packages) > MAX_PROVENANCE_PACKAGES:
+        pairs.append((_LEFT_OUT, str(len(packages) - MAX_PROVENANCE_PACKAGES)))
+    return [
+        (
+            clean_xml_text(PROPERTY_PROVENANCE_PREFIX + redact_text(key))[:MAX_PROVENANCE_CHARS],
+            redact_text(value)[:MAX_PROVENANCE_CHARS],
+        )
+        for key, value in pairs
+        if value
+    ]
+
+
+def provenance_of_properties(properties: Mapping[str, str]) -> Provenance:
+    """What :func:`provenance_properties` wrote, read back from a suite's properties."""
+    services: dict[str, dict[str, str]] = {}
+    packages: dict[str, str] = {}
+    python = ""
+    for name, value in properties.items():
+        if not name.startswith(PROPERTY_PROVENANCE_PREFIX):
+            continue
+        key = name.removeprefix(PROPERTY_PROVENANCE_PREFIX)
+        if key == "python":
+            python = value
+        elif key.startswith(_PACKAGE):
+            packages[key.removeprefix(_PACKAGE)] = value
+        elif (parts := key.rpartition("."))[0] and parts[2] in _SERVICE_FIELDS:
+            services.setdefault(parts[0], {})[parts[2]] = value
+    return Provenance(
+        services={k: ServiceProvenance(**v) for k, v in services.items()},
+        python=python,
+        packages=packages,
+    )
+
 
 # Schema order of a testcase's children (properties first, as pytest writes them).
 _CASE_CHILD_ORDER = {
@@ -32,16 +94,21 @@ _CASE_CHILD_ORDER = {
 
 
 def new_suite(
-    name: str, variant_id: str | None, values: Mapping[str, Any], source: str
+    name: str,
+    variant_id: str | None,
+    values: Mapping[str, Any],
+    source: str,
+    provenance: Provenance | None = None,
 ) -> XmlElement:
     """An empty suite named *name*, whose properties name its variant, the variant's matrix
-    values and the file it came from."""
+    values, what it ran (*provenance*) and the file it came from."""
     suite = ETREE.Element("testsuite", {"name": clean_xml_text(name)})
     props = ETREE.SubElement(suite, "properties")
     pairs: list[tuple[str, str]] = []
     if variant_id is not None:
         pairs.append((PROPERTY_VARIANT, variant_id))
         pairs.extend((f"{PROPERTY_AXIS_PREFIX}{k}", scalar_text(v)) for k, v in values.items())
+        pairs.extend(provenance_properties(provenance or Provenance()))
     pairs.append((PROPERTY_SOURCE, source))
     for key, value in pairs:
         ETREE.SubElement(props, "property", {"name": key, "value": clean_xml_text(value)})
@@ -163,13 +230,14 @@ def merged_suite(
     values: Mapping[str, Any],
     source: str,
     copy_attributes: bool,
+    provenance: Provenance | None = None,
 ) -> tuple[XmlElement, dict[Outcome, int]]:
     """The suite that stands for *original* (named *name*, holding *cases*) in the merged file,
     and its tally of outcomes; *copy_attributes*: carry over the attributes of *original*."""
     outputs = [c for c in original if c.tag in ("system-out", "system-err")]
     own_props = [c for c in original if c.tag == "properties"]
     full_name = f"{variant_id}{SUITE_SEPARATOR}{name}" if variant_id is not None else name
-    suite = new_suite(full_name, variant_id, values, source)
+    suite = new_suite(full_name, variant_id, values, source, provenance)
     _copy_suite_metadata(
         original,
         suite,

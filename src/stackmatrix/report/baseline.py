@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import pairwise
 from typing import assert_never
 
 from stackmatrix.junit.read import CaseResult, Outcome
 from stackmatrix.report.model import RunReport, VariantReport
-from stackmatrix.results.journal import Status
+from stackmatrix.report.provenance import ProvenanceChange, provenance_changes
+from stackmatrix.results.journal import Provenance, Status
 
 HISTORY_RUNS = 10
 """How many runs, the current one included, a history keeps."""
@@ -134,6 +135,7 @@ class VariantRecord:
     experimental: bool = False
     reason: str = ""
     history: tuple[Mark, ...] = ()  # oldest first; this run's own mark last when it has one
+    provenance: Provenance = field(default_factory=Provenance)  # what it ran
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ def snapshot_of(report: RunReport, source: str = "") -> Snapshot:
                 experimental=result.experimental,
                 reason=_first_line(result.reason),
                 history=(mark,) if mark is not None else (),
+                provenance=result.provenance,
             )
         )
         cases.extend(_variant_cases(v))
@@ -240,6 +243,10 @@ class VariantChange:
     experimental: bool = False
     reason: str = ""
     history: tuple[Mark, ...] = ()  # this run's mark last
+    # What it ran differently from the baseline; compared only when both recorded what they
+    # ran (``provenance_compared``), so an older baseline shows no change.
+    provenance_changes: tuple[ProvenanceChange, ...] = ()
+    provenance_compared: bool = False
 
 
 @dataclass(frozen=True)
@@ -299,6 +306,8 @@ def _compare_variant(now: VariantRecord, base: VariantRecord | None) -> VariantC
         experimental=now.experimental,
         reason=now.reason,
         history=extend(before, mark),
+        provenance_changes=provenance_changes(base.provenance, now.provenance) if base else (),
+        provenance_compared=base is not None and bool(base.provenance) and bool(now.provenance),
     )
 
 

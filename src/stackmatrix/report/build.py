@@ -133,7 +133,9 @@ def _compare_with_baseline(
 def _comparison_lead(compared: _Compared, baseline: Path | None) -> Sequence[str]:
     """The opening of ``summary.md``: the comparison, or why there is none."""
     if compared.comparison is not None:
-        return changes_markdown(compared.comparison, limit=MAX_FAILURES_LISTED)
+        return changes_markdown(
+            compared.comparison, limit=MAX_FAILURES_LISTED, report=compared.report
+        )
     if compared.problem:
         return [
             f"### Compared with {md_code(str(baseline))}",

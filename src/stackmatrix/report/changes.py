@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import CaseChange, Change, Comparison, Mark, VariantChange
-from stackmatrix.report.groups import first_line
+from stackmatrix.report.groups import covers_matrix, first_line, variants_text
+from stackmatrix.report.model import RunReport
+from stackmatrix.report.provenance import VERSION_ASPECTS, ProvenanceChange, changes_text
 from stackmatrix.report.symbols import ABSENT, CHANGE, MARK, OUTCOME
 from stackmatrix.report.text import md_code, md_escape, status_label
 from stackmatrix.results.journal import Status
@@ -161,9 +163,120 @@ def others(comparison: Comparison) -> str:
     return "; ".join(parts)
 
 
-def changes_markdown(comparison: Comparison, *, limit: int) -> list[str]:
-    """The "Compared with" section of summary.md: the tally, then one list per class."""
+# --------------------------------------------------------------------------------------------
+# What ran differently, next to what changed
+
+OUTCOME_CHANGES = (Change.REGRESSION, Change.FIXED, Change.FLAKY)
+"""The classes that are a change of outcome: a variant in one gets its provenance change on
+its line; one in none with a provenance change is listed quietly."""
+
+
+@dataclass(frozen=True)
+class RanLine:
+    """A variant whose outcome changed, with what it ran differently from the baseline:
+    ``regression on postgres-17: 3 tests; db postgres 17.1 → 17.2 since the baseline``."""
+
+    change: Change  # the first of its classes in OUTCOME_CHANGES
+    variant: str
+    tail: str  # what follows the variant id: ``: 3 tests; db postgres 17.1 → 17.2 since ...``
+
+    @property
+    def lead(self) -> str:
+        """``regression on``."""
+        return f"{CHANGE[self.change].word} on"
+
+
+def _outcome_words(comparison: Comparison, variant: str) -> list[tuple[Change, str]]:
+    """``(REGRESSION, "3 tests")``, ``(FIXED, "the variant (failed → passed)")``: what of the
+    variant changed outcome, by class."""
+    found = []
+    for change in OUTCOME_CHANGES:
+        variants, cases = comparison.of(change)
+        tests = {c.test for c in cases if c.variant == variant}
+        whole = [v for v in variants if v.id == variant]
+        if tests:
+            found.append((change, _plural(len(tests), "test", "tests")))
+        elif whole:
+            found.append((change, f"the variant ({_variant_transition(whole[0])})"))
+    return found
+
+
+def ran_lines(comparison: Comparison) -> list[RanLine]:
+    """A line for each variant whose outcome changed and whose provenance could be compared
+    with the baseline's (both recorded it), naming what it ran differently, or that it ran the
+    same images and versions."""
+    lines = []
+    for v in comparison.variants:
+        words = _outcome_words(comparison, v.id)
+        if not words or not v.provenance_compared:
+            continue
+        outcome = "; ".join(
+            text if n == 0 else f"{CHANGE[change].word}: {text}"
+            for n, (change, text) in enumerate(words)
+        )
+        ran = (
+            f"{changes_text(v.provenance_changes)} since the baseline"
+            if v.provenance_changes
+            else "the same images and versions as the baseline"
+        )
+        lines.append(RanLine(words[0][0], v.id, f": {outcome}; {ran}"))
+    return lines
+
+
+def quiet_changes(comparison: Comparison) -> list[tuple[ProvenanceChange, tuple[str, ...]]]:
+    """What variants whose outcome did not change ran differently from the baseline: each
+    change once, with the variants it happened on (an upgrade that broke nothing)."""
+    grouped: dict[str, tuple[ProvenanceChange, list[str]]] = {}
+    for v in comparison.variants:
+        if not v.provenance_changes or _outcome_words(comparison, v.id):
+            continue
+        for change in v.provenance_changes:
+            grouped.setdefault(change.text, (change, []))[1].append(v.id)
+    return [(change, tuple(ids)) for change, ids in grouped.values()]
+
+
+def quiet_title(changes: Sequence[tuple[ProvenanceChange, Sequence[str]]]) -> str:
+    """``Versions changed with no change of outcome`` (or images, or both)."""
+    versions = {c.aspect in VERSION_ASPECTS for c, _ in changes}
+    what = {frozenset({True}): "Versions", frozenset({False}): "Images"}.get(
+        frozenset(versions), "Versions and images"
+    )
+    return f"{what} changed with no change of outcome"
+
+
+def quiet_lines(comparison: Comparison, report: RunReport | None) -> list[tuple[str, str, int]]:
+    """``("cache redis 7.0.14 → 7.0.15", "redis=7 (2 variants)", 2)``: each quiet change, where
+    (said briefly against *report*'s variants when given) and on how many variants."""
+    whole = report is not None and covers_matrix(report)
+    universe = report.variants if report is not None else ()
+    lines = []
+    for change, ids in quiet_changes(comparison):
+        where = (
+            variants_text(ids, universe, whole=whole)
+            if universe
+            else (ids[0] if len(ids) == 1 else f"{', '.join(ids)} ({len(ids)} variants)")
+        )
+        lines.append((change.text, where, len(ids)))
+    return lines
+
+
+def changes_markdown(
+    comparison: Comparison, *, limit: int, report: RunReport | None = None
+) -> list[str]:
+    """The "Compared with" section of summary.md: the tally, the variants whose outcome changed
+    with what they ran differently, one list per class, and the changes of what ran on
+    variants whose outcome did not change (*report*: the current run, to name variants
+    briefly)."""
     lines = [f"### Compared with {md_code(comparison.baseline)}", "", tally(comparison)]
+    ran = ran_lines(comparison)
+    if ran:
+        lines.append("")
+        lines += [
+            f"- {change_icon(r.change)} {r.lead} {md_code(r.variant)}{md_escape(r.tail)}"
+            for r in ran[:limit]
+        ]
+        if len(ran) > limit:
+            lines.append(f"- ... and {len(ran) - limit} more in results.json")
     for change in LISTED:
         entries = change_lines(comparison, change, emoji=True)
         if not entries:
@@ -180,4 +293,14 @@ def changes_markdown(comparison: Comparison, *, limit: int) -> list[str]:
     rest = others(comparison)
     if rest:
         lines += ["", md_escape(rest[0].upper() + rest[1:]) + "."]
+    quiet = quiet_lines(comparison, report)
+    if quiet:
+        title = quiet_title(quiet_changes(comparison))
+        lines += ["", f"{title}:", ""]
+        lines += [
+            f"- {md_escape(text)} on {md_code(where) if count == 1 else md_escape(where)}"
+            for text, where, count in quiet[:limit]
+        ]
+        if len(quiet) > limit:
+            lines.append(f"- ... and {len(quiet) - limit} more in results.json")
     return lines

@@ -18,11 +18,16 @@ from stackmatrix.report.changes import (
     change_lines,
     change_title,
     others,
+    quiet_changes,
+    quiet_lines,
+    quiet_title,
+    ran_lines,
     tally_words,
 )
 from stackmatrix.report.groups import FailureGroup, Kind, case_message, failure_groups, first_line
 from stackmatrix.report.model import NA, SEVERITY_TITLES, Cell, GridRow, RunReport, VariantReport
 from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn
+from stackmatrix.report.provenance import provenance_html
 from stackmatrix.report.text import (
     MAX_GRID_ROWS,
     attempts_note,
@@ -85,6 +90,9 @@ pre { background: var(--none-bg); padding: 8px; overflow-x: auto; font-size: 12p
 figure { margin: 12px 0 20px; } figcaption { font-weight: 600; margin-bottom: 4px; }
 figure img.plot { max-width: 100%; height: auto; }
 a { color: #0969da; }
+.ran { font-size: 13px; } .ran details { border: 0; margin: 0; padding: 0; }
+.ran table { margin: 4px 0; font-size: 12px; } .ran td { word-break: break-all; }
+ul.ran-changes { margin: 8px 0; padding-left: 20px; }
 """
 
 
@@ -112,8 +120,13 @@ def _files(v: VariantReport, out_dir: Path) -> str:
     return " · ".join(link for link in links if link)
 
 
+def _what_ran(v: VariantReport) -> str:
+    return f'<td class="ran">{provenance_html(v.result.provenance) or "—"}</td>'
+
+
 def _variant_rows(report: RunReport, out_dir: Path) -> str:
     rows = []
+    what_ran = any(v.result.provenance for v in report.variants)
     for v in report.variants:
         c = v.counts
         status = v.result.status
@@ -144,12 +157,16 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
             f'<td class="num">{c.errors}</td><td class="num">{c.skipped}</td>'
             f'<td class="num">{format_duration(v.result.duration)}</td>'
             f'<td class="num">{format_bytes(v.peak_memory_bytes)}</td>'
+            f"{_what_ran(v) if what_ran else ''}"
             f"<td>{_files(v, out_dir)}</td></tr>"
         )
     return (
         '<table class="variants"><thead><tr><th>Variant</th><th>Status</th><th>Passed</th>'
         "<th>Failed</th><th>Errors</th><th>Skipped</th><th>Duration</th><th>Peak memory</th>"
-        "<th>Files</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+        + ("<th>What ran</th>" if what_ran else "")
+        + "<th>Files</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
     )
 
 
@@ -243,7 +260,29 @@ _CHANGES_HEAD = (
 )
 
 
-def _comparison(comparison: Comparison) -> str:
+def _ran_changes(comparison: Comparison, report: RunReport) -> str:
+    """The variants whose outcome changed with what they ran differently, before the table;
+    the changes of what ran on the others, quietly, after it."""
+    ran = "".join(
+        f'<li><span class="badge {r.change.value}">{escape(r.lead)}</span> '
+        f'<a href="#variant-{escape(r.variant)}">{escape(r.variant)}</a>{escape(r.tail)}</li>'
+        for r in ran_lines(comparison)[:MAX_GRID_ROWS]
+    )
+    return f'<ul class="ran-changes">{ran}</ul>' if ran else ""
+
+
+def _quiet(comparison: Comparison, report: RunReport) -> str:
+    quiet = quiet_lines(comparison, report)
+    if not quiet:
+        return ""
+    items = "".join(f"<li>{escape(t)} on {escape(w)}</li>" for t, w, _ in quiet[:MAX_GRID_ROWS])
+    return (
+        f'<p class="note quiet">{escape(quiet_title(quiet_changes(comparison)))}:</p>'
+        f'<ul class="note quiet">{items}</ul>'
+    )
+
+
+def _comparison(comparison: Comparison, report: RunReport) -> str:
     groups = [change_lines(comparison, change, emoji=False) for change in LISTED]
     rows = "".join(
         f'<tr><th colspan="5">{escape(change_title(change))} ({len(lines)})</th></tr>'
@@ -260,7 +299,8 @@ def _comparison(comparison: Comparison) -> str:
     )
     return (
         f'<section id="comparison"><h2>Compared with <code>{escape(comparison.baseline)}</code>'
-        f'</h2><p class="headline">{badges}</p>{table}{note}</section>'
+        f'</h2><p class="headline">{badges}</p>{_ran_changes(comparison, report)}{table}{note}'
+        f"{_quiet(comparison, report)}</section>"
     )
 
 
@@ -398,7 +438,7 @@ def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | No
         f"{escape(headline(report))}</p>"
         f'<p class="meta">run {escape(", ".join(report.run_ids))} · started {started}'
         f" · took {duration}</p>{gaps}{warnings}</header>"
-        f"{_comparison(comparison) if comparison is not None else _flaky(report)}"
+        f"{_comparison(comparison, report) if comparison is not None else _flaky(report)}"
         f'<section id="variants"><h2>Variants</h2>{_variant_rows(report, out_dir)}</section>'
         f'<section id="grid"><h2>Tests that did not pass on every variant</h2>{_grid(report)}'
         "</section>"

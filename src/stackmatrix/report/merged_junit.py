@@ -11,9 +11,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
+from stackmatrix.junit.merged_suites import provenance_of_properties
 from stackmatrix.junit.read import Outcome, XmlElement, outcome_of, suites_of_root
 from stackmatrix.junit.write import ERROR_CLASSNAME, PROPERTY_AXIS_PREFIX, PROPERTY_VARIANT
 from stackmatrix.report.baseline import OUTCOME_SEVERITY
+from stackmatrix.results.journal import Provenance
 
 _PREFIX = re.compile(r"^\[(?P<variant>[^\]]+)\] ?(?P<rest>.*)$", re.DOTALL)
 
@@ -28,6 +30,8 @@ class MergedCase:
     outcome: Outcome
     message: str
     stand_in: bool  # stackmatrix's error testcase for a missing or unreadable report
+    # What its suite's stackmatrix.provenance.* properties say the variant ran.
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 @dataclass
@@ -38,6 +42,7 @@ class MergedVariant:
     # test -> its worst outcome and the message of that outcome
     tests: dict[str, tuple[Outcome, str]] = field(default_factory=dict)
     stand_ins: list[Outcome] = field(default_factory=list)
+    provenance: Provenance = field(default_factory=Provenance)
 
 
 def _properties(suite: XmlElement) -> dict[str, str]:
@@ -56,6 +61,7 @@ def merged_cases(root: XmlElement, fallback: str) -> Iterator[MergedCase]:
     for suite, _name in suites_of_root(root, fallback):
         props = _properties(suite)
         experimental = props.get(f"{PROPERTY_AXIS_PREFIX}experimental") == "true"
+        provenance = provenance_of_properties(props)
         for case in (c for c in suite if c.tag == "testcase"):
             classname, name = case.get("classname") or "", case.get("name") or ""
             prefix = _PREFIX.match(classname)
@@ -72,6 +78,7 @@ def merged_cases(root: XmlElement, fallback: str) -> Iterator[MergedCase]:
                 outcome=outcome,
                 message=(result.get("message") or "") if result is not None else "",
                 stand_in=classname == ERROR_CLASSNAME and name.startswith(("variant ", "junit ")),
+                provenance=provenance,
             )
 
 
@@ -82,6 +89,8 @@ def group_by_variant(cases: Iterable[MergedCase]) -> dict[str, MergedVariant]:
     for case in cases:
         found = variants.setdefault(case.variant, MergedVariant())
         found.experimental = case.experimental
+        if case.provenance:
+            found.provenance = case.provenance
         if case.stand_in:
             found.stand_ins.append(case.outcome)
             continue

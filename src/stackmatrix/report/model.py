@@ -21,6 +21,7 @@ from stackmatrix.junit.write import (
     iter_cases,
     parse_junit,
 )
+from stackmatrix.report.provenance import masked
 from stackmatrix.results.journal import (
     JOURNAL_NAME,
     RunJournal,
@@ -493,6 +494,8 @@ def _variant_report(
     cases: list[CaseResult] = []
     synthetic: list[CaseResult] = []
     problem = ""
+    if result.provenance:  # what the journal holds, through the masking every report uses
+        result = replace(result, provenance=masked(result.provenance))
     if result.junit:
         parsed = parse_junit(run_dir / result.junit)
         for case in iter_cases(parsed):

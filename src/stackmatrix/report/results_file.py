@@ -25,7 +25,8 @@ from stackmatrix.report.baseline import (
 )
 from stackmatrix.report.merged_junit import MergedVariant, group_by_variant, merged_cases
 from stackmatrix.report.model import RunReport, report_of_journal
-from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status
+from stackmatrix.report.provenance import provenance_dict, provenance_from
+from stackmatrix.results.journal import JOURNAL_NAME, Provenance, RunJournal, Status
 
 RESULTS_NAME = "results.json"
 RESULTS_KIND = "stackmatrix-results"
@@ -76,20 +77,25 @@ def results_document(
     variants: list[dict[str, Any]] = []
     for v in current.variants:
         vc = changes.get(v.id)
-        variants.append(
-            {
-                "id": v.id,
-                "status": v.status.value,
-                "flaky": v.flaky,
-                "attempts": v.attempts,
-                "experimental": v.experimental,
-                "ran_tests": v.ran_tests,
-                "reason": v.reason,
-                "change": vc.change.value if vc else None,
-                "before": vc.before.value if vc and vc.before else None,
-                "history": _history(vc.history if vc else v.history),
-            }
-        )
+        row: dict[str, Any] = {
+            "id": v.id,
+            "status": v.status.value,
+            "flaky": v.flaky,
+            "attempts": v.attempts,
+            "experimental": v.experimental,
+            "ran_tests": v.ran_tests,
+            "reason": v.reason,
+            "change": vc.change.value if vc else None,
+            "before": vc.before.value if vc and vc.before else None,
+            "history": _history(vc.history if vc else v.history),
+        }
+        # Added in a later version (older readers ignore them): what the variant ran, and
+        # what of it changed since the baseline.
+        if v.provenance:
+            row["provenance"] = provenance_dict(v.provenance)
+        if vc is not None and vc.provenance_compared:
+            row["provenance_changes"] = [c.to_dict() for c in vc.provenance_changes]
+        variants.append(row)
     for vc in comparison.variants if comparison else ():
         if vc.status is None:
             variants.append(
@@ -152,6 +158,13 @@ def _marks(entry: Mapping[str, Any], where: str) -> tuple[Mark, ...]:
         raise _Invalid(f"{where}: history: {exc}") from exc
 
 
+def _provenance(entry: Mapping[str, Any], where: str) -> Provenance:
+    try:
+        return provenance_from(entry.get("provenance"), where)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from exc
+
+
 def _entries(data: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     raw = data.get(key, [])
     if not isinstance(raw, list) or not all(isinstance(e, Mapping) for e in raw):
@@ -185,6 +198,7 @@ def snapshot_from_results(data: Any, source: str) -> Snapshot:
                 experimental=bool(entry.get("experimental", False)),
                 reason=str(entry.get("reason", "")),
                 history=_marks(entry, where),
+                provenance=_provenance(entry, where),
             )
         )
     cases = []
@@ -251,6 +265,7 @@ def _snapshot_of_merged(variants: Mapping[str, MergedVariant], source: str) -> S
                 ran_tests=bool(found.tests),
                 experimental=found.experimental,
                 history=(mark,) if mark else (),
+                provenance=found.provenance,
             )
         )
         cases += [

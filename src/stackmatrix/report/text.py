@@ -12,6 +12,7 @@ from stackmatrix.report.groups import (
     failure_groups,
 )
 from stackmatrix.report.model import NA, Cell, RunReport, VariantReport, Verdict
+from stackmatrix.report.provenance import provenance_text
 from stackmatrix.report.symbols import NOT_APPLICABLE, NOT_RUN, OUTCOME, STATUS, VERDICT
 from stackmatrix.results.journal import Status
 
@@ -244,9 +245,13 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
         lines += [*(f"> ⚠️ {md_escape(g)}" for g in gaps), ""]
     if lead:
         lines += [*lead, "", "### Variants", ""]
+    # What each variant ran, when any recorded it (one line each, cut: see provenance_text).
+    shown = {v.id: provenance_text(v.result.provenance) for v in report.variants}
+    what_ran = any(shown.values())
     lines += [
-        "| Variant | Status | Passed | Failed | Errors | Skipped | Duration | Peak memory |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Variant | Status | Passed | Failed | Errors | Skipped | Duration | Peak memory |"
+        + (" What ran |" if what_ran else ""),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" --- |" if what_ran else ""),
     ]
     for v in report.variants:
         c = v.counts
@@ -256,6 +261,7 @@ def render_markdown(report: RunReport, *, lead: Sequence[str] = ()) -> str:
             f"| {md_code(v.id)} | {status_icon(status)} {status_label(status)}{note} | {c.passed}"
             f" | {c.failed} | {c.errors} | {c.skipped} | {format_duration(v.result.duration)}"
             f" | {format_bytes(v.peak_memory_bytes)} |"
+            + (f" {md_escape(shown[v.id]) or '—'} |" if what_ran else "")
         )
     flaky = flaky_lines(report, markdown=True)
     if flaky and not lead:
