@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,15 @@ from collections.abc import Callable
 import pytest
 
 from stackmatrix.engine import probes
-from stackmatrix.engine.probes import ProbeContext, attempt, describe, poll_interval
+from stackmatrix.engine.probes import (
+    ProbeContext,
+    attempt,
+    describe,
+    poll_interval,
+    server_version,
+    version_commands,
+    version_in_output,
+)
 from stackmatrix.spec.load import (
     CommandProbe,
     HttpProbe,
@@ -32,6 +41,8 @@ from tests.unit.engine.peers import (
     http_peer,
     pg_auth,
     pg_error,
+    pg_message,
+    pg_startup,
     postgres_peer,
     read_until,
     redis_peer,
@@ -412,3 +423,164 @@ def test_an_http_probe_reaches_a_port_published_on_ipv6() -> None:
         finally:
             server.shutdown()
     assert seen == ["/up"]
+
+
+# -- the server's own version -------------------------------------------------------------------
+# A PostgreSQL server with trust authentication sends AuthenticationOk, then ParameterStatus
+# messages (server_version among them), BackendKeyData and ReadyForQuery. Redis answers
+# `INFO server` with one bulk string of `field:value` lines.
+
+LOOPBACK = "127.0.0.1"
+
+
+def _pg_status(name: str, value: str) -> bytes:
+    return pg_message(b"S", name.encode() + b"\0" + value.encode() + b"\0")
+
+
+PG_SESSION = (
+    pg_auth(0)
+    + _pg_status("application_name", "")
+    + _pg_status("client_encoding", "UTF8")
+    + _pg_status("server_version", "15.14 (Debian 15.14-0+deb12u1)")
+    + _pg_status("TimeZone", "Etc/UTC")
+    + pg_message(b"K", struct.pack("!II", 4242, 17))
+    + pg_message(b"Z", b"I")
+)
+
+
+def _pg_then_goodbye(reply: bytes, seen: list[bytes]) -> Callable[[socket.socket], None]:
+    """A server that sends *reply* after the StartupMessage and records what comes next."""
+
+    def answer(conn: socket.socket) -> None:
+        pg_startup(conn)
+        conn.sendall(reply)
+        seen.append(read_until(conn, b"\x00\x00\x00\x04"))
+
+    return answer
+
+
+def test_postgres_with_trust_authentication_says_its_server_version() -> None:
+    goodbye: list[bytes] = []
+    with serving(_pg_then_goodbye(PG_SESSION, goodbye)) as port:
+        found = server_version(PostgresProbe(port=5432), (LOOPBACK, port))
+    assert found == ("15.14 (Debian 15.14-0+deb12u1)", "postgres")
+    assert goodbye == [b"X\x00\x00\x00\x04"]  # Terminate: the session ends politely
+
+
+def test_postgres_messages_split_across_reads_still_give_the_version() -> None:
+    def trickle(conn: socket.socket) -> None:
+        pg_startup(conn)
+        for start in range(0, len(PG_SESSION), 7):
+            conn.sendall(PG_SESSION[start : start + 7])
+            time.sleep(0.001)
+        wait_for_close(conn)
+
+    with serving(trickle) as port:
+        assert server_version(PostgresProbe(port=5432), (LOOPBACK, port))[0].startswith("15.14")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pg_auth(10, b"SCRAM-SHA-256\0\0"),  # it wants a password the probe does not have
+        pg_auth(5, b"salt"),
+        pg_error("3D000", 'database "postgres" does not exist'),
+        pg_auth(0) + pg_message(b"Z", b"I"),  # ready, and never said its version
+        b"",  # hung up
+        b"N\xff\xff\xff\xff",  # a message length no server sends
+        b"HTTP/1.1 400 Bad Request\r\n\r\n",
+    ],
+    ids=["scram", "md5", "no-database", "no-version", "hang-up", "huge-length", "not-postgres"],
+)
+def test_postgres_that_does_not_say_its_version_gives_nothing(reply: bytes) -> None:
+    with serving(postgres_peer(reply, [])) as port:
+        assert server_version(PostgresProbe(port=5432), (LOOPBACK, port)) == ("", "")
+
+
+def test_a_silent_server_gives_no_version_within_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(probes, "VERSION_TIMEOUT", 0.3)
+    for probe in (PostgresProbe(port=5432), RedisProbe(port=6379)):
+        with serving(silent) as port:
+            started = time.monotonic()
+            assert server_version(probe, (LOOPBACK, port)) == ("", "")
+        assert time.monotonic() - started < 3
+
+
+def test_no_server_at_all_gives_no_version() -> None:
+    with refusing() as port:
+        assert server_version(PostgresProbe(port=5432), (LOOPBACK, port)) == ("", "")
+        assert server_version(RedisProbe(port=6379), (LOOPBACK, port)) == ("", "")
+
+
+def _info(*lines: str) -> bytes:
+    body = "".join(f"{line}\r\n" for line in lines).encode()
+    return b"$" + str(len(body)).encode() + b"\r\n" + body + b"\r\n"
+
+
+def test_redis_says_its_version_in_info_server() -> None:
+    seen: list[bytes] = []
+    reply = _info(
+        "# Server", "redis_version:7.0.15", "redis_git_sha1:00000000", "redis_mode:standalone"
+    )
+    with serving(redis_peer(reply, seen)) as port:
+        assert server_version(RedisProbe(port=6379), (LOOPBACK, port)) == ("7.0.15", "redis")
+    assert seen == [b"INFO server\r\n"]
+
+
+def test_valkey_says_its_own_version_not_the_redis_one_it_is_compatible_with() -> None:
+    reply = _info("# Server", "redis_version:7.2.4", "server_name:valkey", "valkey_version:8.1.1")
+    with serving(redis_peer(reply, [])) as port:
+        found = server_version(RedisProbe(port=6379), (LOOPBACK, port))
+    assert found == ("valkey 8.1.1", "valkey")
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"-NOAUTH Authentication required.\r\n",
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+        _info("# Server", "redis_mode:standalone"),
+        b"$99999999\r\n",
+        b"+PONG\r\n",
+        b"",
+    ],
+    ids=["noauth", "loading", "no-version-field", "huge", "not-a-bulk-string", "hang-up"],
+)
+def test_redis_that_does_not_say_its_version_gives_nothing(reply: bytes) -> None:
+    with serving(redis_peer(reply, [])) as port:
+        assert server_version(RedisProbe(port=6379), (LOOPBACK, port)) == ("", "")
+
+
+@pytest.mark.parametrize(
+    "probe",
+    [TcpProbe(port=1), HttpProbe(port=1), LogProbe(pattern="x"), CommandProbe(command=("x",))],
+    ids=["tcp", "http", "log", "command"],
+)
+def test_other_probe_kinds_cannot_ask_a_version(probe: Probe) -> None:
+    assert server_version(probe, (LOOPBACK, 1)) == ("", "")
+    assert version_commands(probe) == ()
+    assert version_in_output(probe, "v=1.2.3 (PostgreSQL) 9") == ""
+
+
+@pytest.mark.parametrize(
+    ("probe", "output", "version"),
+    [
+        (PostgresProbe(port=5432), "postgres (PostgreSQL) 15.14 (Debian 15.14-0+deb12u1)\n",
+         "15.14 (Debian 15.14-0+deb12u1)"),
+        (PostgresProbe(port=5432), "psql (PostgreSQL) 17.2\n", "17.2"),
+        (PostgresProbe(port=5432), "sh: postgres: not found\n", ""),
+        (RedisProbe(port=6379), "Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc-5.3.0",
+         "7.0.15"),
+        (RedisProbe(port=6379), "Valkey server v=8.1.1 sha=00000000:1 malloc=libc",
+         "valkey 8.1.1"),
+        (RedisProbe(port=6379), "", ""),
+    ],
+    ids=["postgres", "psql", "postgres-missing", "redis", "valkey", "nothing"],
+)  # fmt: skip
+def test_a_version_command_inside_the_container_is_read_as_the_server_says_it(
+    probe: Probe, output: str, version: str
+) -> None:
+    assert version_commands(probe)  # there is something to run for this kind
+    assert version_in_output(probe, output) == version
