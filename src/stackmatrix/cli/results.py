@@ -89,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
         print(f"compared with {paths.comparison.baseline}: {words}")
     for warning in paths.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if args.history:
+    if args.history is not None:
         _history(args, run_dirs=run_dirs, out=out, paths=paths, held=held, publish=publish)
     report = paths.report
     if report is None:  # build_reports always says what it showed
@@ -124,7 +124,7 @@ def _build(
             run_dirs,
             out,
             baseline=args.baseline,
-            publish_summary=held.append if args.history else publish,
+            publish_summary=held.append if args.history is not None else publish,
             against_matrix=True,
         )
     except ReportError:
@@ -245,12 +245,13 @@ def register_report(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--history",
         type=Path,
-        nargs="+",
+        nargs="*",
         action="extend",
         metavar="DIR",
         help=(
             "earlier nights (run or report directories, or a folder of a sharded run's"
-            " directories): also write history.html and say what changed since the night before"
+            " directories; none: this run alone): also write history.html and say what changed"
+            " since the night before"
         ),
     )
     parser.add_argument(

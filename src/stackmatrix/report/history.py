@@ -25,7 +25,7 @@ from stackmatrix.report.baseline import Mark, Snapshot, flips, outcome_mark, sna
 from stackmatrix.report.inputs import resolve_inputs
 from stackmatrix.report.model import load_runs
 from stackmatrix.report.results_file import RESULTS_NAME, load_baseline
-from stackmatrix.results.journal import Provenance, RunJournal
+from stackmatrix.results.journal import Provenance, RunJournal, ServiceProvenance
 
 DEFAULT_NIGHTS = 30
 """How many nights, the newest, a history page shows unless told otherwise."""
@@ -357,6 +357,13 @@ def _provenance(journals: Sequence[RunJournal], results: Any) -> dict[str, Prove
         for result in journal.variants:
             if result.provenance:
                 found[result.id] = result.provenance
+            elif result.images:  # recorded by the prepare stage: image ids, no versions
+                found[result.id] = Provenance(services={
+                    service: ServiceProvenance(image=str(image.get("image", "")),
+                                               image_id=str(image.get("id", "")),
+                                               digest=str(image.get("digest", "")))
+                    for service, image in result.images.items()
+                })  # fmt: skip
     return found
 
 

@@ -323,7 +323,7 @@ def inputs_of(name: str) -> dict[str, Any]:
                 "setup": "scripts/bootstrap.sh"}),
     ("nightly.yml", {"profile": "nightly", "shards": 4, "python-version": "3.11",
                      "stackmatrix": ".", "setup": "scripts/bootstrap.sh", "baseline": True,
-                     "fail-on": "regression,incomplete",
+                     "history": 30, "fail-on": "regression,incomplete",
                      "artifact-prefix": "stackmatrix-nightly", "timeout-minutes": 90}),
 ])  # fmt: skip
 def test_the_project_runs_its_matrix_through_the_reusable_workflow(
@@ -341,7 +341,8 @@ def test_the_reusable_workflow_is_called_with_the_inputs_it_documents() -> None:
     inputs = inputs_of("matrix.yml")
     assert set(inputs) == {
         "matrix-file", "profile", "shards", "python-version", "stackmatrix", "setup",
-        "baseline", "fail-on", "working-directory", "artifact-prefix", "timeout-minutes",
+        "baseline", "history", "fail-on", "working-directory", "artifact-prefix",
+        "timeout-minutes",
     }  # fmt: skip
     assert all(spec.get("description") for spec in inputs.values())
     assert all("default" in spec for spec in inputs.values())  # every input is optional
@@ -449,10 +450,17 @@ def test_the_report_job_merges_every_job_whatever_happened() -> None:
     assert upload["with"]["overwrite"] is True
 
 
+def _cache_steps(job: dict[str, Any], folder: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cache restore and save steps of *folder* under the runner's temp."""
+    path = "${{ runner.temp }}/" + folder
+    (restore,) = [s for s in uses_steps(job, "actions/cache/restore") if s["with"]["path"] == path]
+    (save,) = [s for s in uses_steps(job, "actions/cache/save") if s["with"]["path"] == path]
+    return restore, save
+
+
 def test_the_baseline_is_the_newest_earlier_run_s_results_from_the_cache() -> None:
     job = matrix_jobs()["report"]
-    (restore,) = uses_steps(job, "actions/cache/restore")
-    (save,) = uses_steps(job, "actions/cache/save")
+    restore, save = _cache_steps(job, "baseline")
     assert restore["if"] == "inputs.baseline"
     assert restore["with"]["path"] == save["with"]["path"] == "${{ runner.temp }}/baseline"
     # This run saves under its own key; the next run finds it by the key's prefix.
@@ -519,7 +527,12 @@ def _report_step(name: str) -> dict[str, Any]:
 
 
 def _report_arguments(
-    tmp_path: Path, *, fail_on: str, with_baseline: bool, saved_by: str = "41"
+    tmp_path: Path,
+    *,
+    fail_on: str,
+    with_baseline: bool,
+    saved_by: str = "41",
+    history_nights: str = "0",
 ) -> list[str]:
     """The arguments the report step's script gives `stackmatrix report` (a stand-in on PATH
     records them), with one run directory and a baseline on disk when *with_baseline*: the
@@ -545,6 +558,8 @@ def _report_arguments(
         "BASELINE": str(tmp_path / "baseline"),
         "STARTED": str(tmp_path / "started-from"),
         "RUN_ID": "42",
+        "HISTORY_NIGHTS": history_nights,
+        "HISTORY": str(tmp_path / "history"),
     }
     assert set(env) - {"PATH", "RECORD"} == set(report_step["env"])
     subprocess.run(["bash", "-e", "-c", report_step["run"]], env=env, check=True)
@@ -630,7 +645,9 @@ def test_the_kept_baseline_names_its_run_and_what_it_started_from(tmp_path: Path
     assert (tmp_path / "output").read_text() == "kept=true\n"
 
 
-def _action_report_arguments(tmp_path: Path, *, fail_on: str, baseline: str) -> list[str]:
+def _action_report_arguments(
+    tmp_path: Path, *, fail_on: str, baseline: str, history: str = ""
+) -> list[str]:
     """The arguments the report action's script gives its venv's `stackmatrix report` (a
     stand-in there records them)."""
     (report_step,) = [
@@ -647,6 +664,8 @@ def _action_report_arguments(tmp_path: Path, *, fail_on: str, baseline: str) -> 
         "RECORD": str(tmp_path / "args"),
         "RUNNER_TEMP": str(tmp_path),
         "BASELINE": baseline,
+        "HISTORY": history,
+        "HISTORY_NIGHTS": "30",
         "FAIL_ON": fail_on,
         "RUNS": str(tmp_path / "runs"),
         "MERGED": str(tmp_path / "merged"),
@@ -680,3 +699,97 @@ def test_the_report_action_fails_on_what_it_is_told_by_default_incomplete(
     assert arguments[-2:] == ["--fail-on", "incomplete"]
     (tmp_path / "c").mkdir()
     assert "--fail-on" not in _action_report_arguments(tmp_path / "c", fail_on="", baseline="")
+
+
+# -- the history of many nights ------------------------------------------------------------------
+
+
+def test_the_history_is_kept_in_the_cache_under_this_run_s_key() -> None:
+    job = matrix_jobs()["report"]
+    restore, save = _cache_steps(job, "history")
+    assert restore["if"] == "inputs.history > 0"
+    assert restore["with"]["key"] == save["with"]["key"]
+    context = {
+        "inputs.artifact-prefix": "stackmatrix", "github.ref_name": "main",
+        "github.run_id": "77", "github.run_attempt": "1",
+    }  # fmt: skip
+    (prefix,) = [expand(ln, **context) for ln in restore["with"]["restore-keys"].splitlines()]
+    assert expand(save["with"]["key"], **context).startswith(prefix)
+    assert prefix == "stackmatrix-history-main-"
+    assert save["if"] == "always() && steps.keep-history.outputs.kept == 'true'"
+    assert inputs_of("matrix.yml")["history"]["default"] == 0
+
+
+def test_the_report_step_reads_the_earlier_nights_not_this_run_s_own(tmp_path: Path) -> None:
+    for night in ("39", "41", "42"):  # 42: an earlier attempt of this very run
+        (tmp_path / "history" / night).mkdir(parents=True)
+    arguments = _report_arguments(tmp_path, fail_on="", with_baseline=False, history_nights="30")
+    assert arguments[-5:] == [
+        "--history-nights", "30", "--history",
+        f"{tmp_path / 'history' / '39'}/", f"{tmp_path / 'history' / '41'}/",
+    ]  # fmt: skip
+    none_yet = tmp_path / "first"
+    none_yet.mkdir()
+    # The first night: --history alone, history.html of this run.
+    first = _report_arguments(none_yet, fail_on="", with_baseline=False, history_nights="30")
+    assert first[-3:] == ["--history-nights", "30", "--history"]
+    off = tmp_path / "off"
+    off.mkdir()
+    assert "--history" not in _report_arguments(off, fail_on="", with_baseline=False)
+
+
+def _keep_history(tmp_path: Path, *, nights: int, mib: str = "200") -> list[str]:
+    keep = _report_step("Keep this run in the history")
+    merged, runs = tmp_path / "merged", tmp_path / "runs"
+    merged.mkdir()
+    (merged / "results.json").write_text('{"run": 42}', encoding="utf-8")
+    for shard in ("20261201-030000-aa", "20261201-030001-bb"):
+        (runs / shard / "v").mkdir(parents=True)
+        (runs / shard / "run.json").write_text(f'{{"run_id": "{shard}"}}', encoding="utf-8")
+        (runs / shard / "v" / "junit.xml").write_text("<testsuite/>", encoding="utf-8")
+    env = {
+        "PATH": os.environ["PATH"],
+        "HISTORY_NIGHTS": str(nights),
+        "HISTORY_MIB": mib,
+        "RUN_ID": "42",
+        "RUNS": str(runs),
+        "MERGED": str(merged),
+        "HISTORY": str(tmp_path / "history"),
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+    }
+    assert set(env) - {"PATH", "GITHUB_OUTPUT"} == set(keep["env"])
+    subprocess.run(["bash", "-e", "-c", keep["run"]], env=env, check=True)
+    assert (tmp_path / "output").read_text() == "kept=true\n"
+    return sorted((p.name for p in (tmp_path / "history").iterdir()), key=int)
+
+
+def test_the_kept_history_is_the_newest_nights_with_results_and_journals(tmp_path: Path) -> None:
+    for night in ("7", "9", "10", "40"):
+        (tmp_path / "history" / night).mkdir(parents=True)
+    assert _keep_history(tmp_path, nights=3) == ["10", "40", "42"]  # by run id, not by name
+    kept = tmp_path / "history" / "42"
+    assert (kept / "results.json").read_text() == '{"run": 42}'
+    assert sorted(p.name for p in (kept / "runs").iterdir()) == [
+        "20261201-030000-aa", "20261201-030001-bb",
+    ]  # fmt: skip
+    # Only what the history reads: no JUnit files, logs or stats of the variants.
+    assert [p.name for p in (kept / "runs" / "20261201-030000-aa").iterdir()] == ["run.json"]
+
+
+def test_the_kept_history_is_bounded_in_size_keeping_this_night(tmp_path: Path) -> None:
+    for night in ("40", "41"):
+        (tmp_path / "history" / night).mkdir(parents=True)
+        (tmp_path / "history" / night / "results.json").write_bytes(b"x" * 1_500_000)
+    assert _keep_history(tmp_path, nights=30, mib="1") == ["42"]
+
+
+def test_the_report_action_reads_the_nights_of_its_history_folder(tmp_path: Path) -> None:
+    for night in ("a", "b"):
+        (tmp_path / "nights" / night).mkdir(parents=True)
+    arguments = _action_report_arguments(
+        tmp_path, fail_on="", baseline="", history=str(tmp_path / "nights")
+    )
+    assert arguments[-5:] == [
+        "--history-nights", "30", "--history",
+        f"{tmp_path / 'nights' / 'a'}/", f"{tmp_path / 'nights' / 'b'}/",
+    ]  # fmt: skip

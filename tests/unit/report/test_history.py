@@ -244,3 +244,18 @@ def test_cli_bad_history_exits_2_keeping_the_reports(
     )
     results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
     assert results["run_ids"] == [run_dir.name]
+
+
+def test_a_night_as_the_nightly_keeps_it(tmp_path: Path) -> None:
+    """results.json of the merged report and each shard's run.json, no JUnit files."""
+    run_dir = write_night(tmp_path / "runs", 5, pg17="17.2")
+    build_reports([run_dir], tmp_path / "merged")
+    kept = tmp_path / "history" / "4242"
+    (kept / "runs" / run_dir.name).mkdir(parents=True)
+    (kept / "results.json").write_bytes((tmp_path / "merged" / "results.json").read_bytes())
+    (kept / "runs" / run_dir.name / "run.json").write_bytes((run_dir / "run.json").read_bytes())
+    night = read_night(kept)
+    assert night.run_ids == (run_dir.name,)
+    assert night.started_at == T0 + 5 * DAY  # from run.json
+    assert night.marks[("postgres-17", "t::test_broken")] is Mark.FAIL
+    assert night.provenance["postgres-17"].services["db"].version == "17.2"
