@@ -186,18 +186,23 @@ class RanLine:
         return f"{CHANGE[self.change].word} on"
 
 
-def _outcome_words(comparison: Comparison, variant: str) -> list[tuple[Change, str]]:
-    """``(REGRESSION, "3 tests")``, ``(FIXED, "the variant (failed → passed)")``: what of the
-    variant changed outcome, by class."""
-    found = []
-    for change in OUTCOME_CHANGES:
-        variants, cases = comparison.of(change)
-        tests = {c.test for c in cases if c.variant == variant}
-        whole = [v for v in variants if v.id == variant]
-        if tests:
-            found.append((change, _plural(len(tests), "test", "tests")))
-        elif whole:
-            found.append((change, f"the variant ({_variant_transition(whole[0])})"))
+def _outcome_words(comparison: Comparison) -> dict[str, list[tuple[Change, str]]]:
+    """Variant id -> what of it changed outcome, by class: ``(REGRESSION, "3 tests")``, or
+    ``(FIXED, "the variant (failed → passed)")`` when no test of it is in that class."""
+    tests: dict[tuple[str, Change], set[str]] = {}
+    for case in comparison.cases:
+        if case.change in OUTCOME_CHANGES:
+            tests.setdefault((case.variant, case.change), set()).add(case.test)
+    found: dict[str, list[tuple[Change, str]]] = {}
+    for v in comparison.variants:
+        for change in OUTCOME_CHANGES:
+            if (v.id, change) in tests:
+                words = _plural(len(tests[(v.id, change)]), "test", "tests")
+            elif v.change is change:
+                words = f"the variant ({_variant_transition(v)})"
+            else:
+                continue
+            found.setdefault(v.id, []).append((change, words))
     return found
 
 
@@ -205,9 +210,10 @@ def ran_lines(comparison: Comparison) -> list[RanLine]:
     """A line for each variant whose outcome changed and whose provenance could be compared
     with the baseline's (both recorded it), naming what it ran differently, or that it ran the
     same images and versions."""
+    outcomes = _outcome_words(comparison)
     lines = []
     for v in comparison.variants:
-        words = _outcome_words(comparison, v.id)
+        words = outcomes.get(v.id)
         if not words or not v.provenance_compared:
             continue
         outcome = "; ".join(
@@ -226,38 +232,44 @@ def ran_lines(comparison: Comparison) -> list[RanLine]:
 def quiet_changes(comparison: Comparison) -> list[tuple[ProvenanceChange, tuple[str, ...]]]:
     """What variants whose outcome did not change ran differently from the baseline: each
     change once, with the variants it happened on (an upgrade that broke nothing)."""
+    outcomes = _outcome_words(comparison)
     grouped: dict[str, tuple[ProvenanceChange, list[str]]] = {}
     for v in comparison.variants:
-        if not v.provenance_changes or _outcome_words(comparison, v.id):
+        if v.id in outcomes:
             continue
         for change in v.provenance_changes:
             grouped.setdefault(change.text, (change, []))[1].append(v.id)
     return [(change, tuple(ids)) for change, ids in grouped.values()]
 
 
-def quiet_title(changes: Sequence[tuple[ProvenanceChange, Sequence[str]]]) -> str:
-    """``Versions changed with no change of outcome`` (or images, or both)."""
-    versions = {c.aspect in VERSION_ASPECTS for c, _ in changes}
-    what = {frozenset({True}): "Versions", frozenset({False}): "Images"}.get(
-        frozenset(versions), "Versions and images"
-    )
-    return f"{what} changed with no change of outcome"
+@dataclass(frozen=True)
+class QuietLine:
+    """A change of what ran on variants whose outcome did not change, and where."""
+
+    text: str  # ``cache redis 7.0.14 → 7.0.15``
+    where: str  # ``redis=7 (2 variants)``
+    count: int  # how many variants
 
 
-def quiet_lines(comparison: Comparison, report: RunReport | None) -> list[tuple[str, str, int]]:
-    """``("cache redis 7.0.14 → 7.0.15", "redis=7 (2 variants)", 2)``: each quiet change, where
-    (said briefly against *report*'s variants when given) and on how many variants."""
+def quiet_lines(comparison: Comparison, report: RunReport | None) -> tuple[str, list[QuietLine]]:
+    """The title (``Versions changed with no change of outcome``, or images, or both) and each
+    quiet change with its variants, said briefly against *report*'s variants when given."""
     whole = report is not None and covers_matrix(report)
     universe = report.variants if report is not None else ()
+    changes = quiet_changes(comparison)
     lines = []
-    for change, ids in quiet_changes(comparison):
+    for change, ids in changes:
         where = (
             variants_text(ids, universe, whole=whole)
             if universe
             else (ids[0] if len(ids) == 1 else f"{', '.join(ids)} ({len(ids)} variants)")
         )
-        lines.append((change.text, where, len(ids)))
-    return lines
+        lines.append(QuietLine(change.text, where, len(ids)))
+    versions = frozenset(c.aspect in VERSION_ASPECTS for c, _ in changes)
+    what = {frozenset({True}): "Versions", frozenset({False}): "Images"}.get(
+        versions, "Versions and images"
+    )
+    return f"{what} changed with no change of outcome", lines
 
 
 def changes_markdown(
@@ -293,13 +305,12 @@ def changes_markdown(
     rest = others(comparison)
     if rest:
         lines += ["", md_escape(rest[0].upper() + rest[1:]) + "."]
-    quiet = quiet_lines(comparison, report)
+    title, quiet = quiet_lines(comparison, report)
     if quiet:
-        title = quiet_title(quiet_changes(comparison))
         lines += ["", f"{title}:", ""]
         lines += [
-            f"- {md_escape(text)} on {md_code(where) if count == 1 else md_escape(where)}"
-            for text, where, count in quiet[:limit]
+            f"- {md_escape(q.text)} on {md_code(q.where) if q.count == 1 else md_escape(q.where)}"
+            for q in quiet[:limit]
         ]
         if len(quiet) > limit:
             lines.append(f"- ... and {len(quiet) - limit} more in results.json")

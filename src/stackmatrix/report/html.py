@@ -18,9 +18,7 @@ from stackmatrix.report.changes import (
     change_lines,
     change_title,
     others,
-    quiet_changes,
     quiet_lines,
-    quiet_title,
     ran_lines,
     tally_words,
 )
@@ -272,14 +270,13 @@ def _ran_changes(comparison: Comparison, report: RunReport) -> str:
 
 
 def _quiet(comparison: Comparison, report: RunReport) -> str:
-    quiet = quiet_lines(comparison, report)
+    title, quiet = quiet_lines(comparison, report)
     if not quiet:
         return ""
-    items = "".join(f"<li>{escape(t)} on {escape(w)}</li>" for t, w, _ in quiet[:MAX_GRID_ROWS])
-    return (
-        f'<p class="note quiet">{escape(quiet_title(quiet_changes(comparison)))}:</p>'
-        f'<ul class="note quiet">{items}</ul>'
+    items = "".join(
+        f"<li>{escape(q.text)} on {escape(q.where)}</li>" for q in quiet[:MAX_GRID_ROWS]
     )
+    return f'<p class="note quiet">{escape(title)}:</p><ul class="note quiet">{items}</ul>'
 
 
 def _comparison(comparison: Comparison, report: RunReport) -> str:
