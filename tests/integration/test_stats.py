@@ -1,5 +1,6 @@
-"""The engine streams a stack follows: resource stats (what the sampler records, and that it
-stops cleanly) and container events (what wakes the wait for health)."""
+"""The engine streams a stack follows: resource stats (what the sampler records, that it
+stops cleanly, and that a run samples its stack's whole life) and container events (what
+wakes the wait for health)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from stackmatrix.engine.docker import docker_command
 from stackmatrix.engine.events import ContainerEvents
 from stackmatrix.engine.stats import StatsSampler
 
+from ._matrix import make_project
 from .conftest import LABEL
 from .faults._support import proc_files
 
@@ -156,3 +158,44 @@ def test_engine_events_wake_the_health_wait_and_health_checks_do_not(
 def _health(client: DockerClient, container: Container) -> str | None:
     health = client.container.inspect(container.id).state.health
     return health.status if health is not None else None
+
+
+# Ready 6 s after it starts: the `ready` phase lasts long enough for samples.
+SLOW_TO_READY = {
+    "image": "debian:bookworm-slim",
+    "init": True,
+    "command": ["sh", "-c", "sleep 6; echo ready; exec sleep 600"],
+}
+# About 13 MB of log: collecting it takes a while, and is sampled too.
+CHATTY = {
+    "image": "debian:bookworm-slim",
+    "init": True,
+    "command": ["sh", "-c", "yes 'a chatty service logs this line again' | head -n 300000; "
+                "exec sleep 600"],
+}  # fmt: skip
+
+
+def test_a_run_samples_its_stack_from_ready_through_collect(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        axes={"flavor": ["a"]},
+        extra_services={"slow": SLOW_TO_READY, "chatty": CHATTY},
+        ready={"echo": {"tcp": 7000}, "slow": {"log": "^ready$"}},
+        run={"stats_interval": 0.5},
+    )
+    done = project.run("run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (variant,) = project.journal()["variants"]
+    starts: dict[str, float] = variant["phase_starts"]
+    stats = json.loads((project.run_dir() / variant["stats"]).read_text())
+    moments = [stats["started_at"] + sample["t"] for sample in stats["samples"]]
+
+    def sampled_in(first: str, until: str) -> list[float]:
+        return [m for m in moments if starts[first] <= m < starts[until]]
+
+    assert sampled_in("ready", "tests"), (starts, moments)
+    assert sampled_in("collect", "down"), (starts, moments)
+    assert starts["up"] <= moments[0]
+    assert moments[-1] < starts["down"]  # sampled until the logs were in, not during down
+    assert {"echo", "slow", "chatty"} <= set(stats["peaks"])
+    assert variant["peak_memory_bytes"] > 0
