@@ -170,7 +170,7 @@ Measured on commit `{m["commit"][:12]}` ({m["commit_subject"]}), code under test
 at {results["measured_at"]}. Machine: {m["nproc"]} cores ({m["cpu_model"]}), {m["memory_gib"]} GiB,
 kernel {m["kernel"]}, Docker Engine {m["docker_server"]} (CLI {m["docker_client"]}), Compose
 {m["docker_compose"]}, Python {m["python"]}. The whole run took {results["took_s"]:.0f} s.
-{quick}
+{since(results)}{quick}
 Reproduce with `scripts/nox -s bench` (or `.venv/bin/python bench/run.py`); `--quick` is a
 one-minute smoke test, `--source head` measures the committed tree only,
 `python bench/bench_publish.py` rewrites this page from `results.json`.
@@ -198,10 +198,13 @@ only, since one run takes minutes; stackmatrix's merge is the median of
 (`checks.py`, ~1.3 s) on the host. `bench/overhead/script.sh` does the same by hand with
 `compose.yaml`: `docker compose up -d --wait`, two `port` lookups, the checks, `logs`,
 `down -v --remove-orphans`, {k} variants at a time through `xargs -P {k}`. stackmatrix also
-follows one streaming `docker stats` per stack from bring-up to the end of the tests (keeping
-one sample a second: {_s(o["stats_samples_per_variant"], 0)} sample(s) per variant, median),
+follows one streaming `docker stats` per stack from bring-up until its logs are collected
+(one sample a second: {_s(o["stats_samples_per_variant"], 0)} sample(s) per variant, median),
 saves logs per service, draws each variant's resource plot, and writes run.json, junit.xml,
 summary.md and report.html; the script writes one log file and the checks' JUnit file.
+A stackmatrix variant frees its slot once its logs are collected: its `down` runs in the
+background while the next variant comes up (at most K downs beside the K running variants);
+the script's `xargs` slot is busy until its `down -v` returns.
 
 Where stackmatrix's time goes: per run, {_s(o["startup_s"])} s before the first variant starts
 (interpreter, imports, spec, engine check) and {_s(o["reports_s"])} s after the last one ends
@@ -235,6 +238,9 @@ benchmark showed, and what changed:
 - Health was read (two docker processes) every 0.25 s while a stack came up; now a
   `docker events` stream of the project says when a container was created, started, died or
   changed health, and then it is read again (and once a second in any case).
+- A variant held its slot until its stack was down (0.8-1 s of `down` per variant, on the
+  critical path). Now it frees the slot once its logs are collected, and the next variant's
+  bring-up overlaps that teardown; the run still waits for every `down` before it exits.
 
 ## Readiness latency
 
@@ -254,6 +260,21 @@ Raw repetitions, per-variant phases and all timings are in `results.json`.
 """
 
 
+def since(results: Mapping[str, Any]) -> str:
+    """A sentence naming the benchmarks measured again on their own after the full run."""
+    separately = results.get("measured_separately", {})
+    if not separately:
+        return ""
+    runs = ", ".join(
+        f"`{name}` at `{facts['commit'][:12]}` ({facts['measured_at']})"
+        for name, facts in sorted(separately.items())
+    )
+    return (
+        f"Measured again since, each on its own (their figures replace the full run's): {runs};"
+        " details in the goals section below.\n"
+    )
+
+
 def costs(o: Mapping[str, Any]) -> str:
     """The largest costs of the tool itself, as this run measured them."""
     side = {row["step"]: row for row in o["side_by_side"]}
@@ -267,11 +288,11 @@ def costs(o: Mapping[str, Any]) -> str:
          "variant while its stack is torn down)"],
         ["tests phase beyond the checks process", "per variant",
          _s(excess.get("stackmatrix")), _s(excess.get("script")),
-         "stackmatrix: starting the tests and stopping the `docker stats` stream; script: "
-         "two `docker compose port` lookups"],
+         "stackmatrix: starting the tests; script: two `docker compose port` lookups"],
         ["collect vs `logs`", "per variant", _s(side["logs"]["stackmatrix_s"]),
          _s(side["logs"]["script_s"]),
-         "one `docker logs` per container, by id, then stats.json; script: one call"],
+         "one `docker logs` per container, by id, then stopping the `docker stats` stream "
+         "and writing stats.json; script: one call"],
         ["up + ready vs `up -d --wait`", "per variant",
          _s(side["bring-up and readiness"]["stackmatrix_s"]),
          _s(side["bring-up and readiness"]["script_s"]),
@@ -285,7 +306,7 @@ def costs(o: Mapping[str, Any]) -> str:
 
 
 def candidate(results: Mapping[str, Any]) -> str:
-    """A changed copy of src/ timed in the same rounds, when the run had one."""
+    """A second copy of src/ timed in the same rounds, when the run had one."""
     found = results["overhead"].get("candidate")
     if not found:
         return ""
@@ -296,7 +317,7 @@ def candidate(results: Mapping[str, Any]) -> str:
             ("tests_minus_checks_s", "tests phase beyond the checks (per variant)"),
             ("collect_s", "collect (per variant)"), ("down_s", "down (per variant)")]  # fmt: skip
     table = _table(
-        ["median, s", "measured tree", "changed copy", "difference"],
+        ["median, s", "measured tree", "`--candidate` copy", "difference"],
         [
             [label, _s(measured[key]), _s(changed[key]), _s(_diff(changed[key], measured[key]))]
             for key, label in keys
@@ -305,10 +326,13 @@ def candidate(results: Mapping[str, Any]) -> str:
     ready = results.get("readiness_candidate", {}).get("latency_s", {})
     lines = ", ".join(f"{w}: {_s(lat['median'], 3)} s" for w, lat in ready.items())
     paired = ", ".join(_s(x, 3) for x in found["overhead_ratio_paired"])
-    return f"""### A changed copy of src/, timed in the same rounds
+    label = results.get("candidate_label") or (
+        "A copy of src/ with the changes proposed for the costs above"
+    )
+    return f"""### A second copy of src/, timed in the same rounds
 
-A copy of src/ with the changes proposed for the costs above (`--candidate`; not part of the
-measured commit) ran `--jobs K` in every round beside the measured tree: overhead ratio
+{label} (`--candidate`; not the measured commit)
+ran `--jobs K` in every round beside the measured tree: overhead ratio
 **{_s(found["overhead_ratio"], 3)}** against the script (paired: {paired}), and
 {_s(found["versus_measured"], 3)} times the measured tree's wall time.
 {f"Its readiness latency: {lines}." if lines else ""}
@@ -343,7 +367,7 @@ def plot(results: Mapping[str, Any], path: Path) -> None:
             ("serial", "stackmatrix\n--jobs 1"),
         ]
         if o["runs"].get("candidate"):
-            groups.append(("candidate", f"changed copy\n--jobs {k}"))
+            groups.append(("candidate", f"--candidate copy\n--jobs {k}"))
         for x, (key, _label) in enumerate(groups):
             runs = [run for run in o["runs"][key] if run["valid"]]
             if not runs:
@@ -414,7 +438,7 @@ def _readiness_panel(
     waits = list(r["latency_s"])
     sets = [(r, "#08519c", "measured tree", -0.1)]
     if changed:
-        sets.append((changed, "#fd8d3c", "changed copy", 0.1))
+        sets.append((changed, "#fd8d3c", "--candidate copy", 0.1))
     for found, color, label, shift in sets:
         for x, wait in enumerate(waits):
             values = [

@@ -556,6 +556,12 @@ def parse_args() -> argparse.Namespace:
         metavar="SRC",
         help="also time a changed copy of src/ (its stackmatrix package) in the same rounds",
     )
+    parser.add_argument(
+        "--candidate-label",
+        default="",
+        metavar="TEXT",
+        help="what the --candidate copy is, for the README (default: a changed copy)",
+    )
     parser.add_argument("--cli-repeat", type=int, default=10, help="runs of each CLI command")
     parser.add_argument(
         "--rounds-12", type=int, default=2, help="12-variant script/stackmatrix pairs"
@@ -602,6 +608,7 @@ def run_benchmarks(
         if args.candidate:
             candidate_env = {**env, "PYTHONPATH": str(args.candidate.resolve())}
             results["candidate_source"] = str(args.candidate)
+            results["candidate_label"] = args.candidate_label
         bench = Bench(scratch, env, args.jobs, candidate_env)
         if "overhead" in selected:
             runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
@@ -668,7 +675,13 @@ def main() -> int:
         results.setdefault("measured_separately", {})[args.only] = {
             "measured_at": measured_at,
             "commit": git("rev-parse", "HEAD"),
-            "worktree_changes_in_src": git("status", "--porcelain", "--", "src").splitlines(),
+            "source": args.source,
+            # Edits in progress are measured only when the working tree is.
+            "worktree_changes_in_src": (
+                git("status", "--porcelain", "--", "src").splitlines()
+                if args.source == "worktree"
+                else []
+            ),
             "took_s": round(time.time() - began, 1),
             "loadavg_1m_after": round(os.getloadavg()[0], 2),
         }
