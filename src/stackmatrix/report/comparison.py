@@ -43,7 +43,9 @@ def _swatch(style: SeriesStyle) -> str:
 
 def exact_number(value: float) -> str:
     """*value* in full, as a machine reads it: ``250085376``, ``81.25``."""
-    return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int) or value.is_integer():  # an int is a float to the type checker
+        return str(int(value))
+    return repr(value)
 
 
 def _cell(text: str, value: float | None) -> str:
@@ -65,14 +67,15 @@ def peaks_table(rows: Sequence[VariantPeaks], styles: Mapping[str, SeriesStyle])
                 _cell(format_percent(p.cpu_percent), p.cpu_percent)
                 + _cell(format_bytes(p.memory_bytes), p.memory_bytes)
                 if (p := row.peaks.get(s)) is not None
-                else '<td class="note">-</td><td class="note">-</td>'
+                else '<td class="num note">-</td><td class="num note">-</td>'
                 for s in services
             )
-        body.append(f"<tr><td>{escape(row.variant)}</td>{cells}</tr>")
+        body.append(f'<tr><td style="white-space:nowrap">{escape(row.variant)}</td>{cells}</tr>')
+    # Many services make a wide table: it scrolls by itself, not the page.
     return (
-        '<table class="peaks"><thead>'
+        '<div style="overflow-x:auto"><table class="peaks"><thead>'
         f'<tr><th rowspan="2">variant</th>{head}</tr><tr>{units}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
 
@@ -93,7 +96,8 @@ def comparison_section(variants: Sequence[VariantReport]) -> str:
         note = f"the chart could not be drawn: {type(error).__name__}: {error}"
         body = f'<p class="note">{escape(note)}</p>{table}'
     else:
-        label = "peak CPU and memory per variant and service"
-        chart = image(svg, label.capitalize()) if svg is not None else ""
+        label = "Peak CPU and memory per variant and service"
+        # In a figure, as the plots of each variant are: the page's CSS fits it to the width.
+        chart = f"<figure>{image(svg, label, 'plot peaks')}</figure>" if svg else ""
         body = f"{chart}<details><summary>numbers</summary>{table}</details>"
     return f'<section id="{SECTION_ID}">{title}{body}</section>'

@@ -204,10 +204,13 @@ def keep_plot(stats_file: Path, salt: str) -> Path | None:
     return write_text_atomic(target, header + draw(stats, salt))
 
 
-def image(svg: str, label: str) -> str:
+def image(svg: str, label: str, classes: str = "plot") -> str:
     """An ``<img>`` element showing *svg*: as an image, nothing in it can run or load."""
     data = base64.b64encode(svg.encode()).decode("ascii")
-    return f'<img class="plot" alt="{escape(label)}" src="data:image/svg+xml;base64,{data}">'
+    return (
+        f'<img class="{escape(classes)}" alt="{escape(label)}"'
+        f' src="data:image/svg+xml;base64,{data}">'
+    )
 
 
 @dataclass(frozen=True)
@@ -288,7 +291,7 @@ def _draw_comparison(
     bar = 0.8 / len(services)  # a variant's band is 1 high: a bar per service, then a gap
     band_inches = max(0.24, 0.075 * len(services) + 0.07)
     label_inches = 0.3 + 0.058 * max(len(label) for label in labels)
-    top_inches, bottom_inches = 0.5 + 0.2 * -(-len(services) // 6), 0.4
+    top_inches, bottom_inches = 0.4 + 0.2 * -(-len(services) // 6), 0.4
     width, height = label_inches + 8.5, top_inches + bottom_inches + band_inches * len(rows)
     with _LOCK, mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "peaks", "font.size": 8}):
         figure = Figure(figsize=(width, height))

@@ -116,9 +116,17 @@ def test_the_section_shows_the_chart_and_folds_its_numbers(tmp_path: Path) -> No
     assert html.startswith(f'<section id="{SECTION_ID}"><h2>Peak resources per variant</h2>')
     assert html.endswith("</section>")
     (chart,) = _charts(html)
+    # Its own class: counting the plots of the variants (img.plot) does not count it.
+    assert (
+        '<figure><img class="plot peaks" alt="Peak CPU and memory per variant and service"' in html
+    )
+    assert '<img class="plot"' not in html
     assert "Peak CPU" in chart
     assert "Peak memory (MiB)" in chart
-    assert '<details><summary>numbers</summary><table class="peaks">' in html
+    assert (
+        '<details><summary>numbers</summary><div style="overflow-x:auto"><table class="peaks">'
+        in html
+    )
     rows = _table(html)
     assert [text for text, _ in rows[0]] == ["variant", "cache", "db", HOST_SERVICE]
     assert [text for text, _ in rows[1]] == ["CPU", "memory"] * 3
