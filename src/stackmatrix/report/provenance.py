@@ -40,6 +40,9 @@ _NAMED_SOFTWARE = frozenset({"postgres", "redis"})
 _HEX = re.compile(r"[0-9a-f]+")
 ARROW = "→"
 
+PACKAGES_IN_HTML = 200
+"""Packages listed in :func:`provenance_html`; the others are counted (all are in run.json)."""
+
 
 def masked(provenance: Provenance) -> Provenance:
     """*provenance* with every value (and package name) passed through the secret masking."""
@@ -139,9 +142,14 @@ def provenance_html(provenance: Provenance) -> str:
     ]
     if provenance.python:
         rows.append(("tests", "python", provenance.python))
-    rows += [("package", name, version) for name, version in provenance.packages.items()]
+    packages = list(provenance.packages.items())
+    rows += [("package", name, version) for name, version in packages[:PACKAGES_IN_HTML]]
+    if len(packages) > PACKAGES_IN_HTML:
+        more = len(packages) - PACKAGES_IN_HTML
+        rows.append(("package", f"and {more} more", "in run.json"))
     body = "".join(
-        f"<tr><th>{escape(a)}</th><td>{escape(b)}</td><td>{escape(redact_text(c))}</td></tr>"
+        f"<tr><th>{escape(a)}</th><td>{escape(redact_text(b))}</td>"
+        f"<td>{escape(redact_text(c))}</td></tr>"
         for a, b, c in rows
     )
     return f"<details><summary>{escape(text)}</summary><table>{body}</table></details>"

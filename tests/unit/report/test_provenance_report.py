@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from stackmatrix.ci.github import STEP_SUMMARY_LIMIT, fit_step_summary
 from stackmatrix.errors import ReportError
 from stackmatrix.junit.write import parse_junit
 from stackmatrix.report.build import build_reports
 from stackmatrix.report.provenance import (
     MAX_TEXT_CHARS,
+    PACKAGES_IN_HTML,
     Aspect,
     ProvenanceChange,
     changes_text,
@@ -255,6 +257,16 @@ def test_report_html_shows_the_short_line_and_every_value(tmp_path: Path) -> Non
         assert shown in detail
 
 
+def test_report_html_lists_packages_up_to_its_bound(tmp_path: Path) -> None:
+    many = what_ran(packages={f"package-{n}": "1.0" for n in range(PACKAGES_IN_HTML + 5)})
+    write_night(tmp_path, [many, None, None])
+    build_reports([tmp_path], tmp_path)
+    html = page(tmp_path)
+    assert f"<td>package-{PACKAGES_IN_HTML - 1}</td><td>1.0</td>" in html
+    assert f"<td>package-{PACKAGES_IN_HTML}</td>" not in html
+    assert "<th>package</th><td>and 5 more</td><td>in run.json</td>" in html
+
+
 def test_a_hostile_value_is_inert_in_markdown_and_html(tmp_path: Path) -> None:
     hostile = what_ran("<script>x</script> | `y`")
     write_night(tmp_path, [hostile, hostile, hostile])
@@ -477,3 +489,23 @@ def test_results_json_of_the_baseline_serves_the_comparison(tmp_path: Path) -> N
     write_night(two, [what_ran("17.2"), what_ran("15.8"), what_ran("13.16")], failing=True)
     build_reports([two], two, baseline=one / "results.json")
     assert "1 test; db postgres 17.1 → 17.2 since the baseline" in summary(two)
+
+
+def test_the_what_ran_column_keeps_a_large_variant_table_in_the_step_summary(
+    tmp_path: Path,
+) -> None:
+    huge = what_ran(
+        "17.2 (Debian 17.2-1.pgdg120+1) " + "x" * 5000,
+        packages={f"package-{n}": "1.0.0" for n in range(60)},
+    )
+    plans = [
+        Plan(f"variant-{n}", {"n": str(n)}, cases=[Case("t", "a")], extra={"provenance": huge})
+        for n in range(300)
+    ]
+    write_run(tmp_path, plans)
+    build_reports([tmp_path], tmp_path)
+    markdown = summary(tmp_path)
+    # A tenth of GitHub's budget: uncut, these cells alone would take ten times that.
+    fitted = fit_step_summary(markdown, budget=STEP_SUMMARY_LIMIT // 10, where="here")
+    assert len(table_rows(fitted)) == 300  # every row of the variant table stays
+    assert all(len(row[-1]) <= 2 * MAX_TEXT_CHARS for row in table_rows(fitted).values())
