@@ -30,7 +30,7 @@ from stackmatrix.engine.processes import run_logged
 from stackmatrix.engine.stack import Stack
 from stackmatrix.engine.suite import environment_for, temp_dir
 from stackmatrix.errors import EngineError
-from stackmatrix.redact import redact_text
+from stackmatrix.redact import redact_text, secret_values
 from stackmatrix.results.journal import Provenance, ServiceProvenance
 from stackmatrix.spec.load import Probe, VersionQuery
 from stackmatrix.spec.templates import TemplateError
@@ -45,7 +45,8 @@ LOG_HEAD = 1024 * 1024  # bytes at the start of a service's log that a ``log`` p
 MAX_PACKAGES = 200
 VALUE_CAP = 100  # characters kept of a version, a package name or its version
 WORKERS = 8
-PYTHON_VERSION = ("python3", "-c", "import platform; print(platform.python_version())")
+# -S: no site packages to load; the interpreter's own version is all that is asked.
+PYTHON_VERSION = ("python3", "-S", "-c", "import sys; print(sys.version.split()[0])")
 # ``NAME==VERSION`` (pip freeze) or ``NAME VERSION`` (pip list, npm ls --parseable, ...).
 _PACKAGE = re.compile(r"^(?P<name>[A-Za-z0-9@][^\s=]*)(?:==|\s+)(?P<version>[^\s=]\S*)$")
 _RULE = re.compile(r"^[-=\s]+$")  # the line under a table's header (``---- -------``)
@@ -64,6 +65,9 @@ def collect_provenance(
     what cannot be asked stays empty. Every value is masked with *secrets*."""
     services = sorted(stack.states)
     images = {service: stack.images.get(service, ("", "")) for service in services}
+    env = _host_environment(job, ports)
+    # The tests' expanded variables are secret too (a password put together from templates).
+    secrets = [*secrets, *secret_values(env, job.spec.secrets)]
     if job.cancel.is_set():  # the run is ending: what is known already, nothing asked
         versions: dict[str, tuple[str, str]] = {}
         digests: dict[str, str] = {}
@@ -77,11 +81,11 @@ def collect_provenance(
                 for service in services
             }
             asked_python = pool.submit(
-                _quiet, _where_tests_run, job, stack, ports, PYTHON_VERSION, ASK_TIMEOUT
+                _quiet, _where_tests_run, job, stack, env, PYTHON_VERSION, ASK_TIMEOUT
             )
             command = job.spec.tests.versions
             asked_packages = (
-                pool.submit(_quiet, _where_tests_run, job, stack, ports, command, PACKAGES_TIMEOUT)
+                pool.submit(_quiet, _where_tests_run, job, stack, env, command, PACKAGES_TIMEOUT)
                 if command
                 else None
             )
@@ -221,24 +225,29 @@ def _exec(
     return output.text()
 
 
+def _host_environment(job: VariantJob, ports: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The environment the test command gets on the host (its PATH finds the same
+    ``python3``): the caller's, the tests' variables, the variant's TMPDIR."""
+    try:
+        extra = environment_for(job, ports)
+    except (KeyError, ValueError, TemplateError):  # a template only the tests' run can fill
+        extra = {}
+    base = os.environ if job.base_env is None else job.base_env
+    return {**base, **extra, "TMPDIR": str(temp_dir(job))}
+
+
 def _where_tests_run(
     job: VariantJob,
     stack: Stack,
-    ports: Mapping[str, Mapping[str, str]],
+    env: Mapping[str, str],
     command: Sequence[str],
     timeout: float,
 ) -> str:
-    """What *command* prints where the tests run: in their service, or on the host with the
-    environment the test command gets (its PATH finds the same ``python3``)."""
+    """What *command* prints where the tests run: in their service, or on the host with
+    *env*, the environment the test command gets."""
     where = job.spec.tests.where
     if where != "host":
         return _exec(job, stack, where, command, timeout)
-    try:
-        extra = environment_for(job, ports)
-    except (KeyError, ValueError, TemplateError):
-        extra = {}
-    base = os.environ if job.base_env is None else job.base_env
-    env = {**base, **extra, "TMPDIR": str(temp_dir(job))}
     name = "python" if command is PYTHON_VERSION else "versions"
     log = job.directory / f".provenance-{name}.part"  # read, then removed
     try:

@@ -313,6 +313,19 @@ def test_a_version_holding_a_secret_comes_out_masked(
     assert "tok-5e3c7a1" not in repr(found)
 
 
+def test_a_secret_the_tests_environment_puts_together_is_masked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    script = "import os; print('shop==' + os.environ['SHOP_TOKEN'])"
+    job = _job(
+        tmp_path,
+        "tests:\n  command: 'true'\n  env: {SHOP_TOKEN: 'tok-${{ matrix.v }}-7f3e'}\n"
+        f"  versions: [{sys.executable}, -c, {json.dumps(script)}]\n",
+    )
+    found = _collect(job, _stack(tmp_path, monkeypatch), secrets=[])  # only known expanded
+    assert found.packages == {"shop": MASK}
+
+
 def test_a_long_version_is_cut_after_masking_so_no_part_of_a_secret_shows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine
 ) -> None:
