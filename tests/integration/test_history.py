@@ -106,7 +106,7 @@ def test_history_of_seven_real_nights(nights: list[Path], tmp_path: Path) -> Non
     # The broken test: failing since the sixth night.
     broken_row = _row(page, "history_check::test_broken")
     assert "flavor-b" in broken_row
-    assert "failed 2 of 7 nights, 1 flips" in broken_row
+    assert "failed 2 of 7 nights, 1 flip" in broken_row
     assert '<td class="num rate">29%</td>' in broken_row
     sixth = json.loads((nights[BROKEN_FROM] / "run.json").read_text())["run_id"]
     assert f'<td class="since">{sixth[:4]}-{sixth[4:6]}-{sixth[6:8]} {sixth}</td>' in broken_row

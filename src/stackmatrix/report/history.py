@@ -130,7 +130,9 @@ class TestHistory:
     @property
     def counts_text(self) -> str:
         """The counts the rate is computed from: ``failed 3 of 7 nights, 4 flips``."""
-        text = f"failed {self.failed} of {self.ran} nights, {self.flips} flips"
+        nights = "night" if self.ran == 1 else "nights"
+        flips = "flip" if self.flips == 1 else "flips"
+        text = f"failed {self.failed} of {self.ran} {nights}, {self.flips} {flips}"
         if self.retried:
             text += f", passed on a retry {self.retried}"
         return text

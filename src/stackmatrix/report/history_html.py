@@ -30,6 +30,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .pass { color: var(--pass); background: var(--pass-bg); }
 .fail { color: var(--fail); background: var(--fail-bg); }
 .flaky, .skip { color: var(--skip); background: var(--skip-bg); }
+.changed { color: #0969da; }
 .absent { color: var(--none); background: #fff; font-weight: 400; }
 .test { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 13px;
   word-break: break-all; } .message { color: var(--fail); font-size: 12px; }
@@ -70,6 +71,25 @@ def _row(row: TestHistory, nights: tuple[Night, ...]) -> str:
     )
 
 
+def _versions_row(history: History) -> str:
+    """A row over the nights: ● where something ran differently from the night before."""
+    by_night: dict[int, list[str]] = {}
+    for change in history.changes:
+        by_night.setdefault(change.night, []).append(change.text)
+    if not by_night:
+        return ""
+    cells = "".join(
+        f'<td class="cell changed" title="{_text("; ".join(by_night[i]))}">●</td>'
+        if i in by_night
+        else '<td class="cell"></td>'
+        for i in range(len(history.nights))
+    )
+    return (
+        '<tr class="versions-changed"><td colspan="2">versions changed (see below)</td>'
+        f'{cells}<td colspan="3"></td></tr>'
+    )
+
+
 def _grid(history: History) -> str:
     nights = history.nights
     if not history.rows:
@@ -78,7 +98,7 @@ def _grid(history: History) -> str:
             f" ({history.tests_seen} test x variant pairs seen).</p>"
         )
     heads = "".join(f'<th class="night">{_text(n.label)}</th>' for n in nights)
-    rows = "".join(_row(r, nights) for r in history.rows)
+    rows = _versions_row(history) + "".join(_row(r, nights) for r in history.rows)
     cut = (
         f'<p class="note">{history.rows_cut} more test x variant rows that failed at least once'
         " are not shown (the page keeps to the rows failing now and failing most).</p>"

@@ -44,7 +44,8 @@ def _db(version: str, image_id: str) -> Provenance:
 
 def write_night(root: Path, night: int, *, pg17: str = "17.1") -> Path:
     """The run of night *night* (zero-based): two variants, three tests."""
-    run_id = f"2026031{night}-030000-{night:016x}"
+    started = T0 + night * DAY
+    run_id = datetime.fromtimestamp(started, UTC).strftime("%Y%m%d-%H%M%S-") + f"{night:016x}"
     flaky = "fail" if night in FLAKY_NIGHTS else "pass"
     broken = "fail" if night >= BROKEN_FROM else "pass"
     plans = [
@@ -67,7 +68,7 @@ def write_night(root: Path, night: int, *, pg17: str = "17.1") -> Path:
         ),
     ]
     run_dir = root / run_id
-    write_run(run_dir, plans, run_id=run_id, started_at=T0 + night * DAY)
+    write_run(run_dir, plans, run_id=run_id, started_at=started)
     return run_dir
 
 
@@ -79,7 +80,7 @@ def seven_nights(root: Path) -> list[Path]:
 def test_flaky_counts_streaks_and_order(tmp_path: Path) -> None:
     nights = [read_night(d) for d in seven_nights(tmp_path)]
     history = build_history(list(reversed(nights)))  # ordered by start time, not given order
-    assert [n.run_ids[0][:8] for n in history.nights] == [f"2026031{n}" for n in range(7)]
+    assert [n.date for n in history.nights] == [f"2026-03-{14 + n}" for n in range(7)]
     assert len(history.rows) == 2  # test_stable never failed: not a row
     assert history.tests_seen == 4
     broken, flaky = history.rows  # failing now first
@@ -87,7 +88,7 @@ def test_flaky_counts_streaks_and_order(tmp_path: Path) -> None:
     assert broken.variant == "postgres-17"
     assert broken.failing
     assert broken.streak_start == BROKEN_FROM
-    assert broken.counts_text == "failed 2 of 7 nights, 1 flips"
+    assert broken.counts_text == "failed 2 of 7 nights, 1 flip"
     assert flaky.marks == (Mark.PASS, Mark.FAIL, Mark.PASS, Mark.FAIL, Mark.FAIL, Mark.PASS,
                            Mark.PASS)  # fmt: skip
     assert flaky.counts_text == "failed 3 of 7 nights, 4 flips"
@@ -139,7 +140,7 @@ def test_page_shows_rates_counts_and_is_self_contained(tmp_path: Path) -> None:
     page = render_history_html(build_history([read_night(d) for d in seven_nights(tmp_path)]))
     assert "failed 3 of 7 nights, 4 flips" in page
     assert '<td class="num rate">43%</td>' in page
-    assert "failed 2 of 7 nights, 1 flips" in page
+    assert "failed 2 of 7 nights, 1 flip" in page
     assert "17.1, image sha256:bbbbbbbbbbbb → 17.2" in page
     assert "http://" not in page
     assert "https://" not in page
@@ -163,8 +164,8 @@ def test_a_report_directory_is_a_night(tmp_path: Path) -> None:
     night = read_night(report)
     assert night.run_ids == (run_dir.name,)
     # No run.json beside results.json: the start is the one the run id carries.
-    assert night.started_at == datetime(2026, 3, 11, 3, 0, tzinfo=UTC).timestamp()
-    assert night.label == f"2026-03-11 {run_dir.name}"
+    assert night.started_at == T0 + DAY
+    assert night.label == f"2026-03-15 {run_dir.name}"
     assert night.marks[("postgres-15", "t::test_flaky")] is Mark.FAIL
 
 
