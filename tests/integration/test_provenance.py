@@ -1,11 +1,11 @@
 """Provenance on real stacks: what each service really ran, as run.json records it.
 
-One variant brings up four services: PostgreSQL and Redis built from Debian's packages (their
-versions read over their own protocols), a service built with a ``VERSION`` build arg (asked
-with a command), and one pulled from a registry on loopback (so its image has a repo digest)
-whose log names its version with a secret in it. The expected values come from the images
-themselves (``postgres --version``, ``redis-server --version``, ``docker image inspect``),
-never from a number written here.
+One variant brings up five services: PostgreSQL, Redis and Valkey built from Debian's
+packages (their versions read over their own protocols), a service built with a ``VERSION``
+build arg (asked with a command), and one pulled from a registry on loopback (so its image has
+a repo digest) whose log names its version with a secret in it. The expected values come from
+the images themselves (``postgres --version``, ``redis-server --version``, ``docker image
+inspect``), never from a number written here.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ pytestmark = [pytest.mark.usefixtures("docker_engine"), pytest.mark.timeout(600)
 ROOT = Path(__file__).resolve().parents[2]
 POSTGRES = "stackmatrix-example/postgres:15"
 REDIS = "stackmatrix-example/redis:bookworm"
+VALKEY = "stackmatrix-example/valkey:trixie"  # Valkey is packaged from trixie on
 APP_VERSION = "2.4.1-rc.3"
 APP = f"stackmatrix-test/provenance-app:{APP_VERSION}"
 SIGNING_KEY = "k3y-provenance-9f8e7d6c"
@@ -69,6 +70,14 @@ def _matrix(root: Path, box_image: str) -> Project:
             "image": REDIS,
             "ports": ["6379"],
         },
+        "valkey": {
+            "build": {
+                "context": str(images / "redis"),
+                "args": {"SUITE": "trixie", "SERVER": "valkey"},
+            },
+            "image": VALKEY,
+            "ports": ["6379"],
+        },
         "app": {
             "build": {
                 "context": str(Path(__file__).parent / "stacks" / "provenance"),
@@ -92,7 +101,12 @@ def _matrix(root: Path, box_image: str) -> Project:
         "name": "prov",
         "axes": {"flavor": ["a"]},
         "overlays": [{"when": {}, "compose": {"services": services}}],
-        "ready": {"db": {"postgres": 5432}, "cache": {"redis": 6379}, "box": {"log": "^started"}},
+        "ready": {
+            "db": {"postgres": 5432},
+            "cache": {"redis": 6379},
+            "valkey": {"redis": 6379},
+            "box": {"log": "^started"},
+        },
         "versions": {
             "app": {"command": ["cat", "/etc/server-version"]},
             "box": {"log": r"started, version (\S+)"},
@@ -132,17 +146,24 @@ def test_postgres_and_redis_say_the_versions_their_images_hold(provenance: dict[
     redis = re.search(r"v=(\S+)", said)
     assert redis is not None, said
 
+    said = _docker("run", "--rm", VALKEY, "valkey-server", "--version")
+    valkey = re.search(r"v=(\S+)", said)
+    assert valkey is not None, said
+
     services = provenance["services"]
     assert services["db"]["version"] == postgres[1]
     assert services["db"]["version_source"] == "postgres"
     assert services["cache"]["version"] == redis[1]
     assert services["cache"]["version_source"] == "redis"
+    # Valkey says the Redis version it is compatible with too; its own is the one recorded.
+    assert services["valkey"]["version"] == f"valkey {valkey[1]}"
+    assert services["valkey"]["version_source"] == "valkey"
 
 
 def test_each_service_names_its_image_and_the_id_it_ran(provenance: dict[str, Any]) -> None:
     services = provenance["services"]
     box = provenance["box_reference"]
-    assert sorted(services) == ["app", "box", "cache", "db"]
+    assert sorted(services) == ["app", "box", "cache", "db", "valkey"]
     for service, reference in (("db", POSTGRES), ("cache", REDIS), ("app", APP), ("box", box)):
         assert services[service]["image"] == reference
         assert services[service]["image_id"] == _docker(
