@@ -118,6 +118,10 @@ def test_history_of_seven_real_nights(nights: list[Path], tmp_path: Path) -> Non
     assert len(set(ids[:BROKEN_FROM])) == 1
     assert ids[BROKEN_FROM] != ids[BROKEN_FROM - 1]
     assert f"echo image {_short(ids[BROKEN_FROM - 1])} → image {_short(ids[BROKEN_FROM])}" in page
+    marks = _row_of(page, '<tr class="versions-changed">')
+    assert [cell.startswith('<td class="cell changed"') for cell in marks.split("</td>")[1:8]] == [
+        night == BROKEN_FROM for night in range(NIGHTS)
+    ]
 
     # What changed since the night before, in three lines: printed and in summary.md.
     lines = [ln.strip() for ln in done.stdout.splitlines() if " since " in ln]
@@ -131,6 +135,10 @@ def test_history_of_seven_real_nights(nights: list[Path], tmp_path: Path) -> Non
 def _row(page: str, test: str) -> str:
     (row,) = [r for r in page.split("<tr>") if r.startswith(f'<td class="test">{test}')]
     return row
+
+
+def _row_of(page: str, start: str) -> str:
+    return page.split(start, 1)[1].split("</tr>", 1)[0]
 
 
 def _image_id(run_dir: Path) -> str:

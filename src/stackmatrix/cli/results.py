@@ -147,6 +147,7 @@ def _history(
     history input leaves the reports written (and published) and raises UsageError."""
     from stackmatrix.report.history import (  # noqa: PLC0415 - loaded when used
         build_history,
+        night_of_report,
         night_of_runs,
         read_nights,
         since_previous,
@@ -160,7 +161,12 @@ def _history(
 
     section = ""
     try:
-        current = night_of_runs(run_dirs, ", ".join(map(str, run_dirs)))
+        source = ", ".join(map(str, run_dirs))
+        current = (
+            night_of_report(paths.report, source)
+            if paths.report is not None
+            else night_of_runs(run_dirs, source)
+        )
         nights, notes = read_nights(args.history, current)
         history = build_history(nights, window=args.history_nights, notes=notes)
         lines = since_previous(history)

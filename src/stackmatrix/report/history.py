@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from stackmatrix.errors import ReportError, UsageError
+from stackmatrix.redact import redact_text
 from stackmatrix.report.baseline import Mark, Snapshot, flips, outcome_mark, snapshot_of
 from stackmatrix.report.inputs import resolve_inputs
-from stackmatrix.report.model import load_runs
+from stackmatrix.report.model import RunReport, load_runs
 from stackmatrix.report.results_file import RESULTS_NAME, load_baseline
 from stackmatrix.results.journal import Provenance, RunJournal, ServiceProvenance
 
@@ -288,11 +289,13 @@ def since_previous(history: History) -> tuple[str, str, str]:
     shown = "; ".join(c.text for c in changed[:LISTED])
     more = f" and {len(changed) - LISTED} more" if len(changed) > LISTED else ""
     versions = f" ({shown}{more})" if changed else ""
-    return (
+    lines = (
         f"New failures since {previous}: {len(history.new_failures)}{_named(history.new_failures)}",
         f"Fixed since {previous}: {len(history.fixed)}{_named(history.fixed)}",
         f"Version changes since {previous}: {len(changed)}{versions}",
     )
+    new, fixed, versions = (redact_text(line) for line in lines)  # they go to summary.md
+    return new, fixed, versions
 
 
 # --------------------------------------------------------------------------------------------
@@ -370,13 +373,18 @@ def _provenance(journals: Sequence[RunJournal], results: Any) -> dict[str, Prove
 
 
 def night_of_runs(run_dirs: Sequence[Path], source: str) -> Night:
-    """The night of run directories already resolved (the run being reported on)."""
+    """The night of run directories already resolved."""
     try:
         report = load_runs(run_dirs)
     except ReportError as exc:
         raise UsageError(f"{source}: {exc}") from exc
+    return night_of_report(report, source)
+
+
+def night_of_report(report: RunReport, source: str) -> Night:
+    """The night of a report already read (the run being reported on)."""
     marks, messages = _marks_of(snapshot_of(report, source))
-    journals = _journals(run_dirs, source)
+    journals = _journals(report.run_dirs, source)
     run_ids = tuple(report.run_ids)
     return Night(source, run_ids, _started(journals, run_ids), marks, messages,
                  _provenance(journals, None))  # fmt: skip

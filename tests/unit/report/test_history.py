@@ -260,3 +260,19 @@ def test_a_night_as_the_nightly_keeps_it(tmp_path: Path) -> None:
     assert night.started_at == T0 + 5 * DAY  # from run.json
     assert night.marks[("postgres-17", "t::test_broken")] is Mark.FAIL
     assert night.provenance["postgres-17"].services["db"].version == "17.2"
+
+
+def test_the_three_lines_mask_secrets_in_what_ran() -> None:
+    def night(index: int, source: str) -> Night:
+        packages = {"shoplib": f"git+https://ci:{source}@git.example/shoplib"}
+        return Night(
+            f"n{index}", (f"2026031{index}-030000-1",), T0 + index * DAY,
+            provenance={"v": Provenance(packages=packages)},
+        )  # fmt: skip
+
+    history = build_history([night(0, "tok-old-123"), night(1, "tok-new-456")])
+    *_, versions = since_previous(history)
+    assert versions.startswith("Version changes since ")
+    assert "tests: shoplib git+https://ci:••••••@git.example/shoplib → " in versions
+    assert "tok-" not in versions
+    assert "tok-" not in render_history_html(history)
