@@ -11,6 +11,7 @@ import http.client
 import re
 import socket
 import struct
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -270,8 +271,13 @@ class _Reader:
         self._conn = conn
         self._data = b""
         self._read = 0
+        self._deadline = time.monotonic() + VERSION_TIMEOUT  # for the whole reply, however slow
 
     def _more(self) -> None:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the server took too long to say its version")
+        self._conn.settimeout(left)
         chunk = self._conn.recv(4096)
         if not chunk:
             raise ConnectionError("the server closed the connection")

@@ -584,3 +584,21 @@ def test_a_version_command_inside_the_container_is_read_as_the_server_says_it(
 ) -> None:
     assert version_commands(probe)  # there is something to run for this kind
     assert version_in_output(probe, output) == version
+
+
+def test_a_server_that_trickles_its_reply_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(probes, "VERSION_TIMEOUT", 0.5)
+
+    def trickle(conn: socket.socket) -> None:
+        read_until(conn, b"\r\n")
+        conn.sendall(b"$60\r\n")
+        for _ in range(60):  # one byte every 0.1 s: each read is quick, the whole is not
+            conn.sendall(b"x")
+            time.sleep(0.1)
+
+    with serving(trickle) as port:
+        started = time.monotonic()
+        assert server_version(RedisProbe(port=6379), (LOOPBACK, port)) == ("", "")
+        assert time.monotonic() - started < 2
