@@ -222,7 +222,10 @@ def register_report(subparsers: Subparsers) -> None:
             " regressed against --baseline); 3 with --fail-on incomplete (a variant or shard"
             " of the matrix is missing or never finished), or when the reports cannot be"
             " built; 2 for a wrong command line. Without --fail-on: 0 once the reports are"
-            " written, whatever they say. See docs/reports.md."
+            " written, whatever they say; 2 also for a --history DIR that holds no run (the"
+            " reports are written first). With --history: history.html over the nights, and"
+            " three lines on what changed since the night before, printed and added to"
+            " summary.md. See docs/reports.md and docs/history.md."
         ),
     )
     parser.add_argument("run_dirs", nargs="+", type=Path, metavar="RUN_DIR")
