@@ -170,10 +170,11 @@ def _history(
         nights, notes = read_nights(args.history, current)
         history = build_history(nights, window=args.history_nights, notes=notes)
         lines = since_previous(history)
+        counted = f"{len(history.nights)} night" + ("s" if len(history.nights) != 1 else "")
         section = (
             "\n### Since the previous night\n\n"
             + "".join(f"- {md_escape(line)}\n" for line in lines)
-            + f"\n{len(history.nights)} nights in {HISTORY_NAME}.\n"
+            + f"\n{counted} in {HISTORY_NAME}.\n"
         )
         page = out / HISTORY_NAME
         name = paths.report.name if paths.report is not None else ""
@@ -189,7 +190,7 @@ def _history(
             publish(markdown.rstrip("\n") + "\n" + section if section else markdown)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    print(f"history.html {page} ({len(history.nights)} nights)")
+    print(f"history.html {page} ({counted})")
     for line in lines:
         print(f"  {line}")
 

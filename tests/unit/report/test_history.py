@@ -276,3 +276,15 @@ def test_the_three_lines_mask_secrets_in_what_ran() -> None:
     assert "tests: shoplib git+https://ci:••••••@git.example/shoplib → " in versions
     assert "tok-" not in versions
     assert "tok-" not in render_history_html(history)
+
+
+def test_cli_history_of_the_first_night_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = write_night(tmp_path / "runs", 0)
+    assert main(["report", str(run_dir), "--history"]) == 0
+    printed = capsys.readouterr().out
+    assert f"history.html {run_dir / 'history.html'} (1 night)" in printed
+    assert "  Fixed: none (no previous night in the history)" in printed
+    summary = (run_dir / "summary.md").read_text(encoding="utf-8")
+    assert summary.endswith("\n1 night in history.html.\n")
