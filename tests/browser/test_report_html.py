@@ -92,7 +92,9 @@ def test_browser_shows_grid_failures_and_plots(chromium: str, report: Path, tmp_
     assert "service db did not become healthy within 2m0s" in dom
     # Resource plots, one per variant with samples, as SVG images inside the page.
     assert dom.count('<img class="plot" alt="CPU and memory per service of ') == 4
-    assert dom.count('src="data:image/svg+xml;base64,') == 4
+    # ... and the chart comparing the variants' peaks.
+    assert dom.count('src="data:image/svg+xml;base64,') == 5
+    assert '<section id="resource-peaks">' in dom
     assert 'href="postgres-13_redis-off/logs/db.log"' in dom
 
 

@@ -22,9 +22,10 @@ from stackmatrix.report.changes import (
     ran_lines,
     tally_words,
 )
+from stackmatrix.report.comparison import comparison_section
 from stackmatrix.report.groups import FailureGroup, Kind, case_message, failure_groups, first_line
 from stackmatrix.report.model import NA, SEVERITY_TITLES, Cell, GridRow, RunReport, VariantReport
-from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn
+from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn, report_styles
 from stackmatrix.report.provenance import provenance_html
 from stackmatrix.report.text import (
     MAX_GRID_ROWS,
@@ -385,11 +386,12 @@ def _failures(report: RunReport) -> str:
 
 def _resources(report: RunReport) -> str:
     parts = []
+    styles = report_styles(report.variants)  # one colour per service in every plot
     for v in report.variants:
         if v.stats is not None and v.stats.samples:
             stats_file = v.path(v.result.stats)
             kept = stats_file.with_name(PLOT_NAME) if stats_file else None
-            svg = kept_or_drawn(v.stats, v.id, kept)
+            svg = kept_or_drawn(v.stats, v.id, kept, styles)
             body = image(svg, f"CPU and memory per service of {v.id}")
         else:
             body = f'<p class="note">{escape(v.stats_problem or "no resource samples")}</p>'
@@ -440,6 +442,7 @@ def render_html(report: RunReport, out_dir: Path, *, comparison: Comparison | No
         f'<section id="grid"><h2>Tests that did not pass on every variant</h2>{_grid(report)}'
         "</section>"
         f'<section id="failures"><h2>Failures</h2>{_failures(report)}</section>'
+        f"{comparison_section(report.variants)}"
         f'<section id="resources"><h2>Resources</h2>{_resources(report)}</section>'
         f'<footer class="note">stackmatrix {escape(__version__)}</footer>'
         "</body></html>\n"
