@@ -145,12 +145,7 @@ def readme(results: Mapping[str, Any]) -> str:
             for who, lat in o["readiness_with_healthchecks_s"].items()
         ],
     )
-    noise = (
-        f"before: {results['noise_before']['running_containers']} running containers, load "
-        f"{results['noise_before']['loadavg_1m']}; after: "
-        f"{results['noise_after']['running_containers']} running containers, load "
-        f"{results['noise_after']['loadavg_1m']}"
-    )
+    noise = f"before: {_noise(results['noise_before'])}; after: {_noise(results['noise_after'])}"
     dirty = m["worktree_changes_in_src"]
     source = {
         "worktree": "the working tree"
@@ -215,7 +210,8 @@ is {_s(o["tool_only_per_variant_s"])} s (median).
 {sbs}
 
 Phase medians per variant (seconds; stackmatrix from run.json, `gaps` = variant time not in
-any phase; script from its own timestamps):
+any phase, most of it between `ready` and `tests`, where the provenance of the ready stack is
+asked: image digests, server versions, the tests' Python; script from its own timestamps):
 
 {per_variant}
 
@@ -258,6 +254,13 @@ run {leftovers["containers"]} containers, {leftovers["networks"]} networks and
 {leftovers["volumes"]} volumes with the benchmark's run labels were left on the engine.
 Raw repetitions, per-variant phases and all timings are in `results.json`.
 """
+
+
+def _noise(noise: Mapping[str, Any]) -> str:
+    """Running containers (when counted) and the 1-minute load average."""
+    running = noise.get("running_containers")
+    counted = "" if running is None else f"{running} running containers, "
+    return f"{counted}load {noise['loadavg_1m']}"
 
 
 def since(results: Mapping[str, Any]) -> str:

@@ -657,8 +657,10 @@ def main() -> int:
         results = json.loads(args.output.read_text(encoding="utf-8"))
     if not args.only:
         results = {"machine": machine_facts(), "source": args.source}
+    if not args.only or args.only in ("overhead", "readiness"):  # beside their noise_after
         results["noise_before"] = ovh.engine_noise()
-    log(f"measuring {machine_facts()['commit'][:12]} ({args.source}): {', '.join(selected)}")
+    commit = git("rev-parse", "HEAD")  # what `--source head` archives, before others commit
+    log(f"measuring {commit[:12]} ({args.source}): {', '.join(selected)}")
     scratch = Path(tempfile.mkdtemp(prefix="stackmatrix-bench-"))
     bench: Bench | None = None
     try:
@@ -674,7 +676,7 @@ def main() -> int:
     if args.only:
         results.setdefault("measured_separately", {})[args.only] = {
             "measured_at": measured_at,
-            "commit": git("rev-parse", "HEAD"),
+            "commit": commit,
             "source": args.source,
             # Edits in progress are measured only when the working tree is.
             "worktree_changes_in_src": (
