@@ -81,7 +81,7 @@ def test_browser_shows_flaky_rates_and_counts(chromium: str, page: Path, tmp_pat
     assert '<td class="num rate">29%</td>' in broken
     assert "failed 2 of 7 nights, 1 flip" in broken
     assert '<td class="since">2026-03-19 20260319-092000-0000000000000005</td>' in broken
-    assert "postgres-17: db 17.1, image sha256:bbbbbbbbbbbb → 17.2" in dom
+    assert "postgres-17: db postgres 17.1 → 17.2" in dom
     assert "New failures since" in dom
 
 

@@ -117,7 +117,9 @@ def test_history_of_seven_real_nights(nights: list[Path], tmp_path: Path) -> Non
     ids = [_image_id(d) for d in nights]
     assert len(set(ids[:BROKEN_FROM])) == 1
     assert ids[BROKEN_FROM] != ids[BROKEN_FROM - 1]
-    assert f"echo image {_short(ids[BROKEN_FROM - 1])} → image {_short(ids[BROKEN_FROM])}" in page
+    change = f"echo image {_short(ids[BROKEN_FROM - 1])} → {_short(ids[BROKEN_FROM])}"
+    assert f"flavor-a: {change}" in page
+    assert f"flavor-b: {change}" in page
     marks = _row_of(page, '<tr class="versions-changed">')
     assert [cell.startswith('<td class="cell changed"') for cell in marks.split("</td>")[1:8]] == [
         night == BROKEN_FROM for night in range(NIGHTS)

@@ -18,13 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from stackmatrix.errors import ReportError, UsageError
 from stackmatrix.redact import redact_text
 from stackmatrix.report.baseline import Mark, Snapshot, flips, outcome_mark, snapshot_of
 from stackmatrix.report.inputs import resolve_inputs
 from stackmatrix.report.model import RunReport, load_runs
+from stackmatrix.report.provenance import provenance_changes, provenance_text
 from stackmatrix.report.results_file import RESULTS_NAME, load_baseline
 from stackmatrix.results.journal import Provenance, RunJournal, ServiceProvenance
 
@@ -41,7 +41,6 @@ LISTED = 5
 """Tests or changes named in one of the lines that say what changed since the night before."""
 
 MESSAGE_CHARS = 300
-TESTS_ENV = "tests"  # the pseudo-service of a variant's test environment (Python, packages)
 
 Key = tuple[str, str]  # (variant, test)
 
@@ -141,20 +140,17 @@ class TestHistory:
 
 @dataclass(frozen=True)
 class VersionChange:
-    """A service of a variant that ran something else than the night before."""
+    """What a variant ran differently from the last night it recorded what it ran (or, on
+    its first night, what it ran)."""
 
     night: int  # index into History.nights
     variant: str
-    service: str
-    before: str  # "" on the first night the variant recorded it
-    after: str
+    what: str  # ``db postgres 17.1 → 17.2`` (stackmatrix.report.provenance's words)
 
     @property
     def text(self) -> str:
-        """``postgres-17: db 17.1 → 17.2``."""
-        if not self.before:
-            return f"{self.variant}: {self.service} {self.after}"
-        return f"{self.variant}: {self.service} {self.before} → {self.after}"
+        """``postgres-17: db postgres 17.1 → 17.2``."""
+        return f"{self.variant}: {self.what}"
 
 
 @dataclass(frozen=True)
@@ -178,43 +174,22 @@ class History:
 # The model
 
 
-def _short_id(image_id: str) -> str:
-    algorithm, _, digest = image_id.partition(":")
-    return f"{algorithm}:{digest[:12]}" if digest else image_id[:19]
-
-
-def provenance_values(provenance: Provenance) -> dict[str, str]:
-    """Service (and the tests' ``python``/packages) -> version and image as one text."""
-    values: dict[str, str] = {}
-    for service, found in sorted(provenance.services.items()):
-        parts = [found.version] if found.version else []
-        if found.image_id:
-            parts.append(f"image {_short_id(found.image_id)}")
-        elif found.image:
-            parts.append(f"image {found.image}")
-        if parts:
-            values[service] = ", ".join(parts)
-    if provenance.python:
-        values[f"{TESTS_ENV}: python"] = provenance.python
-    for package, version in sorted(provenance.packages.items()):
-        values[f"{TESTS_ENV}: {package}"] = version
-    return values
-
-
 def _version_changes(nights: Sequence[Night]) -> tuple[list[VersionChange], list[VersionChange]]:
-    """Changes from one night a variant recorded a value to the next; and the first values."""
-    last: dict[tuple[str, str], str] = {}
+    """Each variant's changes from the last night it recorded what it ran; and its first."""
+    last: dict[str, Provenance] = {}
     changes: list[VersionChange] = []
     first: list[VersionChange] = []
     for index, night in enumerate(nights):
         for variant, provenance in sorted(night.provenance.items()):
-            for service, value in provenance_values(provenance).items():
-                before = last.get((variant, service))
-                last[(variant, service)] = value
-                if before is None:
-                    first.append(VersionChange(index, variant, service, "", value))
-                elif before != value:
-                    changes.append(VersionChange(index, variant, service, before, value))
+            before = last.get(variant)
+            last[variant] = provenance
+            if before is None:
+                first.append(VersionChange(index, variant, provenance_text(provenance)))
+                continue
+            changes += [
+                VersionChange(index, variant, change.text)
+                for change in provenance_changes(before, provenance)
+            ]
     return changes, first
 
 
@@ -349,26 +324,20 @@ def _started(journals: Sequence[RunJournal], run_ids: Sequence[str]) -> float | 
     return min(dated) if dated else None
 
 
-def _provenance(journals: Sequence[RunJournal], results: Any) -> dict[str, Provenance]:
+def _provenance(snapshot: Snapshot, journals: Sequence[RunJournal]) -> dict[str, Provenance]:
+    """Each variant's provenance as the night's report has it; for runs that recorded none,
+    the image ids their prepare stage found."""
     found: dict[str, Provenance] = {}
-    variants = results.get("variants") if isinstance(results, Mapping) else None
-    for entry in variants if isinstance(variants, list) else ():
-        if isinstance(entry, Mapping) and isinstance(entry.get("provenance"), Mapping):
-            try:
-                found[str(entry["id"])] = Provenance.from_dict(entry["provenance"])
-            except (KeyError, ValueError, TypeError, AttributeError):
-                continue  # a results.json of another version: no provenance from it
     for journal in journals:  # later runs (a re-run) win, as in the reports
         for result in journal.variants:
-            if result.provenance:
-                found[result.id] = result.provenance
-            elif result.images:  # recorded by the prepare stage: image ids, no versions
+            if result.images:
                 found[result.id] = Provenance(services={
                     service: ServiceProvenance(image=str(image.get("image", "")),
                                                image_id=str(image.get("id", "")),
                                                digest=str(image.get("digest", "")))
                     for service, image in result.images.items()
                 })  # fmt: skip
+    found.update({v.id: v.provenance for v in snapshot.variants if v.provenance})
     return found
 
 
@@ -383,11 +352,12 @@ def night_of_runs(run_dirs: Sequence[Path], source: str) -> Night:
 
 def night_of_report(report: RunReport, source: str) -> Night:
     """The night of a report already read (the run being reported on)."""
-    marks, messages = _marks_of(snapshot_of(report, source))
+    snapshot = snapshot_of(report, source)
+    marks, messages = _marks_of(snapshot)
     journals = _journals(report.run_dirs, source)
     run_ids = tuple(report.run_ids)
     return Night(source, run_ids, _started(journals, run_ids), marks, messages,
-                 _provenance(journals, None))  # fmt: skip
+                 _provenance(snapshot, journals))  # fmt: skip
 
 
 def read_night(path: Path) -> Night:
@@ -422,7 +392,7 @@ def read_night(path: Path) -> Night:
     )
     marks, messages = _marks_of(snapshot)
     return Night(str(path), run_ids, _started(journals, run_ids), marks, messages,
-                 _provenance(journals, results))  # fmt: skip
+                 _provenance(snapshot, journals))  # fmt: skip
 
 
 def read_nights(

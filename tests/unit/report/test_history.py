@@ -38,7 +38,11 @@ def _outside_ci(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _db(version: str, image_id: str) -> Provenance:
     return Provenance(
-        services={"db": ServiceProvenance(image="local/pg", image_id=image_id, version=version)}
+        services={
+            "db": ServiceProvenance(
+                image="local/pg", image_id=image_id, version=version, version_source="postgres"
+            )
+        }
     )
 
 
@@ -102,12 +106,11 @@ def test_version_changes_on_the_time_line(tmp_path: Path) -> None:
     history = build_history([read_night(d) for d in seven_nights(tmp_path)])
     (change,) = history.changes
     assert change.night == BROKEN_FROM
-    assert change.text == (
-        "postgres-17: db 17.1, image sha256:bbbbbbbbbbbb → 17.2, image sha256:cccccccccccc"
-    )
+    # The words of the reports and the baseline (stackmatrix.report.provenance).
+    assert change.text == "postgres-17: db postgres 17.1 → 17.2"
     assert {c.text for c in history.first_seen} == {
-        "postgres-15: db 15.8, image sha256:aaaaaaaaaaaa",
-        "postgres-17: db 17.1, image sha256:bbbbbbbbbbbb",
+        "postgres-15: db postgres 15.8 · sha256:aaaaaaaaaaaa",
+        "postgres-17: db postgres 17.1 · sha256:bbbbbbbbbbbb",
     }
 
 
@@ -118,7 +121,7 @@ def test_three_lines_since_the_night_before(tmp_path: Path) -> None:
     previous = nights[4].label
     assert new == f"New failures since {previous}: 1 (t::test_broken on postgres-17)"
     assert fixed == f"Fixed since {previous}: 1 (t::test_flaky on postgres-15)"
-    assert versions.startswith(f"Version changes since {previous}: 1 (postgres-17: db 17.1")
+    assert versions == f"Version changes since {previous}: 1 (postgres-17: db postgres 17.1 → 17.2)"
     alone = since_previous(build_history(nights[:1]))
     assert alone[0] == "New failures: none (no previous night in the history)"
 
@@ -141,7 +144,7 @@ def test_page_shows_rates_counts_and_is_self_contained(tmp_path: Path) -> None:
     assert "failed 3 of 7 nights, 4 flips" in page
     assert '<td class="num rate">43%</td>' in page
     assert "failed 2 of 7 nights, 1 flip" in page
-    assert "17.1, image sha256:bbbbbbbbbbbb → 17.2" in page
+    assert "postgres-17: db postgres 17.1 → 17.2" in page
     assert "http://" not in page
     assert "https://" not in page
     assert "<script" not in page
@@ -273,7 +276,7 @@ def test_the_three_lines_mask_secrets_in_what_ran() -> None:
     history = build_history([night(0, "tok-old-123"), night(1, "tok-new-456")])
     *_, versions = since_previous(history)
     assert versions.startswith("Version changes since ")
-    assert "tests: shoplib git+https://ci:••••••@git.example/shoplib → " in versions
+    assert "v: package shoplib git+https://ci:••••••@git.example/shoplib → " in versions
     assert "tok-" not in versions
     assert "tok-" not in render_history_html(history)
 
