@@ -291,3 +291,24 @@ def test_cli_history_of_the_first_night_alone(
     assert "  Fixed: none (no previous night in the history)" in printed
     summary = (run_dir / "summary.md").read_text(encoding="utf-8")
     assert summary.endswith("\n1 night in history.html.\n")
+
+
+def test_a_huge_suite_keeps_the_page_bounded() -> None:
+    tests = [f"tests/test_big.py::test_{n}" for n in range(20_000)]
+
+    def night(index: int) -> Night:
+        # Every tenth test fails every other night: 2,000 flaky rows.
+        marks = {
+            ("v", test): Mark.FAIL if n % 10 == 0 and (n + index) % 2 else Mark.PASS
+            for n, test in enumerate(tests)
+        }
+        return Night(f"n{index}", (f"run-{index:02d}",), T0 + index * DAY, marks=marks)
+
+    nights = [night(index) for index in range(30)]
+    history = build_history(nights)
+    assert history.tests_seen == 20_000
+    assert len(history.rows) == 500
+    assert history.rows_cut == 1_500
+    page = render_history_html(history)
+    assert "1500 more test x variant rows that failed at least once are not shown" in page
+    assert len(page.encode()) < 2_000_000
