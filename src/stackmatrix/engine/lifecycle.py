@@ -263,12 +263,14 @@ class _VariantRun:
             finally:  # masked even when collecting failed (a full disk, say)
                 sampler.stop()
                 self.refused += seal_variant_dir(self.dir, self.secrets)
-        # Only the removal is left: the scheduler may start another variant meanwhile.
-        self.job.on_released(Released(self.job.variant.id, self.status, self.exit_code))
         # The resource plot is drawn (CPU) while the engine tears the stack down (waiting).
         plotting = self._start_plot()
         try:
             with self.rec.phase("down"):
+                # Only the removal is left: the scheduler may start another variant meanwhile
+                # (released once the down has its start time: run.json never shows more than
+                # --jobs variants between their start and their down).
+                self.job.on_released(Released(self.job.variant.id, self.status, self.exit_code))
                 if not self.job.keep:
                     try:
                         stack.down()

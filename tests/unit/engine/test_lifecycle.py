@@ -377,7 +377,7 @@ def _recording_sampler(timeline: _Timeline) -> type[_NoSampler]:
 
 
 @pytest.mark.parametrize(("exit_code", "status"), [(0, Status.PASSED), (1, Status.FAILED)])
-def test_the_slot_is_released_with_the_verdict_after_collect_and_before_down(
+def test_the_slot_is_released_with_the_verdict_as_its_down_begins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int, status: Status
 ) -> None:
     report = _report(tmp_path / "made.xml", failures=int(bool(exit_code)), passed=1)
@@ -401,8 +401,8 @@ def test_the_slot_is_released_with_the_verdict_after_collect_and_before_down(
 
     assert result.status is status
     assert released == [Released(job.variant.id, status, exit_code)]
-    # Sampled from before the containers exist until the logs are in; released right after,
-    # and only then does the stack come down.
+    # Sampled from before the containers exist until the logs are in; released as the down
+    # phase begins, before the stack comes down.
     assert timeline.events == [
         "render",
         "build",
@@ -414,8 +414,8 @@ def test_the_slot_is_released_with_the_verdict_after_collect_and_before_down(
         "collect",
         "logs (sampling: True)",
         "sampling stops",
-        "released",
         "down",
+        "released",
         "down (sampling: False)",
     ]
 
