@@ -28,6 +28,7 @@ from python_on_whales.exceptions import DockerException
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
 from stackmatrix.engine.docker import docker_client, docker_command, error_text, run_engine
 from stackmatrix.engine.processes import run_logged, signal_handlers
+from stackmatrix.engine.provenance import IMAGE_IDENTITY_FORMAT
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.errors import EngineError, Interrupted
 from stackmatrix.matrix.expand import Variant
@@ -356,8 +357,7 @@ def _build(
 
 
 def _identity(client: Any, image: str, cancel: threading.Event) -> tuple[str, str]:
-    template = "{{.Id}}\t{{range $i, $d := .RepoDigests}}{{if eq $i 0}}{{$d}}{{end}}{{end}}"
-    command = docker_command(client, "image", "inspect", "--format", template, image)
+    command = docker_command(client, "image", "inspect", "--format", IMAGE_IDENTITY_FORMAT, image)
     try:
         out = run_engine(command, what="`docker image inspect`", cancel=cancel)
     except (DockerException, EngineError):

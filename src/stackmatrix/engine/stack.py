@@ -29,6 +29,7 @@ from stackmatrix.compose.labels import selector
 from stackmatrix.engine import probes as _probes
 from stackmatrix.engine.docker import (
     LOG_TAIL_LINES,
+    EngineTimeout,
     call_timeout,
     docker_client,
     docker_command,
@@ -101,6 +102,11 @@ class Stack:
         self.images: dict[str, tuple[str, str]] = {}
         self.created = False
         self.engine_error: EngineError | None = None  # the first engine failure, the cause
+
+    @property
+    def cancel(self) -> threading.Event:
+        """Set once the run is ending: a question asked now is not worth its wait."""
+        return self._cancel
 
     @property
     def client(self) -> DockerClient:
@@ -385,8 +391,9 @@ class Stack:
 
     def log_head(self, service: str, limit: int, timeout: float) -> str:
         """The first *limit* bytes (or so) of a service's log, stdout and stderr as compose
-        interleaves them; empty when it cannot be read within *timeout* seconds. A failure
-        here is not the stack's (``engine_error`` stays as it was)."""
+        interleaves them: what came within *timeout* seconds when it did not all come; empty
+        when it cannot be read. A failure here is not the stack's (``engine_error`` stays as
+        it was)."""
         head = bytearray()
 
         def take(chunk: bytes) -> None:
@@ -397,8 +404,8 @@ class Stack:
         command = self._compose("logs", "--no-log-prefix", "--no-color", service)
         try:
             run_engine(command, what="`docker compose logs`", timeout=timeout, sink=take)
-        except _HeadRead:
-            pass
+        except (_HeadRead, EngineTimeout):
+            pass  # the head, or what of it came in time
         except (DockerException, EngineError):
             return ""
         return bytes(head[:limit]).decode("utf-8", errors="replace")
