@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
@@ -217,7 +218,7 @@ def _compose_images(stack: Stack) -> dict[str, str]:
     stack runs (those of an inactive profile left out); empty when it cannot be read."""
     try:
         services = load_compose(stack.compose_file).get("services") or {}
-    except (OSError, ValueError, UnicodeError) as error:  # yaml.YAMLError is a ValueError
+    except (OSError, ValueError, yaml.YAMLError) as error:
         LOG.debug("provenance: cannot read %s: %s", stack.compose_file, error)
         return {}
     wanted = set(stack.services)
