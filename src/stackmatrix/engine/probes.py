@@ -129,15 +129,20 @@ def _http(ctx: ProbeContext, probe: HttpProbe) -> str | None:
     return None if status < 400 else f"HTTP {status}"
 
 
-def _postgres(ctx: ProbeContext, probe: PostgresProbe) -> str | None:
-    """Speak the start of the PostgreSQL protocol: an auth request means it accepts sessions."""
+def _pg_startup(probe: PostgresProbe) -> bytes:
+    """The StartupMessage (protocol 3.0) for the probe's user and database."""
     params = b"".join(
         key + b"\0" + value.encode() + b"\0"
         for key, value in ((b"user", probe.user), (b"database", probe.database))
     )
-    body = struct.pack("!I", 196608) + params + b"\0"  # protocol 3.0
+    body = struct.pack("!I", 196608) + params + b"\0"
+    return struct.pack("!I", len(body) + 4) + body
+
+
+def _postgres(ctx: ProbeContext, probe: PostgresProbe) -> str | None:
+    """Speak the start of the PostgreSQL protocol: an auth request means it accepts sessions."""
     with socket.create_connection(_addr(ctx, probe.port), timeout=ATTEMPT_TIMEOUT) as conn:
-        conn.sendall(struct.pack("!I", len(body) + 4) + body)
+        conn.sendall(_pg_startup(probe))
         reply = conn.recv(1024)
     if not reply:
         return "connection closed without a reply"
@@ -220,13 +225,8 @@ def version_in_output(probe: Probe, output: str) -> str:
 def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> str:
     """``server_version`` from the ParameterStatus messages a server sends once it lets the
     session in (trust authentication); empty when it asks for a password first."""
-    params = b"".join(
-        key + b"\0" + value.encode() + b"\0"
-        for key, value in ((b"user", probe.user), (b"database", probe.database))
-    )
-    body = struct.pack("!I", 196608) + params + b"\0"
     with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
-        conn.sendall(struct.pack("!I", len(body) + 4) + body)
+        conn.sendall(_pg_startup(probe))
         reader = _Reader(conn)
         try:
             while True:

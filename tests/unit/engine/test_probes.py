@@ -602,3 +602,14 @@ def test_a_server_that_trickles_its_reply_is_cut_at_the_deadline(
         started = time.monotonic()
         assert server_version(RedisProbe(port=6379), (LOOPBACK, port)) == ("", "")
         assert time.monotonic() - started < 2
+
+
+def test_the_version_question_opens_the_session_the_readiness_probe_opens() -> None:
+    probe = PostgresProbe(port=5432, user="shop", database="orders")
+    ready: list[tuple[int, dict[str, str]]] = []
+    asked: list[tuple[int, dict[str, str]]] = []
+    with serving(postgres_peer(pg_auth(0), ready)) as port:
+        assert attempt(probe, _published(5432, port)) is None
+    with serving(postgres_peer(PG_SESSION, asked)) as port:
+        assert server_version(probe, (LOOPBACK, port))[1] == "postgres"
+    assert ready == asked == [(196608, {"user": "shop", "database": "orders"})]
