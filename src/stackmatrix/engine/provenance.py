@@ -47,6 +47,7 @@ from stackmatrix.engine.suite import (
     tests_environment,
 )
 from stackmatrix.errors import EngineError
+from stackmatrix.junit.merged_suites import MAX_PROVENANCE_PACKAGES
 from stackmatrix.redact import MASK, redact_text, secret_values
 from stackmatrix.results.files import open_new
 from stackmatrix.results.journal import Provenance, ServiceProvenance
@@ -64,7 +65,7 @@ OUTPUT_CAP = 64 * 1024  # bytes of a command's output read at most
 LOG_HEAD = 256 * 1024  # bytes at the start of a service's log that a ``log`` pattern reads
 LOG_LINES = 2000  # lines of that head (or of a command's output) a pattern searches
 LINE_CAP = 4096  # characters of each line a pattern searches
-MAX_PACKAGES = 200
+MAX_PACKAGES = MAX_PROVENANCE_PACKAGES
 VALUE_CAP = 100  # characters kept of a version, a package name or its version
 WORKERS = 8
 IMAGE_IDENTITY_FORMAT = (

@@ -6,6 +6,7 @@ and counts recomputed from those testcases.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,18 +24,19 @@ from stackmatrix.results.journal import Provenance, ServiceProvenance
 from stackmatrix.spec.values import scalar_text
 
 PROPERTY_PROVENANCE_PREFIX = "stackmatrix.provenance."
-"""``stackmatrix.provenance.<service>.image`` (``.image_id``, ``.digest``, ``.version``,
-``.version_source``), ``stackmatrix.provenance.python`` and
+"""``stackmatrix.provenance.service.<service>.image`` (``.image_id``, ``.digest``,
+``.version``, ``.version_source``), ``stackmatrix.provenance.python`` and
 ``stackmatrix.provenance.package.<name>``: what the variant of a suite ran."""
 
-MAX_PROVENANCE_PACKAGES = 50
-"""Packages named in a suite's properties; ``stackmatrix.provenance.packages_left_out`` counts
-the rest."""
+MAX_PROVENANCE_PACKAGES = 200
+"""The most packages a variant's provenance keeps (the engine's bound too), all of them named
+in a suite's properties; ``stackmatrix.provenance.packages_left_out`` counts the rest."""
 
 MAX_PROVENANCE_CHARS = 1000
 """The longest provenance property value (a version string, say), cut beyond it."""
 
-_SERVICE_FIELDS = ("image", "image_id", "digest", "version", "version_source")
+_SERVICE_FIELDS = tuple(f.name for f in dataclasses.fields(ServiceProvenance))
+_SERVICE = "service."
 _PACKAGE = "package."
 _LEFT_OUT = "packages_left_out"
 
@@ -44,12 +46,16 @@ def provenance_properties(provenance: Provenance) -> list[tuple[str, str]]:
     only known values, masked, each at most :data:`MAX_PROVENANCE_CHARS` long."""
     pairs: list[tuple[str, str]] = []
     for service, found in provenance.services.items():
-        pairs += [(f"{service}.{key}", getattr(found, key)) for key in _SERVICE_FIELDS]
+        pairs += [(f"{_SERVICE}{service}.{key}", getattr(found, key)) for key in _SERVICE_FIELDS]
     pairs.append(("python", provenance.python))
     packages = list(provenance.packages.items())
     pairs += [(f"{_PACKAGE}{name}", v) for name, v in packages[:MAX_PROVENANCE_PACKAGES]]
-    if len(packages) > MAX_PROVENANCE_PACKAGES:
-        pairs.append((_LEFT_OUT, str(len(packages) - MAX_PROVENANCE_PACKAGES)))
+    said_cut = getattr(provenance, "packages_cut", 0)
+    left_out = max(0, len(packages) - MAX_PROVENANCE_PACKAGES) + (
+        said_cut if isinstance(said_cut, int) else 0
+    )
+    if left_out:
+        pairs.append((_LEFT_OUT, str(left_out)))
     return [
         (
             clean_xml_text(PROPERTY_PROVENANCE_PREFIX + redact_text(key))[:MAX_PROVENANCE_CHARS],
@@ -61,10 +67,12 @@ def provenance_properties(provenance: Provenance) -> list[tuple[str, str]]:
 
 
 def provenance_of_properties(properties: Mapping[str, str]) -> Provenance:
-    """What :func:`provenance_properties` wrote, read back from a suite's properties."""
+    """What :func:`provenance_properties` wrote, read back from a suite's properties. Packages
+    left out are counted in ``packages_cut`` when the provenance has that field (a reader
+    also takes :data:`MAX_PROVENANCE_PACKAGES` packages as maybe cut)."""
     services: dict[str, dict[str, str]] = {}
     packages: dict[str, str] = {}
-    python = ""
+    python, left_out = "", 0
     for name, value in properties.items():
         if not name.startswith(PROPERTY_PROVENANCE_PREFIX):
             continue
@@ -73,13 +81,21 @@ def provenance_of_properties(properties: Mapping[str, str]) -> Provenance:
             python = value
         elif key.startswith(_PACKAGE):
             packages[key.removeprefix(_PACKAGE)] = value
-        elif (parts := key.rpartition("."))[0] and parts[2] in _SERVICE_FIELDS:
-            services.setdefault(parts[0], {})[parts[2]] = value
-    return Provenance(
+        elif key == _LEFT_OUT:
+            left_out = int(value) if value.isdigit() else 1
+        elif key.startswith(_SERVICE):
+            service, _, field = key.removeprefix(_SERVICE).rpartition(".")
+            if service and field in _SERVICE_FIELDS:
+                services.setdefault(service, {})[field] = value
+    found = Provenance(
         services={k: ServiceProvenance(**v) for k, v in services.items()},
         python=python,
         packages=packages,
     )
+    if left_out and "packages_cut" in {f.name for f in dataclasses.fields(Provenance)}:
+        cut: dict[str, Any] = {"packages_cut": left_out}
+        found = dataclasses.replace(found, **cut)
+    return found
 
 
 # Schema order of a testcase's children (properties first, as pytest writes them).

@@ -10,7 +10,13 @@ from stackmatrix.junit.read import Outcome
 from stackmatrix.report.baseline import CaseChange, Change, Comparison, Mark, VariantChange
 from stackmatrix.report.groups import covers_matrix, first_line, variants_text
 from stackmatrix.report.model import RunReport
-from stackmatrix.report.provenance import VERSION_ASPECTS, ProvenanceChange, changes_text
+from stackmatrix.report.provenance import (
+    SERVICE_ASPECTS,
+    VERSION_ASPECTS,
+    Aspect,
+    ProvenanceChange,
+    changes_text,
+)
 from stackmatrix.report.symbols import ABSENT, CHANGE, MARK, OUTCOME
 from stackmatrix.report.text import md_code, md_escape, status_label
 from stackmatrix.results.journal import Status
@@ -252,7 +258,8 @@ class QuietLine:
 
 
 def quiet_lines(comparison: Comparison, report: RunReport | None) -> tuple[str, list[QuietLine]]:
-    """The title (``Versions changed with no change of outcome``, or images, or both) and each
+    """The title (``Versions changed with no change of outcome``; images, services added or
+    removed, or some of them) and each
     quiet change with its variants, said briefly against *report*'s variants when given."""
     whole = report is not None and covers_matrix(report)
     universe = report.variants if report is not None else ()
@@ -265,11 +272,25 @@ def quiet_lines(comparison: Comparison, report: RunReport | None) -> tuple[str, 
             else (ids[0] if len(ids) == 1 else f"{', '.join(ids)} ({len(ids)} variants)")
         )
         lines.append(QuietLine(change.text, where, len(ids)))
-    versions = frozenset(c.aspect in VERSION_ASPECTS for c, _ in changes)
-    what = {frozenset({True}): "Versions", frozenset({False}): "Images"}.get(
-        versions, "Versions and images"
-    )
-    return f"{what} changed with no change of outcome", lines
+    return _quiet_title({c.aspect for c, _ in changes}), lines
+
+
+def _quiet_title(aspects: set[Aspect]) -> str:
+    """``Versions changed``, ``Versions and images changed``, ``Services added or removed``,
+    or some of them, ``with no change of outcome``."""
+    kinds = [
+        word
+        for word, found in (
+            ("versions", aspects & VERSION_ASPECTS),
+            ("images", aspects - VERSION_ASPECTS - SERVICE_ASPECTS),
+        )
+        if found
+    ]
+    parts = [f"{' and '.join(kinds)} changed"] if kinds else []
+    if aspects & SERVICE_ASPECTS:
+        parts.append("services added or removed")
+    title = ", ".join(parts) or "nothing changed"
+    return f"{title[0].upper()}{title[1:]} with no change of outcome"
 
 
 def changes_markdown(

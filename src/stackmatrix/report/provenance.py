@@ -8,18 +8,21 @@ installed from ``git+https://user:token@host/...``), so no report shows more tha
 Public, for every page that shows provenance: :func:`provenance_text` (a cell),
 :func:`provenance_html` (the cell unfolding to every value), :func:`service_text`,
 :func:`service_fields`, :func:`short_id`, :func:`masked`; :func:`provenance_changes` (two runs
-of one variant) with :class:`ProvenanceChange` and :func:`changes_text`; and
+of one variant) with :class:`ProvenanceChange`, :func:`changes_text`,
+:func:`provenance_comparable`, :func:`packages_cut` and :func:`known_only`; and
 :func:`provenance_dict` / :func:`provenance_from` (``results.json``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
+from stackmatrix.junit.merged_suites import MAX_PROVENANCE_PACKAGES
 from stackmatrix.redact import redact_text
 from stackmatrix.results.journal import Provenance, ServiceProvenance
 
@@ -43,25 +46,47 @@ ARROW = "→"
 PACKAGES_IN_HTML = 200
 """Packages listed in :func:`provenance_html`; the others are counted (all are in run.json)."""
 
+PACKAGES_CAP = MAX_PROVENANCE_PACKAGES
+"""The most packages a variant records: a side with that many may have been cut, so no
+package of it is called new or gone."""
+
+_SERVICE_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(ServiceProvenance))
+_COMPARED_FIELDS = ("version", "image_id", "digest", "image")
+
 
 def masked(provenance: Provenance) -> Provenance:
     """*provenance* with every value (and package name) passed through the secret masking."""
     if not provenance:
         return provenance
-    return Provenance(
+    return dataclasses.replace(
+        provenance,
         services={
             name: ServiceProvenance(
-                image=redact_text(svc.image),
-                image_id=redact_text(svc.image_id),
-                digest=redact_text(svc.digest),
-                version=redact_text(svc.version),
-                version_source=redact_text(svc.version_source),
+                **{f: redact_text(getattr(svc, f)) for f in _SERVICE_FIELD_NAMES}
             )
             for name, svc in provenance.services.items()
         },
         python=redact_text(provenance.python),
         packages={redact_text(k): redact_text(v) for k, v in provenance.packages.items()},
     )
+
+
+def packages_cut(provenance: Provenance) -> bool:
+    """Whether *provenance*'s packages may be only some of them: it says so
+    (``packages_cut``), or it holds :data:`PACKAGES_CAP` of them, as many as are kept."""
+    said = getattr(provenance, "packages_cut", 0)
+    return (isinstance(said, int) and said > 0) or len(provenance.packages) >= PACKAGES_CAP
+
+
+def provenance_comparable(before: Provenance, after: Provenance) -> bool:
+    """Whether two runs recorded anything to compare: a service both name with a value on
+    both sides, the tests' Python on both, or packages on both."""
+    for name, old in before.services.items():
+        new = after.services.get(name)
+        if new is not None and any(getattr(old, f) and getattr(new, f) for f in _COMPARED_FIELDS):
+            return True
+    both = bool(before.python and after.python)
+    return both or bool(before.packages and after.packages)
 
 
 def short_id(value: str, hex_digits: int = SHORT_ID_HEX) -> str:
@@ -171,6 +196,9 @@ class Aspect(enum.StrEnum):
 VERSION_ASPECTS = frozenset({Aspect.VERSION, Aspect.PYTHON, Aspect.PACKAGE})
 """Aspects that are versions (the rest are images and services)."""
 
+SERVICE_ASPECTS = frozenset({Aspect.ADDED, Aspect.GONE})
+"""Aspects that are services added or removed."""
+
 
 @dataclass(frozen=True)
 class ProvenanceChange:
@@ -241,8 +269,14 @@ def _service_change(
     )
     for aspect, old, new in pairs:
         if old and new:
-            return ProvenanceChange(name, aspect, old, new) if old != new else None
+            same = _content(old) == _content(new) if aspect is Aspect.DIGEST else old == new
+            return None if same else ProvenanceChange(name, aspect, old, new)
     return None
+
+
+def _content(digest: str) -> str:
+    """A repo digest without its repository: the same image from a mirror is the same."""
+    return digest.rpartition("@")[2]
 
 
 def provenance_changes(before: Provenance, after: Provenance) -> tuple[ProvenanceChange, ...]:
@@ -267,8 +301,12 @@ def provenance_changes(before: Provenance, after: Provenance) -> tuple[Provenanc
     if before.python and after.python and before.python != after.python:
         changes.append(ProvenanceChange("python", Aspect.PYTHON, before.python, after.python))
     if before.packages and after.packages:
+        # A side that may be cut knows only some packages: one it lacks is not gone or new.
+        cut = packages_cut(before) or packages_cut(after)
         for name in dict.fromkeys((*after.packages, *before.packages)):
             old_version, new_version = before.packages.get(name, ""), after.packages.get(name, "")
+            if cut and not (old_version and new_version):
+                continue
             if old_version != new_version:
                 changes.append(ProvenanceChange(name, Aspect.PACKAGE, old_version, new_version))
     return tuple(changes)
@@ -285,17 +323,8 @@ def provenance_dict(provenance: Provenance) -> dict[str, object]:
     """*provenance* as ``run.json`` writes it, masked (``results.json``)."""
     shown = masked(provenance)
     return {
-        "services": {
-            name: {
-                "image": svc.image,
-                "image_id": svc.image_id,
-                "digest": svc.digest,
-                "version": svc.version,
-                "version_source": svc.version_source,
-            }
-            for name, svc in shown.services.items()
-        },
-        "python": shown.python,
+        **dataclasses.asdict(shown),
+        "services": {name: dataclasses.asdict(svc) for name, svc in shown.services.items()},
         "packages": dict(shown.packages),
     }
 
@@ -315,4 +344,13 @@ def provenance_from(data: object, where: str) -> Provenance:
         raise ValueError(f"{where}: provenance 'services' must map names to objects")
     if not isinstance(packages, Mapping):
         raise ValueError(f"{where}: provenance 'packages' must map names to versions")
-    return Provenance.from_dict(data)
+    return known_only(Provenance.from_dict(data))
+
+
+def known_only(provenance: Provenance) -> Provenance:
+    """*provenance* without the services it knows nothing of: a run that recorded only empty
+    entries recorded nothing, and is compared with nothing."""
+    services = {k: v for k, v in provenance.services.items() if v != ServiceProvenance()}
+    if len(services) == len(provenance.services):
+        return provenance
+    return dataclasses.replace(provenance, services=services)
