@@ -297,8 +297,9 @@ def _found(text: str, pattern: str) -> str:
     for line in text.splitlines()[:LOG_LINES]:
         match = compiled.search(line[:LINE_CAP])
         if match is not None:
-            groups = [g for g in match.groups() if g is not None]
-            return groups[0] if compiled.groups else match[0]
+            if not compiled.groups:
+                return match[0]
+            return next((g for g in match.groups() if g is not None), "")
     return ""
 
 

@@ -205,8 +205,15 @@ def test_in_a_service_the_tests_variables_go_in_by_file_not_on_the_command_line(
         ("x\n" * provenance.LOG_LINES + "v 1.0\n", "v (\\S+)", ""),
         ("x" * (provenance.LINE_CAP + 10) + " v 1.0\n", "v (\\S+)", ""),
         ("redis 7.4\n", "(postgres \\S+)|redis (\\S+)", "7.4"),
+        ("redis\n", "redis( \\S+)?", ""),
     ],
-    ids=["last-line-read", "past-the-lines", "past-the-line-cap", "second-alternative"],
+    ids=[
+        "last-line-read",
+        "past-the-lines",
+        "past-the-line-cap",
+        "second-alternative",
+        "no-group-took-part",
+    ],
 )
 def test_a_log_pattern_searches_a_bounded_head_line_by_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine, case: tuple[str, str, str]
