@@ -73,6 +73,7 @@ class Provenance:
     python: str = ""  # the Python version of the test environment, when it could be asked
     # What the spec's ``tests.versions`` command printed: package -> version.
     packages: Mapping[str, str] = field(default_factory=dict)
+    packages_cut: int = 0  # packages the command printed beyond those kept (a bound)
 
     def __bool__(self) -> bool:
         return bool(self.services or self.python or self.packages)
@@ -87,7 +88,13 @@ class Provenance:
             services={str(k): ServiceProvenance.from_dict(v) for k, v in services.items()},
             python=str(data.get("python") or ""),
             packages={str(k): str(v) for k, v in (data.get("packages") or {}).items()},
+            packages_cut=_count(data.get("packages_cut")),
         )
+
+
+def _count(value: object) -> int:
+    """A non-negative count read back from JSON (anything else: 0)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _as_counted(status: Status, *, experimental: bool) -> Status:
