@@ -3,7 +3,8 @@
 One variant brings up five services: PostgreSQL, Redis and Valkey built from Debian's
 packages (their versions read over their own protocols), a service built with a ``VERSION``
 build arg (asked with a command), and one pulled from a registry on loopback (so its image has
-a repo digest) whose log names its version with a secret in it. The expected values come from
+a repo digest) whose log names its version with a secret in it, and one whose version
+pattern would cut a piece out of that secret. The expected values come from
 the images themselves (``postgres --version``, ``redis-server --version``, ``docker image
 inspect``), never from a number written here.
 """
@@ -11,6 +12,7 @@ inspect``), never from a number written here.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import platform
 import re
@@ -96,6 +98,13 @@ def _matrix(root: Path, box_image: str) -> Project:
                 'echo "started, version 3.1.4+$$SIGNING_KEY"; exec sleep infinity',
             ],
         },
+        # A log line whose version pattern would cut the secret: only masking comes out.
+        "stamp": {
+            "image": box_image,
+            "init": True,
+            "environment": {"SIGNING_KEY": SIGNING_KEY},
+            "command": ["sh", "-c", 'echo "build $$SIGNING_KEY"; exec sleep infinity'],
+        },
     }
     spec = {
         "name": "prov",
@@ -106,10 +115,12 @@ def _matrix(root: Path, box_image: str) -> Project:
             "cache": {"redis": 6379},
             "valkey": {"redis": 6379},
             "box": {"log": "^started"},
+            "stamp": {"log": "^build"},
         },
         "versions": {
             "app": {"command": ["cat", "/etc/server-version"]},
             "box": {"log": r"started, version (\S+)"},
+            "stamp": {"log": r"build \w+-\w+-(\w+)"},
         },
         "tests": {
             "command": ["python3", "-c", "pass"],
@@ -135,6 +146,7 @@ def provenance(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> 
     (variant,) = project.journal()["variants"]
     result: dict[str, Any] = variant["provenance"]
     result["box_reference"] = box
+    result["run_dir"] = str(project.run_dir())
     return result
 
 
@@ -163,7 +175,7 @@ def test_postgres_and_redis_say_the_versions_their_images_hold(provenance: dict[
 def test_each_service_names_its_image_and_the_id_it_ran(provenance: dict[str, Any]) -> None:
     services = provenance["services"]
     box = provenance["box_reference"]
-    assert sorted(services) == ["app", "box", "cache", "db", "valkey"]
+    assert sorted(services) == ["app", "box", "cache", "db", "stamp", "valkey"]
     for service, reference in (("db", POSTGRES), ("cache", REDIS), ("app", APP), ("box", box)):
         assert services[service]["image"] == reference
         assert services[service]["image_id"] == _docker(
@@ -187,7 +199,9 @@ def test_a_command_of_the_spec_reads_the_version_the_build_wrote(
 def test_a_version_that_holds_a_secret_is_masked(provenance: dict[str, Any]) -> None:
     box = provenance["services"]["box"]
     assert (box["version"], box["version_source"]) == (f"3.1.4+{MASK}", "log")
+    assert provenance["services"]["stamp"]["version"] == ""  # its pattern finds only the mask
     assert SIGNING_KEY not in repr(provenance)
+    assert SIGNING_KEY.rpartition("-")[2] not in repr(provenance)
 
 
 def test_the_tests_python_and_packages_are_those_of_their_environment(
@@ -198,3 +212,27 @@ def test_the_tests_python_and_packages_are_those_of_their_environment(
     for name in ("pydantic", "python-on-whales", "PyYAML"):
         assert packages[name] == importlib.metadata.version(name)
     assert 10 <= len(packages) <= 200
+
+
+def test_no_artifact_of_the_run_holds_the_secret_or_a_piece_of_it(
+    provenance: dict[str, Any],
+) -> None:
+    run_dir = Path(provenance["run_dir"])
+    for name in ("run.json", "results.json", "junit.xml", "summary.md", "report.html"):
+        assert (run_dir / name).is_file(), name
+    pieces = (SIGNING_KEY, SIGNING_KEY.rpartition("-")[2], SIGNING_KEY.partition("-")[2])
+    leaks = []
+    for path in sorted(run_dir.rglob("*")):
+        if not path.is_file() or path.name == "compose.yaml":  # the one file that must hold it
+            continue
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        leaks += [f"{path.relative_to(run_dir)}: {piece}" for piece in pieces if piece in text]
+    assert leaks == []
+    version = f"3.1.4+{MASK}"
+    junit = (run_dir / "junit.xml").read_text(encoding="utf-8")
+    assert f'name="stackmatrix.provenance.service.box.version" value="{version}"' in junit
+    # summary.md's cell is one short line, cut before the fifth service: no leak is all it owes.
+    assert version in (run_dir / "report.html").read_text(encoding="utf-8")
+    for name in ("results.json", "run.json"):  # JSON may write the mask as \u2022
+        data = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        assert version in json.dumps(data, ensure_ascii=False), name
