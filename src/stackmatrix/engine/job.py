@@ -6,8 +6,11 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from stackmatrix.compose.merge import long_ports
 from stackmatrix.compose.render import project_name
+from stackmatrix.errors import StackmatrixError
 from stackmatrix.matrix.expand import Variant
 from stackmatrix.results.journal import Status
 from stackmatrix.spec.load import Spec
@@ -21,6 +24,37 @@ class Released:
     variant_id: str
     status: Status
     exit_code: int | None  # of the test command; None when it never ran
+
+
+def host_wide_names(compose: Mapping[str, Any]) -> tuple[str, ...]:
+    """What the rendered *compose* document claims on the whole host, beyond its project:
+    published host ports it pins, container names, external volumes and networks. Two
+    stacks claiming one of them cannot both exist, so such a stack is down before the next
+    variant comes up."""
+    claims: list[str] = []
+    services = compose.get("services")
+    for name, service in sorted((services if isinstance(services, Mapping) else {}).items()):
+        if not isinstance(service, Mapping):
+            continue
+        if service.get("container_name"):
+            claims.append(f"service '{name}': container_name {service['container_name']}")
+        ports = service.get("ports")
+        for item in ports if isinstance(ports, list) else []:
+            try:
+                entries = long_ports(item)
+            except StackmatrixError:  # render reads them first; an odd one claims nothing
+                continue
+            for entry in entries:
+                if entry.get("published"):
+                    claims.append(
+                        f"service '{name}': host port {entry['host_ip']}:{entry['published']}"
+                    )
+    for kind in ("volumes", "networks"):
+        declared = compose.get(kind)
+        for name, config in sorted((declared if isinstance(declared, Mapping) else {}).items()):
+            if isinstance(config, Mapping) and config.get("external"):
+                claims.append(f"external {kind[:-1]} '{config.get('name') or name}'")
+    return tuple(claims)
 
 
 PhaseCallback = Callable[[str, str], None]  # (variant id, phase)

@@ -18,8 +18,13 @@ from stackmatrix.compose.render import (
     load_compose,
     render,
 )
-from stackmatrix.engine.job import Released, VariantJob
-from stackmatrix.engine.provenance import collect_provenance
+from stackmatrix.engine.job import Released, VariantJob, host_wide_names
+from stackmatrix.engine.provenance import (
+    collect_provenance,
+    images_only,
+    service_provenance,
+    test_environment,
+)
 from stackmatrix.engine.services import ServiceState, final_reason
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
 from stackmatrix.engine.stats import HostProcesses, StatsSampler
@@ -31,6 +36,9 @@ from stackmatrix.results.files import remove_links, seal_variant_dir, write_priv
 from stackmatrix.results.journal import Provenance, Status, TestCounts, VariantResult
 
 LOG = logging.getLogger("stackmatrix")
+# Seconds the collect phase waits for the provenance asked beside the tests (each of its
+# questions has its own, shorter deadline); past it, only the images are recorded.
+PROVENANCE_WAIT = 40.0
 
 
 class _Recorder:
@@ -83,6 +91,53 @@ def _changed_while_testing(before: Mapping[str, ServiceState], stack: Stack) -> 
     return changed
 
 
+class _BackgroundProvenance:
+    """The provenance of a ready stack, asked beside its setup and tests: the services at
+    once, the tests' environment once the setup steps ran (they may install the packages
+    under test)."""
+
+    def __init__(
+        self,
+        job: VariantJob,
+        stack: Stack,
+        ports: Mapping[str, Mapping[str, str]],
+        secrets: list[str],
+    ) -> None:
+        self._asked = (job, stack, ports, tuple(secrets))
+        self._setup_over = threading.Event()
+        self._environment = False
+        self._found: Provenance | None = None
+        self._thread = threading.Thread(target=self._ask, name="stackmatrix-provenance")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def setup_over(self, *, ask_environment: bool) -> None:
+        """The setup steps are done (or never will be): ask the tests' environment or not."""
+        if not self._setup_over.is_set():
+            self._environment = ask_environment
+            self._setup_over.set()
+
+    def _ask(self) -> None:
+        job, stack, ports, secrets = self._asked
+        try:
+            self._found = service_provenance(job, stack, ports, secrets)
+            self._setup_over.wait()
+            if self._environment:
+                self._found = test_environment(job, stack, ports, secrets, self._found)
+        except Exception as error:  # the variant goes on with what was found
+            LOG.warning("could not ask the provenance of %s: %s", job.variant.id, error)
+
+    def result(self, timeout: float) -> Provenance | None:
+        """What was found, once the questions are over; None if they outlast *timeout*."""
+        self.setup_over(ask_environment=False)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            LOG.warning("provenance of %s: no answer within %.0f s", self._asked[0].variant.id,
+                        timeout)  # fmt: skip
+            return None
+        return self._found
+
+
 def _why(error: BaseException) -> str:
     return error.reason if isinstance(error, StackFailure) else str(error)
 
@@ -106,6 +161,8 @@ class _VariantRun:
         self.tests_log: str | None = None
         self.setup_log: str | None = None
         self.provenance = Provenance()
+        self.asking: _BackgroundProvenance | None = None
+        self.claims: tuple[str, ...] = ()  # what the stack claims host-wide (a pinned port)
         self.teardown: list[str] = []  # what went wrong after the variant did its part
         self.refused: list[str] = []  # links (and pipes) in the variant's folder, not followed
         # Values never to show: secret variables of the tests (their environment, and the
@@ -127,6 +184,7 @@ class _VariantRun:
                 self.secrets.extend(compose_secrets(data, names))
                 private = holds_secrets(data, names)
                 write_private_if(self.compose_path, dump_compose(data), private=private)
+                self.claims = host_wide_names(data)
             services: Mapping[str, Any] = data.get("services", {})
             stack = self._stack(list(services))
             with stack:
@@ -159,6 +217,7 @@ class _VariantRun:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.junit.unlink(missing_ok=True)
         stack = self._stack([])
+        asked = False
         try:
             self.secrets.extend(
                 compose_secrets(load_compose(self.compose_path), self.job.spec.secrets)
@@ -166,6 +225,7 @@ class _VariantRun:
             stack.refresh()
             self.ports = stack.ports()
             self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
+            asked = True
             try:
                 self._test(stack)
             finally:
@@ -176,6 +236,8 @@ class _VariantRun:
             self.status, self.reason = Status.INTERRUPTED, "interrupted"
         except EngineError as error:
             self.status, self.reason = Status.ERROR, str(error)
+        if not asked:  # the stack is not there as it was: its images still name what it ran
+            self.provenance = images_only(stack, self.secrets)
         self.refused += seal_variant_dir(self.dir, self.secrets)
         return self._result()
 
@@ -233,8 +295,11 @@ class _VariantRun:
                 probes = {svc: p for svc, p in spec.ready.items() if svc in stack.services}
                 stack.wait_until_ready(probes, spec.run.ready_timeout)
             self.ports = stack.ports()
-            self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
+            # Asked beside the setup and the tests, which start at once; collected before
+            # the logs.
+            self.asking = _BackgroundProvenance(self.job, stack, self.ports, self.secrets)
             self._setup(stack)
+            self.asking.setup_over(ask_environment=True)
             if not self.job.run_tests:
                 self.status = Status.PASSED  # up and ready: held for the person who asked
                 return
@@ -246,17 +311,21 @@ class _VariantRun:
             self.status = Status.INTERRUPTED if interrupted else Status.CANCELLED
             self.reason = "interrupted" if interrupted else "cancelled by fail-fast"
         finally:
-            if self.job.run_tests:
-                self._drop_temp_dir()
-            self._tear_down(stack, sampler)
+            try:
+                self._tear_down(stack, sampler)
+            finally:  # whatever went wrong in the teardown, the sampling ends with it
+                sampler.stop()
 
     def _tear_down(self, stack: Stack, sampler: StatsSampler) -> None:
         """Collect and down, whatever happened before. Trouble here is recorded beside what
         the variant did (its tests' report and counts, or the first cause of its failure),
         never instead of it."""
         with self.rec.phase("collect"):
-            self.refused += remove_links(self.dir)  # before anything is written or read
             try:
+                self._finish_provenance(stack)
+                if self.job.run_tests:
+                    self._drop_temp_dir()
+                self.refused += remove_links(self.dir)  # before anything is written or read
                 self._collect(stack, sampler)
             except (StackmatrixError, StackFailure, OSError) as error:
                 self.teardown.append(f"collecting logs and stats failed: {_why(error)}")
@@ -269,17 +338,38 @@ class _VariantRun:
             with self.rec.phase("down"):
                 # Only the removal is left: the scheduler may start another variant meanwhile
                 # (released once the down has its start time: run.json never shows more than
-                # --jobs variants between their start and their down).
-                self.job.on_released(Released(self.job.variant.id, self.status, self.exit_code))
+                # --jobs variants between their start and their down). A stack that claims
+                # something host-wide (a pinned port) keeps its slot until it is down: the
+                # next variant's stack would claim it too.
+                if not self.claims:
+                    self._release()
                 if not self.job.keep:
                     try:
                         stack.down()
                     except (StackmatrixError, StackFailure) as error:
                         self.teardown.append(f"teardown failed: {_why(error)}")
                     stack.keep = True  # done or failed: the context exit must not repeat it
+                if self.claims:
+                    LOG.debug("%s held its slot until down: %s", self.job.variant.id, self.claims)
+                    self._release()
         finally:
             if plotting is not None:
                 plotting.join()
+
+    def _finish_provenance(self, stack: Stack) -> None:
+        """The provenance asked beside the tests; only the images when the stack never got
+        ready (a baseline still names the image that no longer starts) or the questions
+        outlast their wait."""
+        asking, self.asking = self.asking, None
+        found = None if asking is None else asking.result(PROVENANCE_WAIT)
+        self.provenance = found if found is not None else images_only(stack, self.secrets)
+
+    def _release(self) -> None:
+        """Tell the scheduler the slot is free; its trouble is no reason to stop the down."""
+        try:
+            self.job.on_released(Released(self.job.variant.id, self.status, self.exit_code))
+        except Exception as error:
+            LOG.warning("releasing the slot of %s failed: %s", self.job.variant.id, error)
 
     def _collect(self, stack: Stack, sampler: StatsSampler) -> None:
         """The services' logs, then the resource samples taken until the logs were in."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from stackmatrix.engine import lifecycle, suite
-from stackmatrix.engine.job import Released, VariantJob
+from stackmatrix.engine.job import Released, VariantJob, host_wide_names
 from stackmatrix.engine.processes import ProcessOutcome
 from stackmatrix.engine.services import ServiceState
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
@@ -247,6 +247,7 @@ class _DyingEngineStack:
 
     def __init__(self, **_: object) -> None:
         self.client = None
+        self.cancel = threading.Event()
         self.keep = False
         self.created = True
         self.services = ["db"]
@@ -376,6 +377,12 @@ def _recording_sampler(timeline: _Timeline) -> type[_NoSampler]:
     return _Sampler
 
 
+def _no_provenance(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lifecycle, "service_provenance", lambda *_: Provenance())
+    monkeypatch.setattr(lifecycle, "test_environment", lambda *args: args[-1])
+    monkeypatch.setattr(lifecycle, "images_only", lambda *_: Provenance())
+
+
 @pytest.mark.parametrize(("exit_code", "status"), [(0, Status.PASSED), (1, Status.FAILED)])
 def test_the_slot_is_released_with_the_verdict_as_its_down_begins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int, status: Status
@@ -386,7 +393,7 @@ def test_the_slot_is_released_with_the_verdict_as_its_down_begins(
     timeline = _Timeline()
     monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
     monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
-    monkeypatch.setattr(lifecycle, "collect_provenance", lambda *_: Provenance())
+    _no_provenance(monkeypatch)
     released: list[Released] = []
 
     def on_phase(_variant: str, phase: str) -> None:
@@ -435,3 +442,167 @@ def test_a_variant_that_fails_before_its_stack_exists_is_never_released(
     assert result.status is Status.ERROR
     assert result.reason == "compose.yaml: cannot render"
     assert released == []  # the scheduler frees its slot when its life ends
+
+
+def test_a_stack_that_claims_a_host_port_keeps_its_slot_until_it_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  db: {image: 'postgres:${{ matrix.pg }}', ports: ['18777:5432']}\n",
+        encoding="utf-8",
+    )
+    timeline = _Timeline()
+    monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
+    monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
+    _no_provenance(monkeypatch)
+    job = replace(
+        _job(spec, tmp_path), on_released=lambda _release: timeline.events.append("released")
+    )
+    result = lifecycle.run_variant(job)
+    assert result.status is Status.PASSED
+    assert timeline.events[-2:] == ["down (sampling: False)", "released"]
+
+
+@pytest.mark.parametrize(
+    ("compose", "claims"),
+    [
+        ({"services": {"db": {"ports": [{"target": 5432, "host_ip": "127.0.0.1"}]}}}, ()),
+        (
+            {
+                "services": {
+                    "db": {
+                        "ports": [{"target": 7000, "published": "18777", "host_ip": "127.0.0.1"}]
+                    }
+                }
+            },
+            ("service 'db': host port 127.0.0.1:18777",),
+        ),
+        (
+            {"services": {"web": {"ports": ["[::1]:8080:80", "9000"]}}},
+            ("service 'web': host port ::1:8080",),
+        ),
+        (
+            {"services": {"db": {"container_name": "shop-db"}}},
+            ("service 'db': container_name shop-db",),
+        ),
+        (
+            {
+                "services": {},
+                "volumes": {"data": {"external": True, "name": "shop-data"}},
+                "networks": {"edge": {"external": True}, "own": {}},
+            },
+            ("external volume 'shop-data'", "external network 'edge'"),
+        ),
+    ],
+)
+def test_what_a_stack_claims_on_the_whole_host(
+    compose: dict[str, object], claims: tuple[str, ...]
+) -> None:
+    assert host_wide_names(compose) == claims
+
+
+class _Broken(Exception):
+    pass
+
+
+def test_a_release_that_raises_does_not_stop_the_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    timeline = _Timeline()
+    monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
+    monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
+    _no_provenance(monkeypatch)
+
+    def refuses(_release: Released) -> None:
+        raise _Broken("the scheduler is gone")
+
+    result = lifecycle.run_variant(replace(_job(spec, tmp_path), on_released=refuses))
+    assert result.status is Status.PASSED
+    assert timeline.events[-1] == "down (sampling: False)"
+    assert "down" in result.phases
+
+
+@pytest.mark.parametrize("where", ["links", "collect phase"])
+def test_the_sampling_ends_when_the_teardown_fails_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    timeline = _Timeline()
+    monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
+    monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
+    _no_provenance(monkeypatch)
+
+    def denied(_folder: Path) -> list[str]:
+        raise PermissionError(13, "Permission denied", str(_folder))
+
+    def on_phase(_variant: str, phase: str) -> None:
+        if phase == "collect" and where == "collect phase":
+            raise _Broken("the console is gone")
+
+    monkeypatch.setattr(lifecycle, "remove_links", denied if where == "links" else lambda _: [])
+    job = replace(_job(spec, tmp_path), on_phase=on_phase)
+    if where == "links":
+        result = lifecycle.run_variant(job)
+        assert result.status is Status.PASSED
+        assert result.teardown.startswith("collecting logs and stats failed: [Errno 13]")
+    else:
+        with pytest.raises(_Broken):
+            lifecycle.run_variant(job)
+    assert not timeline.sampling
+    assert "sampling stops" in timeline.events
+
+
+def test_the_tests_start_while_the_provenance_is_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    timeline = _Timeline()
+    monkeypatch.setattr(lifecycle, "Stack", _recording_stack(timeline))
+    monkeypatch.setattr(lifecycle, "StatsSampler", _recording_sampler(timeline))
+    tests_began = threading.Event()
+    asked: list[str] = []
+
+    def services(*_: object) -> Provenance:
+        assert tests_began.wait(10), "the tests waited for the provenance"
+        asked.append("services")
+        return Provenance(python="services")
+
+    def environment(*args: object) -> Provenance:
+        asked.append("environment")
+        found = args[-1]
+        assert isinstance(found, Provenance)
+        return replace(found, python="3.12.1")
+
+    def on_phase(_variant: str, phase: str) -> None:
+        if phase == "tests":
+            tests_began.set()
+
+    monkeypatch.setattr(lifecycle, "service_provenance", services)
+    monkeypatch.setattr(lifecycle, "test_environment", environment)
+    monkeypatch.setattr(lifecycle, "images_only", lambda *_: Provenance(python="images"))
+    result = lifecycle.run_variant(replace(_job(spec, tmp_path), on_phase=on_phase))
+    assert result.status is Status.PASSED
+    assert asked == ["services", "environment"]
+    assert result.provenance.python == "3.12.1"
+    assert not [t for t in threading.enumerate() if t.name == "stackmatrix-provenance"]
+
+
+def test_a_stack_that_never_got_ready_still_names_its_images(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class _UpFails(_DyingEngineStack):
+        def up(self) -> None:
+            raise StackFailure("service 'db' exited with code 1")
+
+        def down(self) -> None: ...
+
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    monkeypatch.setattr(lifecycle, "Stack", _UpFails)
+    monkeypatch.setattr(lifecycle, "StatsSampler", _NoSampler)
+    images = Provenance(python="only the images")
+    monkeypatch.setattr(lifecycle, "images_only", lambda *_: images)
+    result = lifecycle.run_variant(_job(spec, tmp_path))
+    assert result.status is Status.ERROR
+    assert result.provenance == images
