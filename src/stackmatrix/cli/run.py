@@ -28,6 +28,15 @@ from stackmatrix.errors import StackmatrixError
 # `--failed` with no RUN_DIR: the latest run under --out.
 _LATEST = Path("\0latest")
 
+
+def non_negative(text: str) -> int:
+    """An argparse type: an integer of at least 0."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be at least 0")
+    return value
+
+
 if TYPE_CHECKING:
     from stackmatrix.ci.provider import Provider
     from stackmatrix.console import Console
@@ -137,6 +146,7 @@ def _run_request(
         variants=tuple(variants),
         out_dir=out_dir(args),
         jobs=args.jobs or default_jobs(spec),
+        background_downs=args.background_downs,
         fail_fast=args.fail_fast or spec.run.fail_fast,
         keep=args.keep,
         rebuild=args.build,
@@ -196,6 +206,13 @@ def register_run(subparsers: Subparsers) -> None:
         help="run only these variants: ids, globs (postgres-1*) or axis values (postgres=13)",
     )
     parser.add_argument("--jobs", "-j", type=positive, metavar="N", help="stacks at a time")
+    parser.add_argument(
+        "--background-downs",
+        type=non_negative,
+        metavar="N",
+        help="stacks coming down in the background beside the running ones"
+        " (default: run.background_downs, else half of --jobs; 0: one down at a time, in line)",
+    )
     parser.add_argument(
         "--fail-fast", action="store_true", help="stop everything at the first failure"
     )

@@ -143,14 +143,23 @@ class RunRequest:
     failed_tests: Mapping[str, tuple[str, ...]] | None = None
     pull: PullPolicy = PullPolicy.MISSING  # when the prepare stage pulls an image
     # How many stacks may be coming down in the background, beside the `jobs` variants that
-    # hold a slot; None: as many as `jobs` (each slot's previous stack can come down while
-    # its next one comes up); 0: a variant holds its slot until its stack is down.
+    # hold a slot; None: the spec's `run.background_downs`, else half of `jobs` (at least
+    # one); 0: a variant holds its slot until its stack is down.
     background_downs: int | None = None
 
     @property
     def downs(self) -> int:
-        """The bound on background teardowns."""
-        return self.jobs if self.background_downs is None else max(0, self.background_downs)
+        """The bound on background teardowns: at most ``jobs + downs`` stacks exist at once.
+
+        Half of ``jobs`` by default: a down is mostly waiting (for containers to stop), so
+        one for every two slots already takes it off the critical path, while the stacks
+        alive at once (memory, and networks: the engine's default address pools hold about
+        30) stay at 1.5 x ``jobs``, not 2 x.
+        """
+        downs = self.background_downs
+        if downs is None:
+            downs = self.spec.run.background_downs
+        return max(1, self.jobs // 2) if downs is None else max(0, downs)
 
 
 def _retryable(status: Status, exit_code: int | None) -> bool:
@@ -404,8 +413,33 @@ class _Run:
 
     def _schedule(self, pool: ThreadPoolExecutor) -> None:
         """Keep the slots full until every variant ran or the run was stopped; then wait for
-        every variant started, teardowns in the background included."""
+        every variant started, teardowns in the background included.
+
+        If the scheduling itself fails (the journal cannot be written, say), the variants
+        still running are stopped as by fail-fast and waited for, their results kept; then
+        the error goes on."""
         flights: dict[Future[VariantResult], _Flight] = {}
+        try:
+            self._keep_slots_full(pool, flights)
+        except BaseException:
+            self._cancel.set()
+            self._salvage(flights)
+            raise
+
+    def _salvage(self, flights: dict[Future[VariantResult], _Flight]) -> None:
+        """Wait for the variants of *flights* (cancelled) and keep what each one recorded."""
+        for future, flight in list(flights.items()):
+            try:
+                result = self._result_of(future, flight.variant)
+                self._results[result.id] = result
+                self._record(result)
+            except Exception as error:  # the run is failing already: its journal says so
+                LOG.debug("recording %s failed", flight.variant.id, exc_info=error)
+            flights.pop(future)
+
+    def _keep_slots_full(
+        self, pool: ThreadPoolExecutor, flights: dict[Future[VariantResult], _Flight]
+    ) -> None:
         while self._pending or flights:
             self._start_more(pool, flights)
             if not flights:
@@ -418,8 +452,9 @@ class _Run:
                     flight.holds_slot = False  # only its `down` is left: the slot is free
                     self._stop_if_fail_fast(flight.variant, flight.released.result().status)
             for future in [future for future in flights if future.done()]:
-                variant = flights.pop(future).variant
+                variant = flights[future].variant
                 result = self._result_of(future, variant)
+                flights.pop(future)
                 self._record(result)
                 self._stop_if_fail_fast(variant, result.status)
 

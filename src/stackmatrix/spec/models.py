@@ -409,6 +409,9 @@ class RunOptions(Model):
     """Scheduling and timeouts of a run."""
 
     jobs: int | None = Field(None, ge=1)
+    # Stacks that may be coming down in the background beside the `jobs` running variants;
+    # unset: half of `jobs` (at least 1); 0: each variant is down before the next comes up.
+    background_downs: int | None = Field(None, ge=0)
     fail_fast: bool = False
     up_timeout: Duration = 120.0
     ready_timeout: Duration = 60.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import signal
 import threading
 import time
@@ -197,7 +198,11 @@ def _pg_spec(tmp_path: Path, count: int) -> Spec:
 class _Life:
     """Each variant's life as the real one lives it: up, tests, collect, its release, then a
     `down` of *down* seconds. Statuses come from *plan* (one per attempt; default passed);
-    *interrupt* names a variant whose tests press Ctrl-C (twice)."""
+    *interrupt* names a variant whose tests press Ctrl-C (twice). A variant named in *waits*
+    begins its down's seconds only once that (variant, moment) happened (or after
+    WAIT_LIMIT seconds, when the scheduler never lets it happen): orders, not timings."""
+
+    WAIT_LIMIT = 5.0
 
     def __init__(
         self,
@@ -205,10 +210,13 @@ class _Life:
         down: float,
         plan: dict[str, list[Status]] | None = None,
         interrupt: str | None = None,
+        waits: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self.down = down
         self.plan = plan or {}
         self.interrupt = interrupt
+        self.waits = waits or {}
+        self.happened: dict[tuple[str, str], threading.Event] = {}
         self.lock = threading.Lock()
         self.moments: dict[tuple[str, str], float] = {}  # (variant#attempt, what) -> monotonic
         self.attempts: dict[str, int] = {}
@@ -218,6 +226,11 @@ class _Life:
     def _mark(self, who: str, what: str) -> None:
         with self.lock:
             self.moments[(who, what)] = time.monotonic()
+        self._event(who.split("#", maxsplit=1)[0], what).set()
+
+    def _event(self, vid: str, what: str) -> threading.Event:
+        with self.lock:
+            return self.happened.setdefault((vid, what), threading.Event())
 
     def _count(self, in_flight: int, holding: int) -> None:
         with self.lock:
@@ -263,6 +276,8 @@ class _Life:
         job.on_released(Released(vid, status, exit_code))
         job.on_phase(vid, "down")
         self._mark(who, "down")
+        if vid in self.waits:
+            self._event(*self.waits[vid]).wait(self.WAIT_LIMIT)
         time.sleep(self.down)
         self._mark(who, "down ended")
         self._count(-1, 0)
@@ -301,7 +316,8 @@ def _run_lives(
 def test_the_next_variant_comes_up_while_the_last_one_comes_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    life = _Life(down=0.4)
+    # Each down lasts until the next variant came up, if the scheduler lets it.
+    life = _Life(down=0.1, waits={"pg-10": ("pg-11", "up"), "pg-11": ("pg-12", "up")})
     journal, lines = _run_lives(monkeypatch, tmp_path, life, 3, jobs=1)
     ids = ["pg-10", "pg-11", "pg-12"]
     assert [(v.id, v.status) for v in journal.variants] == [(i, Status.PASSED) for i in ids]
@@ -323,20 +339,27 @@ def test_the_next_variant_comes_up_while_the_last_one_comes_down(
 def test_downs_in_the_background_are_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, downs: int
 ) -> None:
-    life = _Life(down=0.6)
+    # pg-10 comes down once as many came up as the bound lets in; the others after pg-10.
+    beyond = f"pg-{11 + downs}"
+    waits = {f"pg-{n}": ("pg-10", "down ended") for n in range(11, 14)}
+    waits["pg-10"] = (f"pg-{10 + downs}", "up")
+    life = _Life(down=0.05, waits=waits)
     journal, _ = _run_lives(monkeypatch, tmp_path, life, 4, jobs=1, background_downs=downs)
     assert {v.status for v in journal.variants} == {Status.PASSED}
     assert life.most_holding == 1
     assert life.most_in_flight == 1 + downs
     # The variant beyond the bound waits until the first stack is down.
-    beyond = f"pg-{11 + downs}"
     assert life.at(beyond, "up") >= life.at("pg-10", "down ended")
 
 
-def test_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
+def test_half_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
     spec = _pg_spec(tmp_path, 1)
     request = RunRequest(spec=spec, variants=tuple(expand(spec)), jobs=3)
-    assert request.downs == 3
+    assert [replace(request, jobs=jobs).downs for jobs in (1, 2, 3, 16)] == [1, 1, 1, 8]
+    # run.background_downs in the spec, then --background-downs over it
+    spec = spec.model_copy(update={"run": spec.run.model_copy(update={"background_downs": 0})})
+    assert replace(request, spec=spec).downs == 0
+    assert replace(request, spec=spec, background_downs=2).downs == 2
     assert replace(request, background_downs=1).downs == 1
     assert replace(request, background_downs=-2).downs == 0
 
@@ -415,3 +438,39 @@ def test_a_variant_that_ends_before_its_teardown_frees_its_slot_when_it_ends(
         ("pg-10", Status.ERROR),
         ("pg-11", Status.PASSED),
     ]
+
+
+class _LongTests(_Life):
+    """pg-10 lives as the others do; the tests of every other variant take 30 s, unless the
+    run stops them."""
+
+    def run_variant(self, job: VariantJob) -> VariantResult:
+        if job.variant.id == "pg-10":
+            return super().run_variant(job)
+        stopped = job.cancel.wait(30)
+        status = Status.CANCELLED if stopped else Status.PASSED
+        return VariantResult.never_ran(job.variant, status=status, reason="its tests stopped")
+
+
+@pytest.mark.usefixtures("_no_images")
+def test_a_run_whose_journal_cannot_be_written_stops_the_variants_and_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes = RunJournal.write
+
+    def full_disk_once(journal: RunJournal, run_dir: Path) -> Path:
+        if [v.id for v in journal.variants] == ["pg-10"]:
+            raise OSError(28, "No space left on device")
+        return writes(journal, run_dir)
+
+    monkeypatch.setattr(RunJournal, "write", full_disk_once)
+    began = time.monotonic()
+    with pytest.raises(OSError, match="No space left"):
+        _run_lives(monkeypatch, tmp_path, _LongTests(down=0.0), 2, jobs=2)
+    assert time.monotonic() - began < 10  # pg-11 was stopped, not waited for to its end
+    journal = json.loads((tmp_path / "out/runs/20260314-092000-a1b2/run.json").read_text())
+    assert [(v["id"], v["status"], v["reason"]) for v in journal["variants"]] == [
+        ("pg-10", "passed", ""),
+        ("pg-11", "cancelled", "its tests stopped"),
+    ]
+    assert journal["exit_code"] == 3
