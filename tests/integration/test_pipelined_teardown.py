@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +47,7 @@ def test_with_one_job_the_next_variant_comes_up_while_the_last_comes_down(
         # The later one's bring-up began once the earlier one's logs were in, while its
         # stack was still coming down.
         assert earlier["phase_starts"]["down"] <= later["started_at"]  # one job at a time
-        assert later["started_at"] <= later["phase_starts"]["up"]
         assert later["phase_starts"]["up"] < _down_ended(earlier), (earlier, later)
-        # One job: the later one's tests start only after the earlier one released its slot.
-        assert later["phase_starts"]["tests"] > earlier["phase_starts"]["collect"]
     for variant in variants:  # a result is whole once its down is done (phases: rounded ms)
         assert variant["finished_at"] >= _down_ended(variant) - 0.01
     output = done.stdout + done.stderr
@@ -63,14 +59,19 @@ def test_an_interrupt_during_a_background_down_waits_for_it_and_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     project = make_project(
-        tmp_path, axes={"flavor": ["a", "b", "c"]}, run={"jobs": 1, "down_timeout": "6s"}
+        tmp_path,
+        axes={"flavor": ["a", "b", "c"]},
+        # b's tests hang: the signal finds them running, whenever it comes
+        include=[{"flavor": f, "mode": "hang" if f == "b" else "pass"} for f in "abc"],
+        run={"jobs": 1, "down_timeout": "10s"},
+        tests_env={"CHECK_MODE": "${{ matrix.mode }}"},
     )
-    add_services(project, {"stubborn": STUBBORN}, when={"flavor": "a"})  # a's down: 6 s
+    add_services(project, {"stubborn": STUBBORN}, when={"flavor": "a"})  # a's down: 10 s
 
     run = Watched(project, "run")
-    run.wait_for(r"^\s+flavor-a: down$", r"^\s+flavor-b: (up|ready)$")
+    run.wait_for(r"^\s+flavor-a: down$", r"^\s+flavor-b: tests$")
     run.signal(signal.SIGINT, group=True)
-    time.sleep(0.3)  # two signals sent at once may arrive as one
+    run.wait_for(r"SIGINT: stopping")  # two signals sent at once may arrive as one
     run.signal(signal.SIGINT, group=True)  # a second Ctrl-C does not cut a teardown short
     code, _ = run.finish()
 
@@ -85,7 +86,7 @@ def test_an_interrupt_during_a_background_down_waits_for_it_and_leaves_nothing(
     assert run.signalled_wall is not None
     assert a["phase_starts"]["down"] < run.signalled_wall < _down_ended(a)  # signalled in it
     assert a["status"] == "passed"  # its tests had finished; its down ran to its end
-    assert a["phases"]["down"] >= 5
+    assert a["phases"]["down"] >= 9
     assert not a["teardown"]
     assert b["status"] == "interrupted"
     assert variants["flavor-c"]["reason"] == "never started: the run was interrupted"

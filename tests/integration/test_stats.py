@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from python_on_whales import Container, DockerClient
@@ -22,7 +23,7 @@ from stackmatrix.engine.stats import StatsSampler
 
 from ._matrix import make_project
 from .conftest import LABEL
-from .faults._support import proc_files
+from .faults._support import edit_spec, proc_files
 
 pytestmark = pytest.mark.integration
 
@@ -183,6 +184,11 @@ def test_a_run_samples_its_stack_from_ready_through_collect(tmp_path: Path) -> N
         ready={"echo": {"tcp": 7000}, "slow": {"log": "^ready$"}},
         run={"stats_interval": 0.5},
     )
+
+    def slow_tests(spec: dict[str, Any]) -> None:  # 4 s of tests: sampled, by construction
+        spec["tests"]["command"] = ["sh", "-c", "sleep 4; exec python3 echo_check.py"]
+
+    edit_spec(project, slow_tests)
     done = project.run("run")
     assert done.returncode == 0, done.stdout + done.stderr
     (variant,) = project.journal()["variants"]
@@ -194,7 +200,10 @@ def test_a_run_samples_its_stack_from_ready_through_collect(tmp_path: Path) -> N
         return [m for m in moments if starts[first] <= m < starts[until]]
 
     assert sampled_in("ready", "tests"), (starts, moments)
-    assert sampled_in("collect", "down"), (starts, moments)
+    # Sampled all along the tests, until the logs are in (sampling during collect itself is
+    # in test_lifecycle: a fast machine collects this log between two frames).
+    assert sampled_in("tests", "collect"), (starts, moments)
+    assert moments[-1] >= starts["tests"] + 3, (starts, moments)
     assert starts["up"] <= moments[0]
     assert moments[-1] < starts["down"]  # sampled until the logs were in, not during down
     assert {"echo", "slow", "chatty"} <= set(stats["peaks"])
