@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import yaml
 from python_on_whales import DockerClient
@@ -187,15 +187,12 @@ def test_environment(
     python = _first_line(redact_text(python_out[0], secrets))
     text, complete = packages_out
     packages, cut = parse_packages_counted(redact_text(text, secrets), complete=complete)
-    found = dataclasses.replace(
+    return dataclasses.replace(
         provenance,
         python=_mask(python, secrets) if re.fullmatch(r"\d+\.\d+\S*", python) else "",
         packages={_mask(name, secrets): _mask(v, secrets) for name, v in packages.items()},
+        packages_cut=cut,
     )
-    if cut and "packages_cut" in {f.name for f in dataclasses.fields(Provenance)}:
-        cut_field: dict[str, Any] = {"packages_cut": cut}
-        found = dataclasses.replace(found, **cut_field)
-    return found
 
 
 def _mask(text: str, secrets: Sequence[str], cap: int | None = VALUE_CAP) -> str:

@@ -50,10 +50,7 @@ def provenance_properties(provenance: Provenance) -> list[tuple[str, str]]:
     pairs.append(("python", provenance.python))
     packages = list(provenance.packages.items())
     pairs += [(f"{_PACKAGE}{name}", v) for name, v in packages[:MAX_PROVENANCE_PACKAGES]]
-    said_cut = getattr(provenance, "packages_cut", 0)
-    left_out = max(0, len(packages) - MAX_PROVENANCE_PACKAGES) + (
-        said_cut if isinstance(said_cut, int) else 0
-    )
+    left_out = max(0, len(packages) - MAX_PROVENANCE_PACKAGES) + provenance.packages_cut
     if left_out:
         pairs.append((_LEFT_OUT, str(left_out)))
     return [
@@ -67,9 +64,8 @@ def provenance_properties(provenance: Provenance) -> list[tuple[str, str]]:
 
 
 def provenance_of_properties(properties: Mapping[str, str]) -> Provenance:
-    """What :func:`provenance_properties` wrote, read back from a suite's properties. Packages
-    left out are counted in ``packages_cut`` when the provenance has that field (a reader
-    also takes :data:`MAX_PROVENANCE_PACKAGES` packages as maybe cut)."""
+    """What :func:`provenance_properties` wrote, read back from a suite's properties (the
+    packages left out counted in ``packages_cut``)."""
     services: dict[str, dict[str, str]] = {}
     packages: dict[str, str] = {}
     python, left_out = "", 0
@@ -87,15 +83,12 @@ def provenance_of_properties(properties: Mapping[str, str]) -> Provenance:
             service, _, field = key.removeprefix(_SERVICE).rpartition(".")
             if service and field in _SERVICE_FIELDS:
                 services.setdefault(service, {})[field] = value
-    found = Provenance(
+    return Provenance(
         services={k: ServiceProvenance(**v) for k, v in services.items()},
         python=python,
         packages=packages,
+        packages_cut=left_out,
     )
-    if left_out and "packages_cut" in {f.name for f in dataclasses.fields(Provenance)}:
-        cut: dict[str, Any] = {"packages_cut": left_out}
-        found = dataclasses.replace(found, **cut)
-    return found
 
 
 # Schema order of a testcase's children (properties first, as pytest writes them).

@@ -74,8 +74,7 @@ def masked(provenance: Provenance) -> Provenance:
 def packages_cut(provenance: Provenance) -> bool:
     """Whether *provenance*'s packages may be only some of them: it says so
     (``packages_cut``), or it holds :data:`PACKAGES_CAP` of them, as many as are kept."""
-    said = getattr(provenance, "packages_cut", 0)
-    return (isinstance(said, int) and said > 0) or len(provenance.packages) >= PACKAGES_CAP
+    return provenance.packages_cut > 0 or len(provenance.packages) >= PACKAGES_CAP
 
 
 def provenance_comparable(before: Provenance, after: Provenance) -> bool:

@@ -286,3 +286,14 @@ def test_the_test_environment_is_added_to_the_services_asked_before(
     assert services.python == ""  # the tests' Python is asked after the setup steps
     found = provenance.test_environment(job, stack, {}, [], services)
     assert (found.services, found.python) == (services.services, "3.99.1")
+
+
+def test_the_packages_left_out_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    script = f"for i in $(seq 1 {provenance.MAX_PACKAGES + 5}); do echo p$i==1; done"
+    job = _job(tmp_path, f"tests: {{command: 'true', versions: [sh, -c, {json.dumps(script)}]}}\n")
+    found = _collect(job, _stack(tmp_path, monkeypatch))
+    assert (len(found.packages), found.packages_cut) == (provenance.MAX_PACKAGES, 5)
+    endless = _job(tmp_path, "tests: {command: 'true', versions: [yes, 'shop==1.0']}\n")
+    assert _collect(endless, _stack(tmp_path, monkeypatch)).packages_cut >= 1

@@ -20,6 +20,7 @@ from stackmatrix.report.provenance import (
     provenance_changes,
     provenance_comparable,
     provenance_dict,
+    provenance_from,
 )
 from stackmatrix.report.results_file import load_baseline
 from stackmatrix.results.journal import Provenance, ServiceProvenance, Status
@@ -133,3 +134,16 @@ def test_every_field_of_a_service_is_masked_and_written() -> None:
     services = provenance_dict(Provenance(services={"db": every}))["services"]
     assert isinstance(services, dict)
     assert set(services["db"]) == {f.name for f in dataclasses.fields(ServiceProvenance)}
+
+
+def test_a_side_that_says_it_was_cut_calls_no_package_gone() -> None:
+    cut = Provenance(packages={"a": "1", "b": "2"}, packages_cut=3)
+    whole = Provenance(packages={"a": "1", "c": "1"})
+    assert provenance_changes(whole, cut) == provenance_changes(cut, whole) == ()
+    assert [c.text for c in provenance_changes(whole, dataclasses.replace(cut, packages_cut=0))]
+
+
+def test_the_count_of_packages_left_out_survives_junit_and_results_json() -> None:
+    cut = Provenance(packages={"a": "1"}, packages_cut=3)
+    assert provenance_of_properties(dict(provenance_properties(cut))) == cut
+    assert provenance_from(json.loads(json.dumps(provenance_dict(cut))), "here") == cut
