@@ -19,7 +19,8 @@ from stackmatrix.spec.load import Spec
 @dataclass(frozen=True)
 class Released:
     """A variant done with its job slot: its tests (if it got that far) ended, its logs and
-    stats are collected, only its stack's removal (``down``) is left; its verdict is known."""
+    stats are collected, only its stack's removal (``down``) is left, or is done too for a
+    stack that claims host-wide names; its verdict is known."""
 
     variant_id: str
     status: Status
@@ -86,8 +87,9 @@ class VariantJob:
     failed_tests: tuple[str, ...] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)  # on every object, beside the run's
     # Called once the variant no longer needs its job slot: its tests ran and its logs and
-    # stats are collected; only the stack's removal (``down``) is left. Never called by a
-    # variant that ends before its teardown (a compose file that does not render, a defect).
+    # stats are collected; only the stack's removal (``down``) is left (a stack with
+    # host_wide_names: once it is down). Never called by a variant that ends before its
+    # teardown (a compose file that does not render, a defect).
     on_released: ReleaseCallback = lambda _released: None
 
     @property

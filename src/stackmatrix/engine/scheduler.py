@@ -1,7 +1,8 @@
 """Schedule many variants: a thread pool, --jobs, fail-fast, signals, and the run journal.
 
 A variant holds one of the ``--jobs`` slots from its start until its logs and stats are
-collected (its ``on_released``) or, if it never gets that far, until it ends. Its stack's
+collected (its ``on_released``; a stack that claims a host port or another host-wide name:
+until it is down) or, if it never gets that far, until it ends. Its stack's
 removal (``down``) then goes on in the background while the next variant comes up: at most
 ``background_downs`` such removals at once, each still a part of its variant (its result is
 recorded when its ``down`` is done), so a run, stopped or not, always waits for all of them.
