@@ -18,7 +18,11 @@ from typing import assert_never
 
 from stackmatrix.junit.read import CaseResult, Outcome
 from stackmatrix.report.model import RunReport, VariantReport
-from stackmatrix.report.provenance import ProvenanceChange, provenance_changes
+from stackmatrix.report.provenance import (
+    ProvenanceChange,
+    provenance_changes,
+    provenance_comparable,
+)
 from stackmatrix.results.journal import Provenance, Status
 
 HISTORY_RUNS = 10
@@ -307,7 +311,8 @@ def _compare_variant(now: VariantRecord, base: VariantRecord | None) -> VariantC
         reason=now.reason,
         history=extend(before, mark),
         provenance_changes=provenance_changes(base.provenance, now.provenance) if base else (),
-        provenance_compared=base is not None and bool(base.provenance) and bool(now.provenance),
+        provenance_compared=base is not None
+        and provenance_comparable(base.provenance, now.provenance),
     )
 
 

@@ -260,13 +260,14 @@ class RunJournal:
 
 
 def parallelism(results: Sequence[VariantResult]) -> int:
-    """The most variants that ran at one moment, from their start and finish times (what a
-    run really did, whoever scheduled it: ``--jobs``, or ``nox -j``); at least 1."""
+    """The most variants that ran at one moment (what a run really did, whoever scheduled it:
+    ``--jobs``, or ``nox -j``); at least 1. A variant counts from its start until its down
+    begins (a down may run in the background, holding no job slot), else until its finish."""
     edges = sorted(
         (moment, step)
         for r in results
         if r.started_at is not None and r.finished_at is not None
-        for moment, step in ((r.started_at, 1), (r.finished_at, -1))
+        for moment, step in ((r.started_at, 1), (r.phase_starts.get("down", r.finished_at), -1))
     )
     running = most = 0
     for _moment, step in edges:  # a finish sorts before a start at the same moment

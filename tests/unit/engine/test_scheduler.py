@@ -179,6 +179,23 @@ def test_parallelism_is_the_most_variants_running_at_one_moment(
     assert parallelism(results) == most
 
 
+def test_parallelism_ends_a_variant_where_its_down_begins() -> None:
+    # --jobs 1 with teardown in the background: each variant comes down while the next runs.
+    spans = [(0.0, 4.0, 6.0), (4.0, 8.0, 10.0), (8.0, 12.0, 14.0)]  # start, down, finish
+    results = [
+        replace(
+            _result(Status.PASSED),
+            id=f"v{i}",
+            started_at=start,
+            finished_at=end,
+            phase_starts={"down": down},
+        )
+        for i, (start, down, end) in enumerate(spans)
+    ]
+    assert parallelism(results) == 1
+    assert parallelism([replace(r, phase_starts={}) for r in results]) == 2
+
+
 # -- pipelined teardown: the slot is free once only `down` is left ---------------------------
 
 
