@@ -62,10 +62,26 @@ def secret_values(env: Mapping[str, str], extra_secret_names: Sequence[str] = ()
     return [v for k, v in env.items() if v and (is_secret_name(k) or k in extra_secret_names)]
 
 
+DOTENV = ".env"
+
+
+def compose_environment(
+    project_dir: Path | None, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The variables compose interpolates a project's files with: the project directory's
+    ``.env`` file, overridden by *environ* (default: this process's), as ``docker compose``
+    does."""
+    env = dict(os.environ if environ is None else environ)
+    if project_dir is None:
+        return env
+    return {**dict(read_env_file(project_dir / DOTENV)), **env}
+
+
 def compose_secrets(
     compose: Mapping[str, Any],
     extra_secret_names: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
+    project_dir: Path | None = None,
 ) -> list[str]:
     """Every secret value a compose dict gives its services, wherever it comes from.
 
@@ -75,9 +91,10 @@ def compose_secrets(
     [API_TOKEN]`` is the host's ``API_TOKEN``); every host variable with a secret name that
     the document interpolates anywhere (``${CI_TOKEN}``); and the values of compose's own
     top-level ``secrets`` (from the environment, or a file's content). *environ* is the
-    environment compose runs with (default: this process's).
+    environment compose runs with (default: this process's); *project_dir*, when given, adds
+    the values of its ``.env`` file, which compose interpolates too.
     """
-    env = os.environ if environ is None else environ
+    env = compose_environment(project_dir, environ)
     names = frozenset(extra_secret_names)
 
     def secret(name: str) -> bool:

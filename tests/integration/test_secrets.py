@@ -3,7 +3,8 @@
 One matrix gives its services and tests secret values from each place a value can come from:
 a service's ``environment:``, its ``env_file:``, build ``args`` (of an image the prepare stage
 builds, of one a variant builds, and of builds that fail), host variables the compose file
-interpolates (``${CI_TOKEN}``, and ``${PGPASS}`` under a secret name), a host variable listed
+interpolates (``${CI_TOKEN}``, ``${PGPASS}`` under a secret name, and ``${VAULT_TOKEN}`` from the
+project's ``.env``), a host variable listed
 under the matrix's ``secrets:``, and ``tests.env``. The services print them in their logs,
 the builds in their output, the tests on stdout and stderr and in their JUnit failures. Then
 every file of the run directory, the captured terminal and the step summary are searched for
@@ -78,6 +79,7 @@ def _write_project(root: Path, tag: str) -> tuple[Project, dict[str, str], dict[
         "build arg (failed variant build)": f"failvar-{tag}",
         "tests.env secret name": f"apitok-{tag}",
         "tests.env listed in secrets:": f"shopdsn-{tag}",
+        "project .env, interpolated": f"dotenv-{tag}",
     }
     host = {
         "PGPASS": values["interpolated under a secret name"],
@@ -97,11 +99,14 @@ def _write_project(root: Path, tag: str) -> tuple[Project, dict[str, str], dict[
             values["env_file"],
             values["interpolated under a secret name"],
             values["build arg (prepare stage)"],
+            values["project .env, interpolated"],
         ],
         "flavor-b": [*common, values["build arg (variant build)"]],
     }
     (root / "leaks.json").write_text(json.dumps(known))
     (root / "leak_all.py").write_text(LEAK_ALL)
+    # Compose interpolates with the project directory's .env too (the host's values win).
+    (root / ".env").write_text(f"VAULT_TOKEN={values['project .env, interpolated']}\n")
     (root / "db.env").write_text(f"# the database\nDB_PASSWORD={values['env_file']}\nHOST=db\n")
     for name, step in {
         "ok": 'RUN echo "building with $ARG_TOKEN"',
@@ -112,7 +117,7 @@ def _write_project(root: Path, tag: str) -> tuple[Project, dict[str, str], dict[
             f'FROM {BOOKWORM}\nARG ARG_TOKEN\n{step}\nCMD ["sleep", "600"]\n'
         )
     box = {"image": BOOKWORM, "init": True}
-    db_says = "db: $$ADMIN_PASSWORD $$DB_PASSWORD $$POSTGRES_PASSWORD $$HOOK $$GREETING"
+    db_says = "db: $$ADMIN_PASSWORD $$DB_PASSWORD $$POSTGRES_PASSWORD $$HOOK $$GREETING $$RELAY"
     services_a = {
         "db": {
             **box,
@@ -122,6 +127,7 @@ def _write_project(root: Path, tag: str) -> tuple[Project, dict[str, str], dict[
                 "POSTGRES_PASSWORD": "${PGPASS}",
                 "HOOK": "${CI_TOKEN}",
                 "GREETING": "${DEPLOY_PHRASE}",
+                "RELAY": "${VAULT_TOKEN}",
             },
             "command": ["sh", "-c", f'echo "{db_says}"; echo "{db_says}" >&2; exec sleep 600'],
         },

@@ -369,3 +369,23 @@ def test_one_rule_for_secret_names_in_variables_and_in_compose_text(word: str) -
     document = {"services": {"db": {"labels": {f"db_{word.lower()}": "plain"}}}}
     assert holds_secrets(document)
     assert not holds_secrets({"services": {"db": {"labels": {"db_name": "plain"}}}})
+
+
+def test_compose_secrets_read_the_project_env_file_compose_interpolates(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("VAULT_TOKEN=from-dotenv\nDB_PASSWORD=dotenv-pw\nPLAIN=x\n")
+    document = {
+        "services": {
+            "db": {"environment": {"RELAY": "${VAULT_TOKEN}", "DB_PASSWORD": "${DB_PASSWORD}"}}
+        }
+    }
+    found = compose_secrets(document, environ={}, project_dir=tmp_path)
+    assert "from-dotenv" in found
+    assert "dotenv-pw" in found
+    # The environment wins over .env, as in compose; without a project directory, no .env.
+    overridden = compose_secrets(document, environ={"DB_PASSWORD": "host-pw"}, project_dir=tmp_path)
+    assert "host-pw" in overridden
+    assert "dotenv-pw" not in overridden
+    without = compose_secrets(document, environ={})
+    assert "from-dotenv" not in without
+    assert "dotenv-pw" not in without
+    assert holds_secrets(document, project_dir=tmp_path)

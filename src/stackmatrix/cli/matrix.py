@@ -87,7 +87,11 @@ def _render(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     else:
         try:
-            write_private_if(args.output, text, private=holds_secrets(data, spec.secrets))
+            write_private_if(
+                args.output,
+                text,
+                private=holds_secrets(data, spec.secrets, project_dir=spec.path.parent),
+            )
         except OSError as exc:
             raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
     return 0

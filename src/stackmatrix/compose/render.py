@@ -217,10 +217,12 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def holds_secrets(data: Mapping[str, Any], secret_names: Sequence[str] = ()) -> bool:
+def holds_secrets(
+    data: Mapping[str, Any], secret_names: Sequence[str] = (), project_dir: Path | None = None
+) -> bool:
     """Whether a compose document carries something secret (so: keep it private): a value of
     a secret-looking variable or of one named in *secret_names* (the spec's ``secrets``)."""
-    return bool(compose_secrets(data, secret_names)) or bool(
+    return bool(compose_secrets(data, secret_names, project_dir=project_dir)) or bool(
         SECRET_ASSIGNMENT.search(dump_compose(data))
     )
 

@@ -106,7 +106,7 @@ def masked_environment(job: VariantJob, env: dict[str, str]) -> dict[str, str]:
     secrets = secret_values(env, names)
     compose = job.directory / "compose.yaml"
     if compose.is_file():
-        secrets += compose_secrets(load_compose(compose), names)
+        secrets += compose_secrets(load_compose(compose), names, project_dir=job.spec.path.parent)
     return {key: redact_text(value, secrets) for key, value in redact_env(env, names).items()}
 
 

@@ -181,8 +181,9 @@ class _VariantRun:
                     self.job.spec, self.job.variant, run_id=self.job.run_id, labels=self.job.labels
                 )
                 names = self.job.spec.secrets
-                self.secrets.extend(compose_secrets(data, names))
-                private = holds_secrets(data, names)
+                home = self.job.spec.path.parent  # compose reads its .env there
+                self.secrets.extend(compose_secrets(data, names, project_dir=home))
+                private = holds_secrets(data, names, project_dir=home)
                 write_private_if(self.compose_path, dump_compose(data), private=private)
                 self.claims = host_wide_names(data)
             services: Mapping[str, Any] = data.get("services", {})
@@ -220,7 +221,11 @@ class _VariantRun:
         asked = False
         try:
             self.secrets.extend(
-                compose_secrets(load_compose(self.compose_path), self.job.spec.secrets)
+                compose_secrets(
+                    load_compose(self.compose_path),
+                    self.job.spec.secrets,
+                    project_dir=self.job.spec.path.parent,
+                )
             )
             stack.refresh()
             self.ports = stack.ports()

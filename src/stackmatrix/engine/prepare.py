@@ -208,7 +208,7 @@ def _prepare(
     secrets = secret_values({**os.environ, **tests_env}, spec.secrets)
     for variant in variants:
         data = render(spec, variant, run_id=run_id)
-        secrets += compose_secrets(data, spec.secrets)
+        secrets += compose_secrets(data, spec.secrets, project_dir=spec.path.parent)
         needs[variant.id] = _needs_of(variant, data)
         if any(need.build for need in needs[variant.id].values()):
             composes[variant.id] = _write_compose(spec, variant, data, run_dir)
@@ -279,7 +279,7 @@ def _needs_of(variant: Variant, data: Mapping[str, Any]) -> dict[str, Need]:
 def _write_compose(spec: Spec, variant: Variant, data: dict[str, Any], run_dir: Path) -> Path:
     path = run_dir / variant.id / "compose.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    private = holds_secrets(data, spec.secrets)
+    private = holds_secrets(data, spec.secrets, project_dir=spec.path.parent)
     write_private_if(path, dump_compose(data), private=private)
     return path
 
