@@ -17,6 +17,7 @@ from stackmatrix.junit.write import (
     ERROR_CLASSNAME,
     CaseResult,
     Outcome,
+    ParsedReport,
     count_outcomes,
     iter_cases,
     parse_junit,
@@ -487,20 +488,34 @@ def rewritten(case: CaseResult, rewrite: TestIdRewrite) -> CaseResult:
     )
 
 
+JunitReadings = dict[Path, tuple[tuple[CaseResult, ...], str]]
+"""Testcases and problem of JUnit files already read (by the merge), by path."""
+
+
+def junit_reading(parsed: ParsedReport) -> tuple[tuple[CaseResult, ...], str]:
+    """What :func:`load_runs` takes of a JUnit file: its testcases and why it is unreadable."""
+    return tuple(iter_cases(parsed)), parsed.problem
+
+
 def _variant_report(
-    result: VariantResult, run_dir: Path, run_id: str, rewrite: TestIdRewrite = _no_rewrite
+    result: VariantResult,
+    run_dir: Path,
+    run_id: str,
+    rewrite: TestIdRewrite = _no_rewrite,
+    readings: JunitReadings | None = None,
 ) -> VariantReport:
     cases: list[CaseResult] = []
     synthetic: list[CaseResult] = []
     problem = ""
     if result.junit:
-        parsed = parse_junit(run_dir / result.junit)
-        for case in iter_cases(parsed):
+        path = run_dir / result.junit
+        known = readings.pop(path, None) if readings is not None else None
+        read, problem = known if known is not None else junit_reading(parse_junit(path))
+        for case in read:
             if is_synthetic(case):
                 synthetic.append(case)
             else:
                 cases.append(rewritten(case, rewrite))
-        problem = parsed.problem
     stats, stats_problem = (
         read_stats(run_dir / result.stats) if result.stats else (None, "no resource samples")
     )
@@ -595,13 +610,19 @@ def _in_matrix_order(
     )
 
 
-def load_runs(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> RunReport:
+def load_runs(
+    run_dirs: Sequence[Path],
+    *,
+    against_matrix: bool = False,
+    readings: JunitReadings | None = None,
+) -> RunReport:
     """Read the journals of *run_dirs* and the files they name; raise ReportError when a
     directory has no readable journal.
 
     Test ids are rewritten by each run's ``test_ids`` rules; variants come in matrix order.
     *against_matrix*: what the report misses is judged against the whole matrix (every
-    variant and shard), not only against what the runs set out to run.
+    variant and shard), not only against what the runs set out to run. *readings*: JUnit
+    files already read, taken from there instead of being read again.
     """
     if not run_dirs:
         raise ReportError("no run directory given")
@@ -622,7 +643,7 @@ def load_runs(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> RunR
                 )
             rules = tuple(journal.test_ids)
         for result in journal.variants:
-            report = _variant_report(result, run_dir, journal.run_id, rewrite)
+            report = _variant_report(result, run_dir, journal.run_id, rewrite, readings)
             earlier = chosen.pop(result.id, None)
             if earlier is not None and journal.rerun_of is None:
                 warnings.append(
