@@ -15,7 +15,7 @@ import re
 import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 from xml.etree import ElementTree as StdET
@@ -62,11 +62,12 @@ class CaseResult:
     file: str | None = None
     line: int | None = None
     time: float | None = None
+    # ``classname::name``, or just the name when there is no classname.
+    test_id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def test_id(self) -> str:
-        """``classname::name``, or just the name when there is no classname."""
-        return f"{self.classname}::{self.name}" if self.classname else self.name
+    def __post_init__(self) -> None:
+        test_id = f"{self.classname}::{self.name}" if self.classname else self.name
+        object.__setattr__(self, "test_id", sys.intern(test_id))
 
 
 @dataclass(frozen=True)

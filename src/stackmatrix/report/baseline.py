@@ -136,7 +136,7 @@ class VariantRecord:
     history: tuple[Mark, ...] = ()  # oldest first; this run's own mark last when it has one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseRecord:
     """One test on one variant of one run."""
 
@@ -181,23 +181,25 @@ def _first_line(text: str) -> str:
 def _variant_cases(v: VariantReport) -> list[CaseRecord]:
     worst: dict[str, CaseResult] = {}
     for case in v.cases:
-        known = worst.get(case.test_id)
-        if known is None or OUTCOME_SEVERITY[case.outcome] > OUTCOME_SEVERITY[known.outcome]:
+        known = worst.setdefault(case.test_id, case)
+        if known is not case and OUTCOME_SEVERITY[case.outcome] > OUTCOME_SEVERITY[known.outcome]:
             worst[case.test_id] = case
     flaky = set(v.flaky_tests)
+    # A million testcases share a handful of one-mark histories and first lines.
+    histories: dict[tuple[Outcome, bool], tuple[Mark, ...]] = {}
+    lines: dict[str, str] = {"": ""}
     records = []
     for test, case in worst.items():
-        is_flaky = test in flaky and case.outcome is Outcome.PASSED
-        records.append(
-            CaseRecord(
-                variant=v.id,
-                test=test,
-                outcome=case.outcome,
-                flaky=is_flaky,
-                message=_first_line(case.message or case.text),
-                history=(outcome_mark(case.outcome, flaky=is_flaky),),
-            )
-        )
+        outcome = case.outcome
+        is_flaky = outcome is Outcome.PASSED and test in flaky
+        history = histories.get((outcome, is_flaky))
+        if history is None:
+            history = histories[outcome, is_flaky] = (outcome_mark(outcome, flaky=is_flaky),)
+        text = case.message or case.text
+        message = lines.get(text)
+        if message is None:
+            message = lines[text] = _first_line(text)
+        records.append(CaseRecord(v.id, test, outcome, is_flaky, message, history))
     return records
 
 

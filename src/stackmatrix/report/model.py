@@ -151,7 +151,7 @@ class VariantReport:
         """The variant id."""
         return self.result.id
 
-    @property
+    @cached_property
     def counts(self) -> TestCounts:
         """Testcase totals, from the JUnit file when it was readable, else from the journal."""
         if self.cases or self.synthetic:
@@ -177,11 +177,17 @@ class VariantReport:
     @property
     def problems(self) -> list[CaseResult]:
         """Testcases that failed or errored."""
-        return [c for c in self.cases if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
+        return list(self._problems)
 
-    @property
+    @cached_property
+    def _problems(self) -> tuple[CaseResult, ...]:
+        return tuple(c for c in self.cases if c.outcome in _FAILING)
+
+    @cached_property
     def flaky_tests(self) -> tuple[str, ...]:
         """Tests that failed or errored in an earlier attempt and passed in the last one."""
+        if not self.attempt_cases:
+            return ()
         failed_before = {
             case.test_id
             for attempt in self.attempt_cases

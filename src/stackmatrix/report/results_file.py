@@ -25,11 +25,14 @@ from stackmatrix.report.baseline import (
 )
 from stackmatrix.report.merged_junit import MergedVariant, group_by_variant, merged_cases
 from stackmatrix.report.model import RunReport, report_of_journal
+from stackmatrix.report.results_tests import encode_tests, results_rows
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status
 
 RESULTS_NAME = "results.json"
 RESULTS_KIND = "stackmatrix-results"
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
+"""Format 2 lists each test once, with a cell per variant (:mod:`.results_tests`); format 1
+(a row per test x variant) is still read."""
 MERGED_JUNIT_NAME = "junit.xml"
 
 
@@ -102,7 +105,6 @@ def results_document(
                 }
             )
     rows = comparison.cases if comparison is not None else current.cases
-    tests = [_test_row(c) for c in rows]
     return {
         "kind": RESULTS_KIND,
         "format": RESULTS_FORMAT,
@@ -110,18 +112,22 @@ def results_document(
         "run_ids": list(report.run_ids),
         "baseline": comparison.baseline if comparison else None,
         "variants": variants,
-        "tests": tests,
+        **encode_tests(rows, _test_row),
     }
+
+
+_LISTS = ("variants", "columns", "tests", "details")
 
 
 def dump_results(document: Mapping[str, Any]) -> str:
     """``results.json`` text: one variant or test a line, so it stays small and diffable."""
-    head = {k: v for k, v in document.items() if k not in ("variants", "tests")}
+    head = {k: v for k, v in document.items() if k not in _LISTS}
     lines = ["{"]
     lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
-    for index, key in enumerate(("variants", "tests")):
+    keys = [k for k in _LISTS if k in document or k in ("variants", "tests")]
+    for index, key in enumerate(keys):
         rows = [json.dumps(row, ensure_ascii=False) for row in document.get(key, [])]
-        tail = "" if index == 1 else ","
+        tail = "" if index == len(keys) - 1 else ","
         if rows:
             lines.append(f'  "{key}": [\n' + ",\n".join(f"    {r}" for r in rows) + f"\n  ]{tail}")
         else:
@@ -187,8 +193,12 @@ def snapshot_from_results(data: Any, source: str) -> Snapshot:
                 history=_marks(entry, where),
             )
         )
+    try:
+        rows = results_rows(data)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from exc
     cases = []
-    for index, entry in enumerate(_entries(data, "tests")):
+    for index, entry in enumerate(rows):
         where = f"tests[{index}]"
         if entry.get("change") == "removed":
             continue
