@@ -94,6 +94,10 @@ def _normalise_case(case: XmlElement, prefix: str) -> Outcome:
         case.set("name", "")
     _normalise_time(case)
     _clip_attributes(case)
+    if not len(case):  # most testcases: passed, nothing inside
+        if case.text is not None and not case.text.strip():
+            case.text = None
+        return Outcome.PASSED
     children = list(case)
     kept: list[XmlElement] = []
     extra: list[XmlElement] = []

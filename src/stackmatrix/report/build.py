@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stackmatrix.errors import ReportError
-from stackmatrix.junit.merge import MergeSummary, merge_paths
+from stackmatrix.junit.merge import MergeSummary, merge_paths, without_cycle_collection
 from stackmatrix.junit.read import ParsedReport
 from stackmatrix.report.baseline import Comparison, Snapshot, compare, rewrite_tests, snapshot_of
 from stackmatrix.report.changes import changes_markdown
@@ -61,6 +61,7 @@ class ReportPaths:
     report: RunReport | None = None  # what the reports show
 
 
+@without_cycle_collection
 def build_reports(
     run_dirs: Sequence[Path],
     out_dir: Path,
