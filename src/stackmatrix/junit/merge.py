@@ -139,6 +139,7 @@ class _SuiteWriter:
 
 
 _ATTRIBUTE_SPECIAL = re.compile('[&<>"\r\n\t]')
+_UNQUOTED_SPECIAL = re.compile("[&<>\r\n\t]")
 _TEXT_SPECIAL = re.compile("[&<>]")
 
 
@@ -160,25 +161,43 @@ class _NotPlain(Exception):
     """An element the plain serialiser leaves to ElementTree (a namespace, a comment)."""
 
 
+def _attributes(elem: XmlElement) -> str:
+    pairs = elem.items()
+    if not pairs:
+        return ""
+    joined = "".join([f' {key}="{value}"' for key, value in pairs])
+    if (
+        "{" in joined
+        or joined.count('"') != 2 * len(pairs)
+        or _UNQUOTED_SPECIAL.search(joined) is not None
+    ):
+        # A namespace, or a value to escape (checked on the whole: most have nothing).
+        if any("{" in key or not isinstance(value, str) for key, value in pairs):
+            raise _NotPlain
+        joined = "".join([f' {key}="{_escape_attribute(value)}"' for key, value in pairs])
+    return joined
+
+
 def _write_plain(elem: XmlElement, out: list[str]) -> None:
     tag = elem.tag
     if not isinstance(tag, str) or "{" in tag:
         raise _NotPlain
-    out.append(f"<{tag}")
-    for key, value in elem.items():
-        if "{" in key or not isinstance(value, str):
-            raise _NotPlain
-        out.append(f' {key}="{_escape_attribute(value)}"')
     text = elem.text
     if text or len(elem):
-        out.append(">")
+        out.append(f"<{tag}{_attributes(elem)}>")
         if text:
             out.append(_escape_text(text))
         for child in elem:
-            _write_plain(child, out)
+            if len(child) or child.text or child.tail:
+                _write_plain(child, out)
+            else:  # an empty element, as most testcases are
+                child_tag = child.tag
+                if not isinstance(child_tag, str) or "{" in child_tag:
+                    raise _NotPlain
+                out.append(f"<{child_tag}{_attributes(child)} />")
         out.append(f"</{tag}>")
     else:
-        out.append(" />")
+        out.append(f"<{tag}{_attributes(elem)} />")
     tail = elem.tail
     if tail:
         out.append(_escape_text(tail))

@@ -16,7 +16,7 @@ from functools import cached_property
 from itertools import pairwise
 from typing import assert_never
 
-from stackmatrix.junit.read import CaseResult, Outcome
+from stackmatrix.junit.read import CaseResult, Outcome, slots_maker
 from stackmatrix.report.model import RunReport, VariantReport
 from stackmatrix.results.journal import Status
 
@@ -178,6 +178,9 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
+_new_record = slots_maker(CaseRecord)
+
+
 def _variant_cases(v: VariantReport) -> list[CaseRecord]:
     worst: dict[str, CaseResult] = {}
     for case in v.cases:
@@ -199,7 +202,7 @@ def _variant_cases(v: VariantReport) -> list[CaseRecord]:
         message = lines.get(text)
         if message is None:
             message = lines[text] = _first_line(text)
-        records.append(CaseRecord(v.id, test, outcome, is_flaky, message, history))
+        records.append(_new_record(v.id, test, outcome, is_flaky, message, history))
     return records
 
 

@@ -426,16 +426,25 @@ class RunReport:
         ran = [v for v in self.variants if v.ran_tests]
         worst: dict[str, dict[str, CaseResult]] = {}
         classnames: dict[str, set[str]] = {}
+        passed = Outcome.PASSED
         for variant in ran:
-            kinds = classnames.setdefault(variant.id, set())
+            ident = variant.id
+            classnames[ident] = {case.classname for case in variant.cases}
             for case in variant.cases:
-                kinds.add(case.classname)
-                row = worst.setdefault(case.test_id, {})
-                known = row.get(variant.id)
+                row = worst.get(case.test_id)
+                if row is None:
+                    worst[case.test_id] = {ident: case}
+                    continue
+                known = row.get(ident)
                 if known is None or _SEVERITY[case.outcome] > _SEVERITY[known.outcome]:
-                    row[variant.id] = case
+                    row[ident] = case
         rows = []
+        everywhere = len(ran)
         for test_id, by_variant in worst.items():
+            if len(by_variant) == everywhere and all(
+                c.outcome is passed for c in by_variant.values()
+            ):
+                continue  # passed on every variant: no row
             kind = next(iter(by_variant.values())).classname
             cells: dict[str, Cell] = {}
             for v in ran:
