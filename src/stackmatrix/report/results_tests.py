@@ -17,7 +17,7 @@ of them say "passed, as before". Format 2 keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from stackmatrix.junit.read import Outcome
@@ -66,19 +66,20 @@ def _token(row: Row) -> str | None:
 
 
 def encode_tests(
-    rows: Iterable[Row], full_row: Callable[[Row], dict[str, Any]]
+    rows: Sequence[Row], full_row: Callable[[Row], dict[str, Any]]
 ) -> dict[str, list[Any]]:
     """``columns``, ``tests`` and ``details`` of *rows*; *full_row* writes a row in full."""
-    columns: dict[str, int] = {}
-    tests: dict[str, dict[int, str]] = {}
+    columns = {variant: n for n, variant in enumerate(dict.fromkeys(r.variant for r in rows))}
+    empty = [ABSENT] * len(columns)
+    tests: dict[str, list[str]] = {}
     details: list[dict[str, Any]] = []
     tokens: dict[tuple[Any, ...], str | None] = {}
     for row in rows:
-        column = columns.setdefault(row.variant, len(columns))
+        column = columns[row.variant]
         cells = tests.get(row.test)
         if cells is None:
-            cells = tests[row.test] = {}
-        if column in cells:  # the same test twice on a variant: the second one in full
+            cells = tests[row.test] = empty.copy()
+        elif cells[column] != ABSENT:  # the same test twice on a variant: the second in full
             details.append(full_row(row))
             continue
         if isinstance(row, CaseChange):
@@ -93,12 +94,9 @@ def encode_tests(
             details.append(full_row(row))
             token = DETAILED
         cells[column] = token
-    width = range(len(columns))
     return {
         "columns": list(columns),
-        "tests": [
-            [test, " ".join([cells.get(n, ABSENT) for n in width])] for test, cells in tests.items()
-        ],
+        "tests": [[test, " ".join(cells)] for test, cells in tests.items()],
         "details": details,
     }
 
