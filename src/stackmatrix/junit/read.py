@@ -36,6 +36,7 @@ MAX_JUNIT_BYTES = 128 * 1024 * 1024
 NESTED_SUITE_SEPARATOR = " / "
 
 _RESULT_TAGS = ("skipped", "error", "failure")
+_UNSEEN: Any = object()
 _ILLEGAL_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
 
@@ -348,14 +349,25 @@ def suites_of_root(root: XmlElement, fallback: str) -> Iterator[tuple[XmlElement
         yield from _iter_suites(root, ())
 
 
+_FLOATS: dict[str, float | None] = {}
+_FLOATS_KEPT = 65_536  # distinct times remembered: test runners write few (0.001 steps)
+
+
 def to_float(raw: str | None) -> float | None:
     if raw is None:
         return None
+    known = _FLOATS.get(raw, _UNSEEN)
+    if known is not _UNSEEN:
+        return known  # type: ignore[no-any-return]
     try:
-        value = float(raw.replace(",", ""))
+        value: float | None = float(raw.replace(",", ""))
     except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+        value = None
+    if value is not None and not math.isfinite(value):
+        value = None
+    if len(_FLOATS) < _FLOATS_KEPT:
+        _FLOATS[raw] = value
+    return value
 
 
 def _to_int(raw: str | None) -> int | None:
@@ -409,9 +421,6 @@ def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
                 _to_int(line) if line is not None else None,
                 seconds,
             )
-
-
-_UNSEEN: Any = object()
 
 
 def count_outcomes(outcomes: Iterable[Outcome]) -> TestCounts:

@@ -474,6 +474,8 @@ def test_id_rewrite(rules: Sequence[Mapping[str, str]]) -> tuple[TestIdRewrite, 
             compiled.append((re.compile(str(rule["pattern"])), str(rule.get("replace", ""))))
         except (KeyError, TypeError, re.error) as exc:
             problems.append(f"test_ids[{index}] is left out: {exc}")
+    if not compiled:
+        return _no_rewrite, problems
 
     def rewrite(test_id: str) -> str:
         for pattern, replacement in compiled:
@@ -529,6 +531,8 @@ def _variant_report(
         for case in read:
             if is_synthetic(case):
                 synthetic.append(case)
+            elif rewrite is _no_rewrite:
+                cases.append(case)
             else:
                 cases.append(rewritten(case, rewrite))
     stats, stats_problem = (
