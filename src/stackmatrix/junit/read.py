@@ -190,9 +190,22 @@ def _refuse_entities(data: bytes) -> None:
         raise error from None
 
 
+def _may_declare_entities(data: bytes) -> bool:
+    """Whether *data* could hold a document type declaration, where entities are declared:
+    in UTF-8 (the encoding all but a few reports use) one is the bytes ``<!DOCTYPE``; any other
+    encoding (a byte order mark, NULs of UTF-16, another one declared) is scanned."""
+    head = data[:4]
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
+        return True
+    if _declared_encoding(data) not in ("utf-8", "utf8", "us-ascii", "ascii"):
+        return True
+    return b"<!DOCTYPE" in data
+
+
 def _safe_parse(data: bytes) -> XmlElement:
     """Parse without entities, external references or network; raises on any of them."""
-    _refuse_entities(data)
+    if _may_declare_entities(data):
+        _refuse_entities(data)
     if ETREE is StdET:
         # Entity-free (checked above): the C parser builds the tree, several times faster
         # than the pure-Python parser defusedxml subclasses.

@@ -89,6 +89,15 @@ def test_every_entity_declaration_is_refused(tmp_path: Path, doctype: str, name:
     )
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "iso-8859-1"])
+def test_entities_are_refused_in_any_encoding(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "junit.xml"
+    doctype = '<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+    text = f'<?xml version="1.0" encoding="{encoding}"?>{doctype}{_SUITE.format(name="&b;")}'
+    path.write_bytes(text.encode(encoding))
+    assert parse_junit(path).problem == "XML entities are not allowed (EntitiesForbidden)"
+
+
 def test_an_external_dtd_is_not_fetched_and_the_report_reads(tmp_path: Path) -> None:
     path = tmp_path / "junit.xml"
     doctype = '<!DOCTYPE l SYSTEM "http://127.0.0.1:9/x.dtd">'
