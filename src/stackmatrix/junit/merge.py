@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -138,23 +137,16 @@ class _SuiteWriter:
         self._body.write(serialise(suite))
 
 
-_ATTRIBUTE_SPECIAL = re.compile('[&<>"\r\n\t]')
-_UNQUOTED_SPECIAL = re.compile("[&<>\r\n\t]")
-_TEXT_SPECIAL = re.compile("[&<>]")
-
-
 def _escape_attribute(text: str) -> str:
-    if _ATTRIBUTE_SPECIAL.search(text) is None:
-        return text
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = text.replace('"', "&quot;").replace("\r", "&#13;").replace("\n", "&#10;")
     return text.replace("\t", "&#09;")
 
 
 def _escape_text(text: str) -> str:
-    if _TEXT_SPECIAL.search(text) is None:
-        return text
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "&" in text or "<" in text or ">" in text:
+        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text
 
 
 class _NotPlain(Exception):
@@ -163,15 +155,20 @@ class _NotPlain(Exception):
 
 def _attributes(elem: XmlElement) -> str:
     pairs = elem.items()
-    if not pairs:
-        return ""
-    joined = "".join([f' {key}="{value}"' for key, value in pairs])
+    joined = ""
+    for key, value in pairs:
+        joined += f' {key}="{value}"'
     if (
-        "{" in joined
+        "&" in joined
+        or "<" in joined
+        or ">" in joined
+        or "\n" in joined
+        or "\r" in joined
+        or "\t" in joined
+        or "{" in joined
         or joined.count('"') != 2 * len(pairs)
-        or _UNQUOTED_SPECIAL.search(joined) is not None
     ):
-        # A namespace, or a value to escape (checked on the whole: most have nothing).
+        # A value to escape, or a namespace (checked on the whole: most have neither).
         if any("{" in key or not isinstance(value, str) for key, value in pairs):
             raise _NotPlain
         joined = "".join([f' {key}="{_escape_attribute(value)}"' for key, value in pairs])
@@ -188,12 +185,17 @@ def _write_plain(elem: XmlElement, out: list[str]) -> None:
         if text:
             out.append(_escape_text(text))
         for child in elem:
-            if len(child) or child.text or child.tail:
+            if len(child) or child.text:
                 _write_plain(child, out)
-            else:  # an empty element, as most testcases are
-                child_tag = child.tag
-                if not isinstance(child_tag, str) or "{" in child_tag:
-                    raise _NotPlain
+                continue
+            # An empty element, as most testcases are.
+            child_tag = child.tag
+            if not isinstance(child_tag, str) or "{" in child_tag:
+                raise _NotPlain
+            tail = child.tail
+            if tail:
+                out.append(f"<{child_tag}{_attributes(child)} />{_escape_text(tail)}")
+            else:
                 out.append(f"<{child_tag}{_attributes(child)} />")
         out.append(f"</{tag}>")
     else:
