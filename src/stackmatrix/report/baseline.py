@@ -189,20 +189,22 @@ def _variant_cases(v: VariantReport) -> list[CaseRecord]:
             worst[case.test_id] = case
     flaky = set(v.flaky_tests)
     # A million testcases share a handful of one-mark histories and first lines.
-    histories: dict[tuple[Outcome, bool], tuple[Mark, ...]] = {}
+    histories = {outcome: (outcome_mark(outcome),) for outcome in Outcome}
+    flaky_history = (outcome_mark(Outcome.PASSED, flaky=True),)
     lines: dict[str, str] = {"": ""}
+    variant = v.id
+    passed = Outcome.PASSED
+    make = _new_record
     records = []
     for test, case in worst.items():
         outcome = case.outcome
-        is_flaky = outcome is Outcome.PASSED and test in flaky
-        history = histories.get((outcome, is_flaky))
-        if history is None:
-            history = histories[outcome, is_flaky] = (outcome_mark(outcome, flaky=is_flaky),)
+        is_flaky = outcome is passed and test in flaky
         text = case.message or case.text
         message = lines.get(text)
         if message is None:
             message = lines[text] = _first_line(text)
-        records.append(_new_record(v.id, test, outcome, is_flaky, message, history))
+        history = flaky_history if is_flaky else histories[outcome]
+        records.append(make(variant, test, outcome, is_flaky, message, history))
     return records
 
 
