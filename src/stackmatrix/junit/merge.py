@@ -30,7 +30,6 @@ from xml.sax.saxutils import quoteattr
 from stackmatrix.errors import ReportError, UsageError
 from stackmatrix.junit.merged_suites import finish_suite, is_container_only, merged_suite, new_suite
 from stackmatrix.junit.read import (
-    ETREE,
     Outcome,
     ParsedReport,
     XmlElement,
@@ -39,6 +38,7 @@ from stackmatrix.junit.read import (
     parse_junit,
     to_float,
 )
+from stackmatrix.junit.serialise import serialise
 from stackmatrix.junit.write import ERROR_CLASSNAME, SUITE_SEPARATOR, error_case
 from stackmatrix.results.files import atomic_target
 from stackmatrix.results.journal import JOURNAL_NAME, RunJournal, Status, TestCounts
@@ -135,85 +135,6 @@ class _SuiteWriter:
         self.time += to_float(suite.get("time")) or 0.0
         suite.tail = "\n"
         self._body.write(serialise(suite))
-
-
-def _escape_attribute(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    text = text.replace('"', "&quot;").replace("\r", "&#13;").replace("\n", "&#10;")
-    return text.replace("\t", "&#09;")
-
-
-def _escape_text(text: str) -> str:
-    if "&" in text or "<" in text or ">" in text:
-        return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return text
-
-
-class _NotPlain(Exception):
-    """An element the plain serialiser leaves to ElementTree (a namespace, a comment)."""
-
-
-def _attributes(elem: XmlElement) -> str:
-    pairs = elem.items()
-    joined = ""
-    for key, value in pairs:
-        joined += f' {key}="{value}"'
-    if (
-        "&" in joined
-        or "<" in joined
-        or ">" in joined
-        or "\n" in joined
-        or "\r" in joined
-        or "\t" in joined
-        or "{" in joined
-        or joined.count('"') != 2 * len(pairs)
-    ):
-        # A value to escape, or a namespace (checked on the whole: most have neither).
-        if any("{" in key or not isinstance(value, str) for key, value in pairs):
-            raise _NotPlain
-        joined = "".join([f' {key}="{_escape_attribute(value)}"' for key, value in pairs])
-    return joined
-
-
-def _write_plain(elem: XmlElement, out: list[str]) -> None:
-    tag = elem.tag
-    if not isinstance(tag, str) or "{" in tag:
-        raise _NotPlain
-    text = elem.text
-    if text or len(elem):
-        out.append(f"<{tag}{_attributes(elem)}>")
-        if text:
-            out.append(_escape_text(text))
-        for child in elem:
-            if len(child) or child.text:
-                _write_plain(child, out)
-                continue
-            # An empty element, as most testcases are.
-            child_tag = child.tag
-            if not isinstance(child_tag, str) or "{" in child_tag:
-                raise _NotPlain
-            tail = child.tail
-            if tail:
-                out.append(f"<{child_tag}{_attributes(child)} />{_escape_text(tail)}")
-            else:
-                out.append(f"<{child_tag}{_attributes(child)} />")
-        out.append(f"</{tag}>")
-    else:
-        out.append(f"<{tag}{_attributes(elem)} />")
-    tail = elem.tail
-    if tail:
-        out.append(_escape_text(tail))
-
-
-def serialise(elem: XmlElement) -> str:
-    """*elem* as XML text, as ``ElementTree.tostring`` writes it (its tail included); the
-    plain elements of a merged file are written by a shorter path than ElementTree's own."""
-    out: list[str] = []
-    try:
-        _write_plain(elem, out)
-    except _NotPlain:
-        return str(ETREE.tostring(elem, encoding="unicode"))
-    return "".join(out)
 
 
 def _root_tag(counts: TestCounts, time: float) -> str:

@@ -17,13 +17,13 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 from xml.etree import ElementTree as StdET
-from xml.parsers import expat
 
 import defusedxml
 from junitparser import junitparser as _jp
 
+from stackmatrix.junit.entities import declared_encoding, may_declare_entities, refuse_entities
 from stackmatrix.results.journal import TestCounts
 
 # Elements come from whichever ElementTree junitparser uses (lxml when installed, else the
@@ -38,7 +38,6 @@ NESTED_SUITE_SEPARATOR = " / "
 _RESULT_TAGS = ("skipped", "error", "failure")
 _UNSEEN: Any = object()
 _ILLEGAL_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
 
 
 class Outcome(enum.StrEnum):
@@ -116,39 +115,6 @@ def _case_result_maker() -> Callable[..., CaseResult]:
 
 _new_case_result = _case_result_maker()
 
-_Slotted = TypeVar("_Slotted")
-
-
-def slots_maker(cls: type[_Slotted]) -> Callable[..., _Slotted]:
-    """A function making an instance of the frozen, slotted dataclass *cls* from all its
-    fields in order, without its ``__init__`` (which sets each one through
-    ``object.__setattr__``): for records made a million times."""
-    setters = tuple(vars(cls)[name].__set__ for name in vars(cls)["__slots__"])
-    new = object.__new__
-    if len(setters) == 6:  # CaseRecord's: set one by one, without a loop
-        s1, s2, s3, s4, s5, s6 = setters
-
-        def make_six(*values: Any) -> _Slotted:
-            instance: _Slotted = new(cls)
-            v1, v2, v3, v4, v5, v6 = values
-            s1(instance, v1)
-            s2(instance, v2)
-            s3(instance, v3)
-            s4(instance, v4)
-            s5(instance, v5)
-            s6(instance, v6)
-            return instance
-
-        return make_six
-
-    def make(*values: Any) -> _Slotted:
-        instance: _Slotted = new(cls)
-        for setter, value in zip(setters, values, strict=True):
-            setter(instance, value)
-        return instance
-
-    return make
-
 
 @dataclass(frozen=True)
 class ParsedReport:
@@ -171,56 +137,10 @@ def clean_xml_text(text: str) -> str:
     return _ILLEGAL_XML_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _declared_encoding(data: bytes) -> str:
-    match = _XML_DECLARED_ENCODING.match(data)
-    return match.group(1).decode("ascii").lower() if match else "utf-8"
-
-
-def _forbid_entity(name: str, *args: Any) -> NoReturn:
-    # EntityDeclHandler gets 7 arguments, UnparsedEntityDeclHandler 5: either way, refused.
-    raise defusedxml.EntitiesForbidden(name, None, None, None, None, None)
-
-
-def _forbid_external(
-    context: str, base: str | None, sysid: str | None, pubid: str | None
-) -> NoReturn:
-    raise defusedxml.ExternalReferenceForbidden(context, base, sysid, pubid)
-
-
-def _refuse_entities(data: bytes) -> None:
-    """Scan *data* with expat (no tree built) and raise on any entity declaration or external
-    reference, as defusedxml does; a document that passes declares no entity at all, so no
-    parser can expand one. Malformed XML raises ParseError, as ElementTree does."""
-    scanner = expat.ParserCreate()
-    scanner.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    scanner.EntityDeclHandler = _forbid_entity
-    scanner.UnparsedEntityDeclHandler = _forbid_entity
-    scanner.ExternalEntityRefHandler = _forbid_external
-    try:
-        scanner.Parse(data, True)
-    except expat.ExpatError as exc:
-        error = StdET.ParseError(str(exc))
-        error.code = exc.code
-        error.position = (exc.lineno, exc.offset)
-        raise error from None
-
-
-def _may_declare_entities(data: bytes) -> bool:
-    """Whether *data* could hold a document type declaration, where entities are declared:
-    in UTF-8 (the encoding all but a few reports use) one is the bytes ``<!DOCTYPE``; any other
-    encoding (a byte order mark, NULs of UTF-16, another one declared) is scanned."""
-    head = data[:4]
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in head:
-        return True
-    if _declared_encoding(data) not in ("utf-8", "utf8", "us-ascii", "ascii"):
-        return True
-    return b"<!DOCTYPE" in data
-
-
 def _safe_parse(data: bytes) -> XmlElement:
     """Parse without entities, external references or network; raises on any of them."""
-    if _may_declare_entities(data):
-        _refuse_entities(data)
+    if may_declare_entities(data):
+        refuse_entities(data)
     if ETREE is StdET:
         # Entity-free (checked above): the C parser builds the tree, several times faster
         # than the pure-Python parser defusedxml subclasses.
@@ -323,7 +243,7 @@ def parse_junit(path: Path, *, max_bytes: int | None = None) -> ParsedReport:
 def _repair(data: bytes) -> tuple[bytes, str] | None:
     """Fix the two common defects of reports written by test runners: invalid UTF-8 and control
     characters (ANSI colours) in text. Returns the fixed document and what was done, or None."""
-    encoding = _declared_encoding(data)
+    encoding = declared_encoding(data)
     if encoding not in ("utf-8", "utf8"):
         return None
     what = []

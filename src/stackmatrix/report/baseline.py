@@ -16,7 +16,8 @@ from functools import cached_property
 from itertools import pairwise
 from typing import assert_never
 
-from stackmatrix.junit.read import CaseResult, Outcome, slots_maker
+from stackmatrix.junit.read import CaseResult, Outcome
+from stackmatrix.junit.slots import slots_maker
 from stackmatrix.report.model import RunReport, VariantReport
 from stackmatrix.results.journal import Status
 

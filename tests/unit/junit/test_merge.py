@@ -14,7 +14,8 @@ import pytest
 import xmlschema
 
 from stackmatrix.errors import ReportError, UsageError
-from stackmatrix.junit.merge import JunitInput, merge_junit, merge_paths, serialise
+from stackmatrix.junit.merge import JunitInput, merge_junit, merge_paths
+from stackmatrix.junit.serialise import serialise
 from stackmatrix.junit.write import Outcome, iter_cases, parse_junit
 from stackmatrix.results.journal import RunJournal, Status, VariantResult
 from stackmatrix.results.journal import TestCounts as Counts
