@@ -117,6 +117,7 @@ def results_document(
 
 
 _LISTS = ("variants", "columns", "tests", "details")
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps makes one per call
 
 
 def dump_results(document: Mapping[str, Any]) -> str:
@@ -126,7 +127,7 @@ def dump_results(document: Mapping[str, Any]) -> str:
     lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
     keys = [k for k in _LISTS if k in document or k in ("variants", "tests")]
     for index, key in enumerate(keys):
-        rows = [json.dumps(row, ensure_ascii=False) for row in document.get(key, [])]
+        rows = [_ROW_ENCODER.encode(row) for row in document.get(key, [])]
         tail = "" if index == len(keys) - 1 else ","
         if rows:
             lines.append(f'  "{key}": [\n' + ",\n".join(f"    {r}" for r in rows) + f"\n  ]{tail}")
