@@ -347,27 +347,32 @@ def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
     if root is None:
         return
     intern = sys.intern
-    times: dict[str | None, float | None] = {None: None}
+    make = _new_case_result
+    passed = Outcome.PASSED
     for _suite, name_of_suite, cases in case_groups(root, parsed.path.stem):
         suite_name = intern(name_of_suite)
         for case in cases:
-            outcome, result = outcome_of(case)
             get = case.get
-            raw_time = get("time")
-            seconds = times.get(raw_time, _UNSEEN)
-            if seconds is _UNSEEN:
-                seconds = times[raw_time] = to_float(raw_time)
             line = get("line")
-            yield _new_case_result(
+            if len(case):
+                outcome, result = outcome_of(case)
+                if result is not None:
+                    message = intern(result.get("message") or "")
+                    text = intern(result.text or "")
+                else:
+                    message = text = ""
+            else:  # most testcases: passed, nothing inside
+                outcome, message, text = passed, "", ""
+            yield make(
                 suite_name,
                 intern(get("classname") or ""),
                 intern(get("name") or ""),
                 outcome,
-                intern(result.get("message") or "") if result is not None else "",
-                intern(result.text or "") if result is not None else "",
+                message,
+                text,
                 get("file"),
                 _to_int(line) if line is not None else None,
-                seconds,
+                to_float(get("time")),
             )
 
 
