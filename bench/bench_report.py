@@ -1,10 +1,12 @@
-"""``stackmatrix report`` (and ``merge``) over big generated runs: wall time and peak RSS.
+"""``stackmatrix report`` (and ``merge``) over big generated runs: wall time, CPU time and
+peak RSS.
 
 Generates one run directory per size (run.json plus one pytest-shaped JUnit file per variant,
 written as XML text directly), then runs ``stackmatrix report RUN_DIR --out OUT`` and
 ``stackmatrix merge -o FILE RUN_DIR`` as child processes, each bounded by a timeout, and reads
-the child's peak resident set size from ``wait4`` (``ru_maxrss``). ``junitparser merge`` over
-the same files is timed too up to ``--junitparser-up-to N`` testcases (it takes minutes).
+the child's CPU time and peak resident set size from ``wait4`` (``ru_maxrss``).
+``junitparser merge`` over the same files is timed too up to ``--junitparser-up-to N``
+testcases (it takes minutes).
 
 Prints JSON. Usage:
     python bench/bench_report.py [--sizes 20x10000,20x50000] [--timeout 600] [--junitparser-up-to N]
@@ -145,6 +147,9 @@ def measure(argv: Sequence[str], timeout: float, env: dict[str, str]) -> dict[st
         "finished": not timed_out,
         "timeout_s": timeout,
         "wall_s": round(wall, 3),
+        # CPU seconds of the child (user + system): on a shared machine, what the load leaves
+        # of the wall time is noise; this is not.
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
         "stderr_tail": stderr[-1500:] if proc.returncode else "",
     }

@@ -19,12 +19,15 @@ problem, and elements the common schema has no place for are kept as text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import gc
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from junitparser import JUnitXml
+from typing import IO, Any, ParamSpec, TypeVar
+from xml.sax.saxutils import quoteattr
 
 from stackmatrix.errors import ReportError, UsageError
 from stackmatrix.junit.merged_suites import finish_suite, is_container_only, merged_suite, new_suite
@@ -37,8 +40,30 @@ from stackmatrix.junit.read import (
     parse_junit,
     to_float,
 )
-from stackmatrix.junit.write import ERROR_CLASSNAME, SUITE_SEPARATOR, error_case, write_junit_atomic
+from stackmatrix.junit.serialise import serialise
+from stackmatrix.junit.write import ERROR_CLASSNAME, SUITE_SEPARATOR, error_case
+from stackmatrix.results.files import atomic_target
 from stackmatrix.results.journal import JOURNAL_NAME, Provenance, RunJournal, Status, TestCounts
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def without_cycle_collection(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """*func*, run with the cyclic garbage collector paused: reading a million testcases makes
+    millions of objects that form no cycles, and every collection would walk them all."""
+
+    @functools.wraps(func)
+    def paused(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    return paused
 
 
 @dataclass(frozen=True)
@@ -101,8 +126,37 @@ class _Tally:
             self.counts[outcome] += n
 
 
+class _SuiteWriter:
+    """The suites of the merged file, each written out (to a scratch file) as soon as it is
+    complete, so no more than one input's tree is held at a time."""
+
+    def __init__(self, body: IO[str]) -> None:
+        self._body = body
+        self.time = 0.0
+
+    def append(self, suite: XmlElement) -> None:
+        """Write *suite* (one line break after it) and add its time to the total."""
+        self.time += to_float(suite.get("time")) or 0.0
+        suite.tail = "\n"
+        self._body.write(serialise(suite))
+
+
+def _root_tag(counts: TestCounts, time: float) -> str:
+    """The merged file's opening: declaration and ``<testsuites>`` with the totals."""
+    attributes = {
+        "name": "stackmatrix",
+        "tests": str(counts.total),
+        "failures": str(counts.failed),
+        "errors": str(counts.errors),
+        "skipped": str(counts.skipped),
+        "time": f"{time:.3f}",
+    }
+    pairs = " ".join(f"{k}={quoteattr(v)}" for k, v in attributes.items())
+    return f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites {pairs}>\n"
+
+
 def _add_report(
-    out_root: XmlElement,
+    out_root: _SuiteWriter,
     parsed: ParsedReport,
     item: JunitInput,
     tally: _Tally,
@@ -128,7 +182,7 @@ def _add_report(
 
 
 def _add_synthetic(
-    out_root: XmlElement,
+    out_root: _SuiteWriter,
     *,
     variant_id: str | None,
     values: Mapping[str, Any],
@@ -169,59 +223,62 @@ def _merge(
     output: Path,
     *,
     warnings: Sequence[str] = (),
+    on_parsed: Callable[[ParsedReport], None] | None = None,
 ) -> MergeSummary:
-    xml = JUnitXml("stackmatrix")
-    # Suites go in as elements: JUnitXml.add_testsuite compares each new suite with all others.
-    out_root = xml._elem
     tally = _Tally()
     broken: list[BrokenInput] = []
     notes = list(warnings)
-    for item in items:
-        if isinstance(item, MissingReport):
-            cancelled = item.status is Status.CANCELLED
-            _add_synthetic(
-                out_root,
-                variant_id=item.variant_id,
-                values=item.values,
-                source="",
-                name=f"variant {item.variant_id}",
-                message=f"no JUnit report: variant {item.status.value}"
-                + (f": {item.reason}" if item.reason else ""),
-                detail="",
-                skipped=cancelled,
-                tally=tally,
-                provenance=item.provenance,
-            )
-            continue
-        parsed = parse_junit(item.path)
-        notes.extend(parsed.warnings)
-        if parsed.root is None:
-            broken.append(BrokenInput(item.path, item.variant_id, parsed.problem))
-            _add_synthetic(
-                out_root,
-                variant_id=item.variant_id,
-                values=item.values,
-                source=str(item.path),
-                name=f"junit {item.path.name}",
-                message=f"cannot read JUnit report {item.path}: {parsed.problem}",
-                detail=f"file: {item.path}\nproblem: {parsed.problem}",
-                skipped=False,
-                tally=tally,
-                provenance=item.provenance,
-            )
-            continue
-        _add_report(out_root, parsed, item, tally)
-    counts = tally.as_counts()
-    total_time = sum(to_float(s.get("time")) or 0.0 for s in out_root)
-    out_root.set("tests", str(counts.total))
-    out_root.set("failures", str(counts.failed))
-    out_root.set("errors", str(counts.errors))
-    out_root.set("skipped", str(counts.skipped))
-    out_root.set("time", f"{total_time:.3f}")
-    out_root.text = "\n"
-    for suite in out_root:
-        suite.tail = "\n"
-    write_junit_atomic(xml, output)
+    with (
+        atomic_target(output) as target,
+        tempfile.TemporaryFile(
+            "w+", encoding="utf-8", errors="xmlcharrefreplace", dir=output.parent
+        ) as body,
+    ):
+        out_root = _SuiteWriter(body)
+        for item in items:
+            if isinstance(item, MissingReport):
+                cancelled = item.status is Status.CANCELLED
+                _add_synthetic(
+                    out_root,
+                    variant_id=item.variant_id,
+                    values=item.values,
+                    source="",
+                    name=f"variant {item.variant_id}",
+                    message=f"no JUnit report: variant {item.status.value}"
+                    + (f": {item.reason}" if item.reason else ""),
+                    detail="",
+                    skipped=cancelled,
+                    tally=tally,
+                    provenance=item.provenance,
+                )
+                continue
+            parsed = parse_junit(item.path)
+            if on_parsed is not None:
+                on_parsed(parsed)
+            notes.extend(parsed.warnings)
+            if parsed.root is None:
+                broken.append(BrokenInput(item.path, item.variant_id, parsed.problem))
+                _add_synthetic(
+                    out_root,
+                    variant_id=item.variant_id,
+                    values=item.values,
+                    source=str(item.path),
+                    name=f"junit {item.path.name}",
+                    message=f"cannot read JUnit report {item.path}: {parsed.problem}",
+                    detail=f"file: {item.path}\nproblem: {parsed.problem}",
+                    skipped=False,
+                    tally=tally,
+                    provenance=item.provenance,
+                )
+                continue
+            _add_report(out_root, parsed, item, tally)
+            del parsed
+        counts = tally.as_counts()
+        body.seek(0)
+        with target.open("w", encoding="utf-8", errors="xmlcharrefreplace") as out:
+            out.write(_root_tag(counts, out_root.time))
+            shutil.copyfileobj(body, out, 1 << 20)
+            out.write("</testsuites>")
     return MergeSummary(
         output=output,
         inputs=len(items),
@@ -282,12 +339,19 @@ def _collect(
     return [item for _, item in chosen.values()], notes
 
 
-def merge_paths(paths: Sequence[Path], output: Path) -> MergeSummary:
+@without_cycle_collection
+def merge_paths(
+    paths: Sequence[Path],
+    output: Path,
+    *,
+    on_parsed: Callable[[ParsedReport], None] | None = None,
+) -> MergeSummary:
     """Merge JUnit files and run directories (folders with ``run.json``) into *output*.
 
     A plain JUnit file keeps its names; a run directory contributes each variant's report,
     annotated with the variant. A variant found in several run directories is taken from the
-    last one.
+    last one. *on_parsed* sees each input as read, before the merge changes it (so a caller
+    that needs its testcases does not read the file again).
     """
     entries: list[tuple[Path, bool]] = []
     for path in paths:
@@ -298,4 +362,4 @@ def merge_paths(paths: Sequence[Path], output: Path) -> MergeSummary:
         else:
             entries.append((path, False))
     items, notes = _collect(entries)
-    return _merge(items, output, warnings=notes)
+    return _merge(items, output, warnings=notes, on_parsed=on_parsed)

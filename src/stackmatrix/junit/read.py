@@ -13,16 +13,17 @@ import math
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as StdET
 
 import defusedxml
-import defusedxml.ElementTree as SafeET
 from junitparser import junitparser as _jp
 
+from stackmatrix.junit.entities import declared_encoding, may_declare_entities, refuse_entities
 from stackmatrix.results.journal import TestCounts
 
 # Elements come from whichever ElementTree junitparser uses (lxml when installed, else the
@@ -35,8 +36,8 @@ MAX_JUNIT_BYTES = 128 * 1024 * 1024
 NESTED_SUITE_SEPARATOR = " / "
 
 _RESULT_TAGS = ("skipped", "error", "failure")
+_UNSEEN: Any = object()
 _ILLEGAL_XML_CHARS = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_XML_DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)""")
 
 
 class Outcome(enum.StrEnum):
@@ -48,7 +49,7 @@ class Outcome(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseResult:
     """One testcase as read from a JUnit file (names as the tests wrote them)."""
 
@@ -61,11 +62,58 @@ class CaseResult:
     file: str | None = None
     line: int | None = None
     time: float | None = None
+    # ``classname::name``, or just the name when there is no classname.
+    test_id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def test_id(self) -> str:
-        """``classname::name``, or just the name when there is no classname."""
-        return f"{self.classname}::{self.name}" if self.classname else self.name
+    def __post_init__(self) -> None:
+        test_id = f"{self.classname}::{self.name}" if self.classname else self.name
+        object.__setattr__(self, "test_id", sys.intern(test_id))
+
+
+def _case_result_maker() -> Callable[..., CaseResult]:
+    """A function making a CaseResult from its fields, as its ``__init__`` does, in a third of
+    the time (a frozen dataclass sets each field through ``object.__setattr__``), for the
+    million testcases of a big run."""
+    new = object.__new__
+    slot = {name: vars(CaseResult)[name].__set__ for name in CaseResult.__slots__}
+    s_suite, s_class, s_name, s_outcome = (
+        slot["suite"],
+        slot["classname"],
+        slot["name"],
+        slot["outcome"],
+    )
+    s_message, s_text, s_file, s_line = slot["message"], slot["text"], slot["file"], slot["line"]
+    s_time, s_id = slot["time"], slot["test_id"]
+    intern = sys.intern
+
+    def make(  # noqa: PLR0917 - the fields in order, as the dataclass takes them
+        suite: str,
+        classname: str,
+        name: str,
+        outcome: Outcome,
+        message: str,
+        text: str,
+        file: str | None,
+        line: int | None,
+        time: float | None,
+    ) -> CaseResult:
+        case: CaseResult = new(CaseResult)
+        s_suite(case, suite)
+        s_class(case, classname)
+        s_name(case, name)
+        s_outcome(case, outcome)
+        s_message(case, message)
+        s_text(case, text)
+        s_file(case, file)
+        s_line(case, line)
+        s_time(case, time)
+        s_id(case, intern(f"{classname}::{name}") if classname else name)
+        return case
+
+    return make
+
+
+_new_case_result = _case_result_maker()
 
 
 @dataclass(frozen=True)
@@ -89,17 +137,15 @@ def clean_xml_text(text: str) -> str:
     return _ILLEGAL_XML_CHARS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _declared_encoding(data: bytes) -> str:
-    match = _XML_DECLARED_ENCODING.match(data)
-    return match.group(1).decode("ascii").lower() if match else "utf-8"
-
-
 def _safe_parse(data: bytes) -> XmlElement:
     """Parse without entities, external references or network; raises on any of them."""
-    root = SafeET.fromstring(data, forbid_dtd=False, forbid_entities=True, forbid_external=True)
+    if may_declare_entities(data):
+        refuse_entities(data)
     if ETREE is StdET:
-        return root
-    # junitparser runs on lxml here: the document is known to be entity-free, so parse it again
+        # Entity-free (checked above): the C parser builds the tree, several times faster
+        # than the pure-Python parser defusedxml subclasses.
+        return StdET.fromstring(data)  # noqa: S314 - entity-free, checked by expat above
+    # junitparser runs on lxml here: the document is known to be entity-free, so parse it
     # with a hardened lxml parser to get elements junitparser can hold.
     parser = ETREE.XMLParser(
         resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
@@ -197,7 +243,7 @@ def parse_junit(path: Path, *, max_bytes: int | None = None) -> ParsedReport:
 def _repair(data: bytes) -> tuple[bytes, str] | None:
     """Fix the two common defects of reports written by test runners: invalid UTF-8 and control
     characters (ANSI colours) in text. Returns the fixed document and what was done, or None."""
-    encoding = _declared_encoding(data)
+    encoding = declared_encoding(data)
     if encoding not in ("utf-8", "utf8"):
         return None
     what = []
@@ -215,6 +261,8 @@ def _repair(data: bytes) -> tuple[bytes, str] | None:
 
 
 def outcome_of(case: XmlElement) -> tuple[Outcome, XmlElement | None]:
+    if not len(case):
+        return Outcome.PASSED, None
     found: dict[str, XmlElement] = {}
     for child in case:
         tag = child.tag
@@ -249,14 +297,25 @@ def suites_of_root(root: XmlElement, fallback: str) -> Iterator[tuple[XmlElement
         yield from _iter_suites(root, ())
 
 
+_FLOATS: dict[str, float | None] = {}
+_FLOATS_KEPT = 65_536  # distinct times remembered: test runners write few (0.001 steps)
+
+
 def to_float(raw: str | None) -> float | None:
     if raw is None:
         return None
+    known = _FLOATS.get(raw, _UNSEEN)
+    if known is not _UNSEEN:
+        return known  # type: ignore[no-any-return]
     try:
-        value = float(raw.replace(",", ""))
+        value: float | None = float(raw.replace(",", ""))
     except ValueError:
-        return None
-    return value if math.isfinite(value) else None
+        value = None
+    if value is not None and not math.isfinite(value):
+        value = None
+    if len(_FLOATS) < _FLOATS_KEPT:
+        _FLOATS[raw] = value
+    return value
 
 
 def _to_int(raw: str | None) -> int | None:
@@ -282,23 +341,38 @@ def case_groups(root: XmlElement, fallback: str) -> list[tuple[XmlElement, str, 
 
 
 def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
-    """Every testcase of a readable report; testcases directly under ``<testsuites>`` count too."""
+    """Every testcase of a readable report; testcases directly under ``<testsuites>`` count too.
+    Repeated names and messages share one string (a million testcases repeat most of them)."""
     root = parsed.root
     if root is None:
         return
-    for _suite, suite_name, cases in case_groups(root, parsed.path.stem):
+    intern = sys.intern
+    make = _new_case_result
+    passed = Outcome.PASSED
+    for _suite, name_of_suite, cases in case_groups(root, parsed.path.stem):
+        suite_name = intern(name_of_suite)
         for case in cases:
-            outcome, result = outcome_of(case)
-            yield CaseResult(
-                suite=suite_name,
-                classname=case.get("classname") or "",
-                name=case.get("name") or "",
-                outcome=outcome,
-                message=(result.get("message") or "") if result is not None else "",
-                text=(result.text or "") if result is not None else "",
-                file=case.get("file"),
-                line=_to_int(case.get("line")),
-                time=to_float(case.get("time")),
+            get = case.get
+            line = get("line")
+            if len(case):
+                outcome, result = outcome_of(case)
+                if result is not None:
+                    message = intern(result.get("message") or "")
+                    text = intern(result.text or "")
+                else:
+                    message = text = ""
+            else:  # most testcases: passed, nothing inside
+                outcome, message, text = passed, "", ""
+            yield make(
+                suite_name,
+                intern(get("classname") or ""),
+                intern(get("name") or ""),
+                outcome,
+                message,
+                text,
+                get("file"),
+                _to_int(line) if line is not None else None,
+                to_float(get("time")),
             )
 
 

@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import assert_never
 
 from stackmatrix.junit.read import CaseResult, Outcome
+from stackmatrix.junit.slots import slots_maker
 from stackmatrix.report.model import RunReport, VariantReport
 from stackmatrix.report.provenance import (
     ProvenanceChange,
@@ -142,7 +143,7 @@ class VariantRecord:
     provenance: Provenance = field(default_factory=Provenance)  # what it ran
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseRecord:
     """One test on one variant of one run."""
 
@@ -184,26 +185,33 @@ def _first_line(text: str) -> str:
     return next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
 
 
+_new_record = slots_maker(CaseRecord)
+
+
 def _variant_cases(v: VariantReport) -> list[CaseRecord]:
     worst: dict[str, CaseResult] = {}
     for case in v.cases:
-        known = worst.get(case.test_id)
-        if known is None or OUTCOME_SEVERITY[case.outcome] > OUTCOME_SEVERITY[known.outcome]:
+        known = worst.setdefault(case.test_id, case)
+        if known is not case and OUTCOME_SEVERITY[case.outcome] > OUTCOME_SEVERITY[known.outcome]:
             worst[case.test_id] = case
     flaky = set(v.flaky_tests)
+    # A million testcases share a handful of one-mark histories and first lines.
+    histories = {outcome: (outcome_mark(outcome),) for outcome in Outcome}
+    flaky_history = (outcome_mark(Outcome.PASSED, flaky=True),)
+    lines: dict[str, str] = {"": ""}
+    variant = v.id
+    passed = Outcome.PASSED
+    make = _new_record
     records = []
     for test, case in worst.items():
-        is_flaky = test in flaky and case.outcome is Outcome.PASSED
-        records.append(
-            CaseRecord(
-                variant=v.id,
-                test=test,
-                outcome=case.outcome,
-                flaky=is_flaky,
-                message=_first_line(case.message or case.text),
-                history=(outcome_mark(case.outcome, flaky=is_flaky),),
-            )
-        )
+        outcome = case.outcome
+        is_flaky = outcome is passed and test in flaky
+        text = case.message or case.text
+        message = lines.get(text)
+        if message is None:
+            message = lines[text] = _first_line(text)
+        history = flaky_history if is_flaky else histories[outcome]
+        records.append(make(variant, test, outcome, is_flaky, message, history))
     return records
 
 

@@ -14,11 +14,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from stackmatrix.errors import ReportError
-from stackmatrix.junit.merge import MergeSummary, merge_paths
+from stackmatrix.junit.merge import MergeSummary, merge_paths, without_cycle_collection
+from stackmatrix.junit.read import ParsedReport
 from stackmatrix.report.baseline import Comparison, Snapshot, compare, rewrite_tests, snapshot_of
 from stackmatrix.report.changes import changes_markdown
 from stackmatrix.report.html import render_html
-from stackmatrix.report.model import RunReport, load_runs, test_id_rewrite
+from stackmatrix.report.model import (
+    JunitReadings,
+    RunReport,
+    junit_reading,
+    load_runs,
+    test_id_rewrite,
+)
 from stackmatrix.report.results_file import (
     RESULTS_NAME,
     dump_results,
@@ -54,6 +61,7 @@ class ReportPaths:
     report: RunReport | None = None  # what the reports show
 
 
+@without_cycle_collection
 def build_reports(
     run_dirs: Sequence[Path],
     out_dir: Path,
@@ -74,11 +82,10 @@ def build_reports(
     comparison and with a warning in them, and then raises ReportError. *against_matrix*:
     judge what is missing against the whole matrix (``stackmatrix report``).
     """
-    report = load_runs(run_dirs, against_matrix=against_matrix)
+    merge, report = _merge_and_load(run_dirs, out_dir, against_matrix=against_matrix)
     current = snapshot_of(report, ", ".join(map(str, run_dirs)))
     compared = _compare_with_baseline(report, current, baseline)
     try:
-        merge = merge_paths(run_dirs, out_dir / JUNIT_NAME)
         summary, markdown = _write_summary(out_dir, compared, baseline)
         html = _write_html(out_dir, compared)
         results = _write_results(out_dir, compared, current)
@@ -101,6 +108,29 @@ def build_reports(
         comparison=compared.comparison,
         report=compared.report,
     )
+
+
+def _merge_and_load(
+    run_dirs: Sequence[Path], out_dir: Path, *, against_matrix: bool
+) -> tuple[MergeSummary, RunReport]:
+    """Write the merged ``junit.xml`` and read the runs, each JUnit file read once (the merge
+    hands over the testcases of each file it reads)."""
+    if not run_dirs:
+        load_runs(run_dirs)  # raises: nothing to report on
+    readings: JunitReadings = {}
+
+    def keep(parsed: ParsedReport) -> None:
+        readings[parsed.path] = junit_reading(parsed)
+
+    try:
+        merge = merge_paths(run_dirs, out_dir / JUNIT_NAME, on_parsed=keep)
+    except OSError as exc:
+        load_runs(run_dirs, against_matrix=against_matrix)  # a run's own problem comes first
+        raise ReportError(f"cannot write reports: {exc}") from exc
+    except Exception:
+        load_runs(run_dirs, against_matrix=against_matrix)  # says what is wrong with a run
+        raise
+    return merge, load_runs(run_dirs, against_matrix=against_matrix, readings=readings)
 
 
 @dataclass(frozen=True)

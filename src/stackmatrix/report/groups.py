@@ -160,11 +160,30 @@ def covers_matrix(report: RunReport) -> bool:
     return matrix <= {v.id for v in report.variants}
 
 
+def _ran_on(test_id: str, tests_of: Mapping[str, set[str]]) -> list[str]:
+    """The variants that ran *test_id*."""
+    return [ident for ident, tests in tests_of.items() if test_id in tests]
+
+
 def _variant_outcome(v: VariantReport) -> Outcome:
     return Outcome.FAILED if v.result.status is Status.FAILED else Outcome.ERROR
 
 
+_LAST: list[tuple[RunReport, tuple[FailureGroup, ...]]] = []
+
+
 def failure_groups(report: RunReport) -> list[FailureGroup]:
+    """Every failure of *report*, one group per test (or variant problem) and message (see
+    :func:`_failure_groups`); the groups of the last report asked about are kept, since
+    summary.md and report.html both list them."""
+    if _LAST and _LAST[0][0] is report:
+        return list(_LAST[0][1])
+    groups = _failure_groups(report)
+    _LAST[:] = [(report, tuple(groups))]
+    return groups
+
+
+def _failure_groups(report: RunReport) -> list[FailureGroup]:
     """Every failure of *report*, one group per test (or variant problem) and message.
 
     Most useful first: variants that failed as a whole (nothing behind them was tested), then
@@ -174,7 +193,7 @@ def failure_groups(report: RunReport) -> list[FailureGroup]:
     then the order the tests were reported in.
     """
     building: dict[tuple[Kind, str, str], _Building] = {}
-    ran_on: dict[str, set[str]] = {}  # test id -> variants where it ran (any outcome)
+    tests_of: dict[str, set[str]] = {}  # variant id -> the tests it ran (any outcome)
     failed_on: dict[str, set[str]] = {}
     for v in report.variants:
         problems: list[tuple[Kind, str, str, Outcome, str, CaseResult | None]] = []
@@ -187,8 +206,7 @@ def failure_groups(report: RunReport) -> list[FailureGroup]:
             problems.append(
                 (Kind.JUNIT, "", first_line(v.junit_problem), Outcome.ERROR, v.junit_problem, None)
             )
-        for case in v.cases:
-            ran_on.setdefault(case.test_id, set()).add(v.id)
+        tests_of[v.id] = {case.test_id for case in v.cases}
         for case in v.problems:
             failed_on.setdefault(case.test_id, set()).add(v.id)
             text = case.text if case.text.strip() else case.message
@@ -215,7 +233,8 @@ def failure_groups(report: RunReport) -> list[FailureGroup]:
             variants_text=variants_text(b.variants, report.variants, whole=whole),
             kind=b.kind,
             experimental=set(b.variants) <= experimental,
-            everywhere=b.kind is Kind.TEST and failed_on[b.test_id] >= ran_on[b.test_id],
+            everywhere=b.kind is Kind.TEST
+            and all(ident in failed_on[b.test_id] for ident in _ran_on(b.test_id, tests_of)),
             detail=b.detail,
             cases=dict(b.cases),
         )

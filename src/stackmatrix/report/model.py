@@ -17,6 +17,7 @@ from stackmatrix.junit.write import (
     ERROR_CLASSNAME,
     CaseResult,
     Outcome,
+    ParsedReport,
     count_outcomes,
     iter_cases,
     parse_junit,
@@ -151,7 +152,7 @@ class VariantReport:
         """The variant id."""
         return self.result.id
 
-    @property
+    @cached_property
     def counts(self) -> TestCounts:
         """Testcase totals, from the JUnit file when it was readable, else from the journal."""
         if self.cases or self.synthetic:
@@ -177,11 +178,17 @@ class VariantReport:
     @property
     def problems(self) -> list[CaseResult]:
         """Testcases that failed or errored."""
-        return [c for c in self.cases if c.outcome in (Outcome.FAILED, Outcome.ERROR)]
+        return list(self._problems)
 
-    @property
+    @cached_property
+    def _problems(self) -> tuple[CaseResult, ...]:
+        return tuple(c for c in self.cases if c.outcome in _FAILING)
+
+    @cached_property
     def flaky_tests(self) -> tuple[str, ...]:
         """Tests that failed or errored in an earlier attempt and passed in the last one."""
+        if not self.attempt_cases:
+            return ()
         failed_before = {
             case.test_id
             for attempt in self.attempt_cases
@@ -420,16 +427,25 @@ class RunReport:
         ran = [v for v in self.variants if v.ran_tests]
         worst: dict[str, dict[str, CaseResult]] = {}
         classnames: dict[str, set[str]] = {}
+        passed = Outcome.PASSED
         for variant in ran:
-            kinds = classnames.setdefault(variant.id, set())
+            ident = variant.id
+            classnames[ident] = {case.classname for case in variant.cases}
             for case in variant.cases:
-                kinds.add(case.classname)
-                row = worst.setdefault(case.test_id, {})
-                known = row.get(variant.id)
+                row = worst.get(case.test_id)
+                if row is None:
+                    worst[case.test_id] = {ident: case}
+                    continue
+                known = row.get(ident)
                 if known is None or _SEVERITY[case.outcome] > _SEVERITY[known.outcome]:
-                    row[variant.id] = case
+                    row[ident] = case
         rows = []
+        everywhere = len(ran)
         for test_id, by_variant in worst.items():
+            if len(by_variant) == everywhere and all(
+                c.outcome is passed for c in by_variant.values()
+            ):
+                continue  # passed on every variant: no row
             kind = next(iter(by_variant.values())).classname
             cells: dict[str, Cell] = {}
             for v in ran:
@@ -459,6 +475,8 @@ def test_id_rewrite(rules: Sequence[Mapping[str, str]]) -> tuple[TestIdRewrite, 
             compiled.append((re.compile(str(rule["pattern"])), str(rule.get("replace", ""))))
         except (KeyError, TypeError, re.error) as exc:
             problems.append(f"test_ids[{index}] is left out: {exc}")
+    if not compiled:
+        return _no_rewrite, problems
 
     def rewrite(test_id: str) -> str:
         for pattern, replacement in compiled:
@@ -488,8 +506,21 @@ def rewritten(case: CaseResult, rewrite: TestIdRewrite) -> CaseResult:
     )
 
 
+JunitReadings = dict[Path, tuple[tuple[CaseResult, ...], str]]
+"""Testcases and problem of JUnit files already read (by the merge), by path."""
+
+
+def junit_reading(parsed: ParsedReport) -> tuple[tuple[CaseResult, ...], str]:
+    """What :func:`load_runs` takes of a JUnit file: its testcases and why it is unreadable."""
+    return tuple(iter_cases(parsed)), parsed.problem
+
+
 def _variant_report(
-    result: VariantResult, run_dir: Path, run_id: str, rewrite: TestIdRewrite = _no_rewrite
+    result: VariantResult,
+    run_dir: Path,
+    run_id: str,
+    rewrite: TestIdRewrite = _no_rewrite,
+    readings: JunitReadings | None = None,
 ) -> VariantReport:
     cases: list[CaseResult] = []
     synthetic: list[CaseResult] = []
@@ -497,13 +528,16 @@ def _variant_report(
     if result.provenance:  # what the journal holds, through the masking every report uses
         result = replace(result, provenance=masked(result.provenance))
     if result.junit:
-        parsed = parse_junit(run_dir / result.junit)
-        for case in iter_cases(parsed):
+        path = run_dir / result.junit
+        known = readings.pop(path, None) if readings is not None else None
+        read, problem = known if known is not None else junit_reading(parse_junit(path))
+        for case in read:
             if is_synthetic(case):
                 synthetic.append(case)
+            elif rewrite is _no_rewrite:
+                cases.append(case)
             else:
                 cases.append(rewritten(case, rewrite))
-        problem = parsed.problem
     stats, stats_problem = (
         read_stats(run_dir / result.stats) if result.stats else (None, "no resource samples")
     )
@@ -598,13 +632,19 @@ def _in_matrix_order(
     )
 
 
-def load_runs(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> RunReport:
+def load_runs(
+    run_dirs: Sequence[Path],
+    *,
+    against_matrix: bool = False,
+    readings: JunitReadings | None = None,
+) -> RunReport:
     """Read the journals of *run_dirs* and the files they name; raise ReportError when a
     directory has no readable journal.
 
     Test ids are rewritten by each run's ``test_ids`` rules; variants come in matrix order.
     *against_matrix*: what the report misses is judged against the whole matrix (every
-    variant and shard), not only against what the runs set out to run.
+    variant and shard), not only against what the runs set out to run. *readings*: JUnit
+    files already read, taken from there instead of being read again.
     """
     if not run_dirs:
         raise ReportError("no run directory given")
@@ -625,7 +665,7 @@ def load_runs(run_dirs: Sequence[Path], *, against_matrix: bool = False) -> RunR
                 )
             rules = tuple(journal.test_ids)
         for result in journal.variants:
-            report = _variant_report(result, run_dir, journal.run_id, rewrite)
+            report = _variant_report(result, run_dir, journal.run_id, rewrite, readings)
             earlier = chosen.pop(result.id, None)
             if earlier is not None and journal.rerun_of is None:
                 warnings.append(

@@ -26,11 +26,14 @@ from stackmatrix.report.baseline import (
 from stackmatrix.report.merged_junit import MergedVariant, group_by_variant, merged_cases
 from stackmatrix.report.model import RunReport, report_of_journal
 from stackmatrix.report.provenance import provenance_dict, provenance_from
+from stackmatrix.report.results_tests import encode_tests, results_rows
 from stackmatrix.results.journal import JOURNAL_NAME, Provenance, RunJournal, Status
 
 RESULTS_NAME = "results.json"
 RESULTS_KIND = "stackmatrix-results"
-RESULTS_FORMAT = 1
+RESULTS_FORMAT = 2
+"""Format 2 lists each test once, with a cell per variant (:mod:`.results_tests`); format 1
+(a row per test x variant) is still read."""
 MERGED_JUNIT_NAME = "junit.xml"
 
 
@@ -108,7 +111,6 @@ def results_document(
                 }
             )
     rows = comparison.cases if comparison is not None else current.cases
-    tests = [_test_row(c) for c in rows]
     return {
         "kind": RESULTS_KIND,
         "format": RESULTS_FORMAT,
@@ -116,18 +118,23 @@ def results_document(
         "run_ids": list(report.run_ids),
         "baseline": comparison.baseline if comparison else None,
         "variants": variants,
-        "tests": tests,
+        **encode_tests(rows, _test_row),
     }
+
+
+_LISTS = ("variants", "columns", "tests", "details")
+_ROW_ENCODER = json.JSONEncoder(ensure_ascii=False)  # json.dumps makes one per call
 
 
 def dump_results(document: Mapping[str, Any]) -> str:
     """``results.json`` text: one variant or test a line, so it stays small and diffable."""
-    head = {k: v for k, v in document.items() if k not in ("variants", "tests")}
+    head = {k: v for k, v in document.items() if k not in _LISTS}
     lines = ["{"]
     lines += [f"  {json.dumps(k)}: {json.dumps(v, ensure_ascii=False)}," for k, v in head.items()]
-    for index, key in enumerate(("variants", "tests")):
-        rows = [json.dumps(row, ensure_ascii=False) for row in document.get(key, [])]
-        tail = "" if index == 1 else ","
+    keys = [k for k in _LISTS if k in document or k in ("variants", "tests")]
+    for index, key in enumerate(keys):
+        rows = [_ROW_ENCODER.encode(row) for row in document.get(key, [])]
+        tail = "" if index == len(keys) - 1 else ","
         if rows:
             lines.append(f'  "{key}": [\n' + ",\n".join(f"    {r}" for r in rows) + f"\n  ]{tail}")
         else:
@@ -201,8 +208,12 @@ def snapshot_from_results(data: Any, source: str) -> Snapshot:
                 provenance=_provenance(entry, where),
             )
         )
+    try:
+        rows = results_rows(data)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from exc
     cases = []
-    for index, entry in enumerate(_entries(data, "tests")):
+    for index, entry in enumerate(rows):
         where = f"tests[{index}]"
         if entry.get("change") == "removed":
             continue

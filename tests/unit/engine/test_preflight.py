@@ -20,7 +20,7 @@ def _fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "docker"
-    script.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path}/calls\n{body}\n")
+    script.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/calls\n{body}\n')
     script.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return tmp_path / "calls"
@@ -45,11 +45,9 @@ def test_an_unreachable_engine_says_what_docker_said(
     assert str(caught.value) == f"the Docker engine is not reachable ({preflight.HINT}): {said}"
 
 
-def test_a_missing_compose_plugin_is_named(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_missing_compose_plugin_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     body = (
-        "if [ \"$1\" = compose ]; then echo \"docker: 'compose' is not a docker command.\" >&2;"
+        'if [ "$1" = compose ]; then echo "docker: \'compose\' is not a docker command." >&2;'
         " exit 1; fi\necho 27.5.1"
     )
     _fake_docker(tmp_path, monkeypatch, body)
@@ -63,7 +61,7 @@ def test_an_engine_that_never_answers_fails_at_the_deadline(
     _fake_docker(tmp_path, monkeypatch, "exec sleep 30")
     monkeypatch.setattr(preflight, "ANSWER_TIMEOUT", 0.5)
     started = time.monotonic()
-    with pytest.raises(EngineError, match="did not answer within 0.5 s"):
+    with pytest.raises(EngineError, match=r"did not answer within 0\.5 s"):
         preflight.ensure_engine()
     assert time.monotonic() - started < 5
 
@@ -82,6 +80,6 @@ def test_closing_ends_questions_still_running(
     _fake_docker(tmp_path, monkeypatch, "exec sleep 30")
     started = time.monotonic()
     with preflight.EngineCheck() as check:
-        processes = list(check._processes.values())  # noqa: SLF001 - what close() must end
+        processes = list(check._processes.values())
     assert time.monotonic() - started < 5
     assert all(not isinstance(p, OSError) and p.returncode is not None for p in processes)

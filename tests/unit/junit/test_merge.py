@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree as StdET
 
 import junitparser
 import pytest
@@ -14,6 +15,7 @@ import xmlschema
 
 from stackmatrix.errors import ReportError, UsageError
 from stackmatrix.junit.merge import JunitInput, merge_junit, merge_paths
+from stackmatrix.junit.serialise import serialise
 from stackmatrix.junit.write import Outcome, iter_cases, parse_junit
 from stackmatrix.results.journal import RunJournal, Status, VariantResult
 from stackmatrix.results.journal import TestCounts as Counts
@@ -251,3 +253,19 @@ def test_merge_paths_reports_an_unreadable_journal(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text("{not json")
     with pytest.raises(ReportError, match=r"run\.json: cannot read the run journal"):
         merge_paths([tmp_path], tmp_path / "out.xml")
+
+
+@pytest.mark.parametrize(
+    "xml",
+    [
+        '<s n="a&amp;b"><t c="x" t="0.1"/>\n<t c="&quot;q&quot; &lt;&gt;&#10;&#13;&#9;"/></s>',
+        '<s><t>text &amp; &lt;more&gt;<f m="x">tb</f>tail &amp;</t>  <u/>\n</s>',
+        '<s xmlns:n="urn:x" n:k="1"><t/></s>',
+        '<s k="{braces}"><n:t xmlns:n="urn:y"/></s>',
+        "<s><t/><!-- a comment is not kept by the parser --></s>",
+    ],
+)
+def test_the_merged_files_serialiser_writes_what_elementtree_writes(xml: str) -> None:
+    suite = StdET.fromstring(xml)  # noqa: S314 - the test's own literal documents
+    suite.tail = "\n"
+    assert serialise(suite) == StdET.tostring(suite, encoding="unicode")

@@ -64,6 +64,53 @@ def test_external_entity_is_never_resolved() -> None:
     assert "root:" not in parsed.problem  # /etc/passwd content
 
 
+_SUITE = '<testsuite><testcase classname="c" name="{name}"/></testsuite>'
+
+
+@pytest.mark.parametrize(
+    ("doctype", "name"),
+    [
+        ('<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>', "&b;"),
+        ('<!DOCTYPE l [<!ENTITY x SYSTEM "file:///etc/passwd">]>', "&x;"),
+        ('<!DOCTYPE l [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd">%p;]>', "a"),
+        ('<!DOCTYPE l [<!NOTATION n SYSTEM "x"><!ENTITY u SYSTEM "y" NDATA n>]>', "a"),
+        # A declaration after an unread parameter entity is still refused, not skipped.
+        ('<!DOCTYPE l [<!ENTITY % p SYSTEM "x.dtd">%p;<!ENTITY e "boom">]>', "&e;"),
+    ],
+    ids=["nested", "external", "parameter", "unparsed", "after-parameter"],
+)
+def test_every_entity_declaration_is_refused(tmp_path: Path, doctype: str, name: str) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(f'<?xml version="1.0"?>{doctype}{_SUITE.format(name=name)}', "utf-8")
+    parsed = parse_junit(path)
+    assert (parsed.root, parsed.problem) == (
+        None,
+        "XML entities are not allowed (EntitiesForbidden)",
+    )
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-8-sig", "iso-8859-1"])
+def test_entities_are_refused_in_any_encoding(tmp_path: Path, encoding: str) -> None:
+    path = tmp_path / "junit.xml"
+    doctype = '<!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+    text = f'<?xml version="1.0" encoding="{encoding}"?>{doctype}{_SUITE.format(name="&b;")}'
+    path.write_bytes(text.encode(encoding))
+    assert parse_junit(path).problem == "XML entities are not allowed (EntitiesForbidden)"
+
+
+def test_an_external_dtd_is_not_fetched_and_the_report_reads(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    doctype = '<!DOCTYPE l SYSTEM "http://127.0.0.1:9/x.dtd">'
+    path.write_text(f'<?xml version="1.0"?>{doctype}{_SUITE.format(name="a")}', "utf-8")
+    assert [c.name for c in iter_cases(parse_junit(path))] == ["a"]
+
+
+def test_an_undefined_entity_is_not_well_formed(tmp_path: Path) -> None:
+    path = tmp_path / "junit.xml"
+    path.write_text(_SUITE.format(name="&zz;"), "utf-8")
+    assert parse_junit(path).problem == ("not well-formed XML: undefined entity: line 1, column 11")
+
+
 def test_file_over_the_size_limit_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Mapping, Sequence
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,12 @@ from stackmatrix.report.baseline import (
 from stackmatrix.report.build import ReportPaths, build_reports
 from stackmatrix.report.model import load_runs
 from stackmatrix.report.results_file import (
+    _test_row,
     load_baseline,
     snapshot_from_merged_junit,
     snapshot_from_results,
 )
+from stackmatrix.report.results_tests import results_rows
 from stackmatrix.report.text import md_escape
 from stackmatrix.results.journal import RunJournal, Status
 from tests.unit.report.sample_run import build_sample_run, write_pytest_junit
@@ -382,7 +385,7 @@ def test_results_json_carries_statuses_outcomes_and_classes(
         "before": "passed",
         "history": ["pass", "flaky"],
     }
-    tests = {(t["variant"], t["test"]): t for t in data["tests"]}
+    tests = {(t["variant"], t["test"]): t for t in results_rows(data)}
     assert len(tests) == 4 * 8  # every test x variant that ran tests
     assert tests["postgres-15_redis-on", LIST_ORDERS] == {
         "variant": "postgres-15_redis-on",
@@ -414,7 +417,7 @@ def test_without_a_baseline_flaky_results_are_listed_and_nothing_is_compared(
     assert '<section id="comparison">' not in html
     data = json.loads(paths.results.read_text(encoding="utf-8"))  # type: ignore[union-attr]
     assert data["baseline"] is None
-    assert {t["change"] for t in data["tests"]} == {None}
+    assert {t["change"] for t in results_rows(data)} == {None}
     text = load_runs([current])
     assert [v.flaky_tests for v in text.variants if v.flaky_tests] == [(UPGRADE,)]
 
@@ -678,3 +681,24 @@ def test_results_json_round_trips_into_a_snapshot(previous: Path) -> None:
     direct = snapshot_of(load_runs([previous]), "x")
     assert snapshot.variants == direct.variants
     assert snapshot.cases == direct.cases
+
+
+def test_results_json_lists_each_test_once_and_reads_back_every_row(
+    previous: Path, current: Path, tmp_path: Path
+) -> None:
+    paths = build_reports([current], tmp_path / "r", baseline=previous)
+    assert paths.comparison is not None
+    assert paths.results is not None
+    data = json.loads(paths.results.read_text(encoding="utf-8"))
+    assert data["format"] == 2
+    assert len(data["tests"]) == len({c.test for c in paths.comparison.cases})
+    # Every row a row per test x variant would hold, read back from the cells and details.
+    key = itemgetter("variant", "test")
+    expected = sorted((_test_row(c) for c in paths.comparison.cases), key=key)
+    assert sorted(results_rows(data), key=key) == expected
+    again = snapshot_from_results(data, "x")
+    assert {(c.variant, c.test): c.history for c in again.cases} == {
+        (c.variant, c.test): c.history
+        for c in paths.comparison.cases
+        if c.change is not Change.REMOVED
+    }

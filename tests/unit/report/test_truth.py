@@ -12,6 +12,7 @@ import pytest
 
 from stackmatrix.report.build import ReportPaths, build_reports, load_runs, summary_text
 from stackmatrix.report.model import NA, Severity, Verdict
+from stackmatrix.report.results_tests import results_rows
 from stackmatrix.results.journal import Status
 from tests.unit.report.handmade import T0, Case, Plan, grid_variants, write_run
 
@@ -292,7 +293,8 @@ def test_rewritten_test_ids_compare_one_test_across_variants(tmp_path: Path) -> 
     assert list(rows[0].cells.values()) == ["failed", "failed", "passed", "passed"]
     paths, _, _ = _build(tmp_path)
     assert paths.results is not None
-    tests = {t["test"] for t in json.loads(paths.results.read_text(encoding="utf-8"))["tests"]}
+    data = json.loads(paths.results.read_text(encoding="utf-8"))
+    tests = {t["test"] for t in results_rows(data)}
     assert tests == {
         "test.dialect.ReflectionTest::test_reflect",
         "test.dialect.ReflectionTest::test_collation",
