@@ -614,14 +614,17 @@ def test_an_engine_frozen_after_the_tests_fails_the_run_within_the_deadline_nami
     assert done.returncode == 3, done.stdout + done.stderr
     # The tests had finished: their result and counts stand, the trouble is recorded beside.
     assert (variant["status"], variant["tests"]["passed"]) == ("passed", 1), variant
-    assert variant["teardown"] == (
-        "teardown failed: the Docker engine did not answer `docker compose down`:"
-        " it does not answer `docker version` since `docker logs` got none"
+    # Which call meets the frozen engine first depends on timing: the collection of logs, or
+    # a question still asked beside the tests (provenance); the teardown names it.
+    assert re.fullmatch(
+        r"teardown failed: the Docker engine did not answer `docker compose down`: it (does not"
+        r" answer `docker version`|stopped answering) since `docker [a-z ]+` got none",
+        variant["teardown"],
     ), variant
     assert "DockerException" not in done.stdout + done.stderr
     assert "The command executed was" not in done.stdout + done.stderr
     log = (project.run_dir() / "flavor-a" / "logs" / "idle.log").read_text()
-    assert log == "(no log: the Docker engine did not answer `docker logs` within 5 s)\n"
+    assert log.startswith("(no log: the Docker engine did not answer `docker logs`"), log
     # The stack the frozen engine kept: `gc` removes it once the engine is back.
     assert after_gc.returncode == 0, after_gc.stdout + after_gc.stderr
     assert f"removed run {journal['run_id']}: 1 containers, 1 networks" in after_gc.stdout
@@ -675,8 +678,13 @@ def test_an_engine_that_dies_during_the_tests_is_the_reason_and_gc_cleans_up_aft
         "teardown failed: the Docker engine did not answer `docker compose down`"
     ), variant
     log = (project.run_dir() / "flavor-a" / "logs" / "idle.log").read_text()
+    # Gone (its socket refuses), or no answer when a question asked beside the tests was in
+    # flight as it died: either way the log says the engine, not the service.
     assert log.startswith(
-        "(no log: the Docker engine is gone: `docker logs` failed: Cannot connect to the Docker"
+        (
+            "(no log: the Docker engine is gone: `docker logs` failed: Cannot connect",
+            "(no log: the Docker engine did not answer `docker logs`",
+        )
     ), log
     assert "The command executed was" not in done.stdout + done.stderr
     assert left, "the dead engine could not take the stack down"
