@@ -8,46 +8,20 @@ Needs Debian's ``chromium``. Skipped when it is missing, except under CI=true wh
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from stackmatrix.cli.main import main
+from tests.browser.headless import run_chromium
 from tests.unit.report.test_history import seven_nights
 
 pytestmark = pytest.mark.browser
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 WIDTH, HEIGHT = 1400, 1200
 FAIL_BACKGROUND = (0xFF, 0xEB, 0xE9)  # history_html._CSS --fail-bg
 PASS_BACKGROUND = (0xDA, 0xFB, 0xE1)  # --pass-bg
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (Debian: apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{message}; the browser test must run under CI=true")
-        pytest.skip(message)
-    return found
-
-
-def _run_chromium(
-    chromium: str, profile: Path, args: Sequence[str]
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-extensions", "--hide-scrollbars",
-        f"--user-data-dir={profile}", *args,
-    ]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +43,7 @@ def _row(dom: str, test: str) -> str:
 
 
 def test_browser_shows_flaky_rates_and_counts(chromium: str, page: Path, tmp_path: Path) -> None:
-    dom = _run_chromium(chromium, tmp_path / "profile", ["--dump-dom", page.as_uri()]).stdout
+    dom = run_chromium(chromium, tmp_path / "profile", ["--dump-dom", page.as_uri()]).stdout
     assert "<title>stackmatrix · history · shop</title>" in dom
     assert "7 nights, 2026-03-14 to 2026-03-20" in dom
     flaky = _row(dom, "t::test_flaky")
@@ -89,7 +63,7 @@ def test_screenshot_shows_the_failing_nights_in_red(
     chromium: str, page: Path, tmp_path: Path
 ) -> None:
     shot = tmp_path / "history.png"
-    _run_chromium(
+    run_chromium(
         chromium,
         tmp_path / "profile",
         [f"--screenshot={shot}", f"--window-size={WIDTH},{HEIGHT}", page.as_uri()],

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from stackmatrix.report.build import build_reports
+from tests.browser.headless import run_chromium
 from tests.unit.report.sample_run import build_sample_run
 
 pytestmark = pytest.mark.browser
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 WIDTH, HEIGHT = 1280, 2300
 # Colours of report.html's grid cells (see _html._CSS).
 FAIL_BACKGROUND = (0xFF, 0xEB, 0xE9)
@@ -28,42 +26,10 @@ PASS_BACKGROUND = (0xDA, 0xFB, 0xE1)
 PLOT_LINE = (0x1F, 0x77, 0xB4)  # matplotlib's first line colour: the resource plots
 
 
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium is not installed (Debian: apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(f"{message}; the browser test must run under CI=true")
-        pytest.skip(message)
-    return found
-
-
-def _run_chromium(
-    chromium: str, profile: Path, args: Sequence[str]
-) -> subprocess.CompletedProcess[str]:
-    command = [
-        chromium,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        f"--user-data-dir={profile}",
-        *args,
-    ]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
-
-
 def _screenshot(chromium: str, page: Path, tmp_path: Path, height: int) -> Path:
     """A PNG of *page* in a WIDTH x *height* window."""
     shot = tmp_path / "page.png"
-    _run_chromium(
+    run_chromium(
         chromium,
         tmp_path / "profile",
         [f"--screenshot={shot}", f"--window-size={WIDTH},{height}", page.as_uri()],
@@ -79,7 +45,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_browser_shows_grid_failures_and_plots(chromium: str, report: Path, tmp_path: Path) -> None:
-    dom = _run_chromium(chromium, tmp_path / "profile", ["--dump-dom", report.as_uri()]).stdout
+    dom = run_chromium(chromium, tmp_path / "profile", ["--dump-dom", report.as_uri()]).stdout
     assert "<title>stackmatrix · shop</title>" in dom
     # The grid: the numeric test fails on postgres-13 only.
     row = dom.split("test_orders::test_order_total_uses_numeric</td>", 1)[1].split("</tr>", 1)[0]
