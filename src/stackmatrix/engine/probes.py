@@ -176,20 +176,39 @@ _REPLY_CAP = 64 * 1024  # bytes read from a server at most while asking its vers
 _PG_TERMINATE = b"X" + struct.pack("!I", 4)
 
 
+@dataclass(frozen=True)
+class ServerVersion:
+    """What a server said of its version over its own protocol."""
+
+    version: str = ""
+    source: str = ""  # how it was asked: postgres, redis, valkey
+    # Whether the version may still be found inside the container: the server wants a
+    # password, is still loading, or never answered. A server that answered in some other
+    # protocol (not that kind of server at all) is not asked again, from inside or not.
+    ask_inside: bool = False
+
+
 def server_version(probe: Probe, address: tuple[str, int]) -> tuple[str, str]:
     """The version the server behind *probe* reports, and how it was asked (``postgres``,
     ``redis``, ``valkey``); ``("", "")`` when its kind cannot ask, or the server did not say
     within :data:`VERSION_TIMEOUT`. Never raises."""
+    answer = ask_server_version(probe, address)
+    return answer.version, answer.source
+
+
+def ask_server_version(probe: Probe, address: tuple[str, int]) -> ServerVersion:
+    """:func:`server_version`, and whether the container may still say it. Never raises."""
     try:
         match probe:
             case PostgresProbe():
-                version = _postgres_version(address, probe)
-                return (version, "postgres") if version else ("", "")
+                return _postgres_version(address, probe)
             case RedisProbe():
                 return _redis_version(address)
+    except (TimeoutError, ConnectionRefusedError, ConnectionResetError):
+        return ServerVersion(ask_inside=True)  # no answer at all
     except (OSError, ValueError, struct.error):
-        pass
-    return "", ""
+        pass  # it answered, but not as that kind of server does
+    return ServerVersion()
 
 
 def version_commands(probe: Probe) -> tuple[tuple[str, ...], ...]:
@@ -222,7 +241,7 @@ def version_in_output(probe: Probe, output: str) -> str:
     return ""
 
 
-def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> str:
+def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> ServerVersion:
     """``server_version`` from the ParameterStatus messages a server sends once it lets the
     session in (trust authentication); empty when it asks for a password first."""
     with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
@@ -232,36 +251,42 @@ def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> str:
             while True:
                 kind, payload = reader.pg_message()
                 if kind == b"R" and struct.unpack("!I", payload[:4])[0] != 0:
-                    return ""  # it wants a password: the probe has none to give
+                    # It wants a password: the probe has none to give, the container may.
+                    return ServerVersion(ask_inside=True)
                 if kind == b"S":
                     name, _, rest = payload.partition(b"\0")
                     if name == b"server_version":
-                        return rest.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+                        said = rest.split(b"\0", 1)[0].decode("utf-8", errors="replace")
+                        return ServerVersion(said, "postgres") if said else ServerVersion()
                 if kind in (b"E", b"Z"):  # refused, or ready for queries with no version said
-                    return ""
+                    return ServerVersion(ask_inside=kind == b"E")
         finally:
             with contextlib.suppress(OSError):  # a polite goodbye; the server may be gone
                 conn.sendall(_PG_TERMINATE)
 
 
-def _redis_version(address: tuple[str, int]) -> tuple[str, str]:
+# Errors after which the server (or a tool in its container) may still say its version.
+_REDIS_LOCKED = (b"-NOAUTH", b"-NOPERM", b"-WRONGPASS", b"-LOADING")
+
+
+def _redis_version(address: tuple[str, int]) -> ServerVersion:
     """``INFO server``: ``redis_version``, or Valkey's own ``valkey_version`` when present."""
     with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
         conn.sendall(b"INFO server\r\n")
         reader = _Reader(conn)
         head = reader.line()
-        if not head.startswith(b"$"):
-            return "", ""  # -NOAUTH, -LOADING, or not Redis at all
+        if not head.startswith(b"$"):  # -NOAUTH, -LOADING, or not Redis at all
+            return ServerVersion(ask_inside=head.startswith(_REDIS_LOCKED))
         size = int(head[1:])
         if not 0 < size <= _REPLY_CAP:
-            return "", ""
+            return ServerVersion()
         text = reader.exactly(size).decode("utf-8", errors="replace")
     fields = dict(line.partition(":")[::2] for line in text.splitlines() if ":" in line)
     valkey = fields.get("valkey_version", "").strip()
     if valkey:
-        return f"valkey {valkey}", "valkey"
+        return ServerVersion(f"valkey {valkey}", "valkey")
     redis = fields.get("redis_version", "").strip()
-    return (redis, "redis") if redis else ("", "")
+    return ServerVersion(redis, "redis") if redis else ServerVersion()
 
 
 class _Reader:

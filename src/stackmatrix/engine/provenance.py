@@ -265,9 +265,11 @@ def _service_version(
     for probe in job.spec.ready.get(service, ()):
         address = _address(ports.get(service, {}), probe)
         if address is not None:
-            version, source = probes.server_version(probe, address)
-            if version:
-                return redact_text(version, secrets), source
+            answer = probes.ask_server_version(probe, address)
+            if answer.version:
+                return redact_text(answer.version, secrets), answer.source
+            if not answer.ask_inside:  # it answered, and is not that kind of server
+                continue
         for command in probes.version_commands(probe):  # inside: no port needed
             output = redact_text(_exec(job, stack, service, command)[0], secrets)
             version = probes.version_in_output(probe, output)

@@ -239,6 +239,41 @@ def test_a_postgres_that_wants_a_password_is_asked_inside_its_container(
     assert [c[-2:] for c in engine.execs_of(db)] == [["postgres", "--version"], ["psql", "-V"]]
 
 
+@pytest.mark.parametrize(
+    ("reply", "asked_inside"),
+    [
+        (b"-NOAUTH Authentication required.\r\n", True),
+        (b"-LOADING Redis is loading the dataset in memory\r\n", True),
+        # A server that speaks some other protocol on that port (the probe only pings):
+        # it is no Redis, so no `redis-server --version` is looked for in its container.
+        (b"echo:INFO server\n", False),
+        (b"-ERR unknown command 'INFO'\r\n", False),
+    ],
+    ids=["noauth", "loading", "not-redis", "no-info-command"],
+)
+def test_a_redis_probe_asks_inside_only_when_the_server_may_still_say_its_version(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: Engine,
+    reply: bytes,
+    asked_inside: bool,
+) -> None:
+    cache = _containers()["cache"]
+    engine.execs = {(cache, "redis-server", "--version"): "Redis server v=7.0.15 sha=0:0\n"}
+    job = _job(tmp_path, "ready: {cache: {redis: 6379}}\ntests: {command: 'true'}\n")
+    with serving(redis_peer(reply, [])) as port:
+        ports = {"cache": {"6379": f"127.0.0.1:{port}"}}
+        found = _collect(job, _stack(tmp_path, monkeypatch), ports)
+
+    cache_said = (found.services["cache"].version, found.services["cache"].version_source)
+    if asked_inside:
+        assert cache_said == ("7.0.15", "command")
+        assert [c[-2:] for c in engine.execs_of(cache)] == [["redis-server", "--version"]]
+    else:
+        assert cache_said == ("", "")
+        assert engine.execs_of(cache) == []
+
+
 def test_a_probe_whose_port_is_not_published_asks_nothing_over_the_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine
 ) -> None:
