@@ -187,7 +187,10 @@ class _VariantRun:
                 write_private_if(self.compose_path, dump_compose(data), private=private)
                 self.claims = host_wide_names(data)
             services: Mapping[str, Any] = data.get("services", {})
-            stack = self._stack(list(services))
+            exact = "include" not in data and not any(
+                isinstance(cfg, Mapping) and "profiles" in cfg for cfg in services.values()
+            )
+            stack = self._stack(list(services), exact=exact)
             with stack:
                 builds = {n: cfg.get("image") for n, cfg in services.items() if "build" in cfg}
                 if self.job.prepared:  # tagged images were built once for the whole run
@@ -199,7 +202,7 @@ class _VariantRun:
             self.status, self.reason = Status.ERROR, str(error)
         return self._result()
 
-    def _stack(self, services: list[str]) -> Stack:
+    def _stack(self, services: list[str], *, exact: bool = False) -> Stack:
         return Stack(
             project=self.job.project,
             compose_file=self.compose_path,
@@ -210,6 +213,7 @@ class _VariantRun:
             keep=self.job.keep,
             profiles=compose_profiles(self.job.spec, self.job.variant),
             call_timeout=self.job.spec.run.engine_timeout,
+            services_exact=exact,
         )
 
     def test_held(self) -> VariantResult:

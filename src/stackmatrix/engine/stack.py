@@ -81,6 +81,7 @@ class Stack:
         profiles: Sequence[str] = (),
         call_timeout: float | None = None,
         up_timeout: float = UP_TIMEOUT,
+        services_exact: bool = False,
     ) -> None:
         self.project = project
         self.compose_file = compose_file.resolve()
@@ -91,6 +92,9 @@ class Stack:
         self._down_timeout = down_timeout
         self._call_timeout = call_timeout
         self._up_timeout = up_timeout
+        # *services* are exactly the ones compose will start (the file includes no other and
+        # uses no compose profiles): `up` need not ask compose which services are active.
+        self._services_exact = services_exact
         self._client = docker_client(
             compose_files=[self.compose_file],
             compose_project_name=project,
@@ -210,7 +214,8 @@ class Stack:
         """Create and start every service, without waiting (readiness is polled after).
 
         The services waited for are then the ones compose itself sees: those of ``include``d
-        files too, and not those of a compose profile that is not active.
+        files too, and not those of a compose profile that is not active (compose is asked
+        only when the file has either).
         """
         self._check_cancel()
         self.created = True
@@ -221,6 +226,8 @@ class Stack:
                 compose=True,
                 timeout=max(self._up_timeout, self._call_timeout or call_timeout()),
             )
+            if self._services_exact:
+                return
             active = self._engine(["config", "--services"], "`docker compose config`", compose=True)
         except DockerException as error:
             raise StackFailure("docker compose up failed", error_text(error)) from error

@@ -673,3 +673,34 @@ def test_a_restarted_container_that_failed_is_crash_looping_and_final(
     assert _final_reason(looping) == (
         "is crash-looping: it exited with code 3 and was restarted 2 times"
     )
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_up_asks_compose_for_the_active_services_only_when_the_file_may_hide_some(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exact: bool
+) -> None:
+    """Without ``include:`` or compose profiles the rendered services are compose's own: one
+    ``up`` and nothing more; otherwise ``config --services`` says which ones start."""
+    stack = Stack(
+        project=PROJECT,
+        compose_file=tmp_path / "compose.yaml",
+        project_directory=tmp_path,
+        services=["db", "app"],
+        cancel=threading.Event(),
+        services_exact=exact,
+    )
+    calls: list[list[str]] = []
+
+    def engine(args: list[str], *_what: object, **_kw: object) -> str:
+        calls.append(args)
+        return "app\nside\n" if args[0] == "config" else ""
+
+    monkeypatch.setattr(stack, "_engine", engine)
+    stack.up()
+
+    if exact:
+        assert calls == [["up", "--detach", "--quiet-pull"]]
+        assert stack.services == ["db", "app"]
+    else:
+        assert calls == [["up", "--detach", "--quiet-pull"], ["config", "--services"]]
+        assert stack.services == ["app", "side"]  # db is in an inactive profile
