@@ -4,40 +4,47 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO
+from typing import NoReturn, TextIO, cast
 
 from stackmatrix import __version__
-from stackmatrix.cli import gc, held, matrix, results, run
 from stackmatrix.cli.common import Handler, Subparsers
 from stackmatrix.errors import Interrupted, StackmatrixError, UsageError
 
-# Each module registers its subcommands; a new command adds its register function here.
-COMMANDS: tuple[Callable[[Subparsers], None], ...] = (
-    matrix.register_list,
-    matrix.register_render,
-    run.register_run,
-    run.register_pull,
-    held.register_held,
-    gc.register_gc,
-    results.register_merge,
-    results.register_report,
-    matrix.register_gha_matrix,
+# Each module of stackmatrix.cli registers its subcommands, in the order --help lists them: a
+# new command adds its module, its register function and the names it registers here. A
+# command line that names a command imports that module only (`list` does not load the modules
+# of `run`, `report` or `gc`, nor build their parsers); any other builds every parser.
+COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("matrix", "register_list", ("list",)),
+    ("matrix", "register_render", ("render",)),
+    ("run", "register_run", ("run",)),
+    ("run", "register_pull", ("pull", "prepare")),
+    ("held", "register_held", ("up", "env", "test", "exec", "shell", "ps", "down")),
+    ("gc", "register_gc", ("gc",)),
+    ("results", "register_merge", ("merge",)),
+    ("results", "register_report", ("report",)),
+    ("matrix", "register_gha_matrix", ("gha-matrix", "gitlab-matrix")),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand, or only with those registered
+    beside *command* when it names one (what parsing a command line naming it needs)."""
     parser = argparse.ArgumentParser(
         prog="stackmatrix",
         description="Run a test suite against a matrix of Docker Compose stacks.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
-    for register in COMMANDS:
+    chosen = [entry for entry in COMMANDS if command in entry[2]] or COMMANDS
+    for module_name, function, _names in chosen:
+        module = importlib.import_module(f"stackmatrix.cli.{module_name}")
+        register = cast("Callable[[Subparsers], None]", getattr(module, function))
         register(subparsers)
     return parser
 
@@ -73,8 +80,8 @@ def _show_spec_warning(  # noqa: PLR0917 - the signature of warnings.showwarning
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     warnings.showwarning = _show_spec_warning
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
     # Everything after the first `--` belongs to the command stackmatrix runs (the tests', or
     # one inside a service), whatever options it has: argparse never sees it.
     passed: list[str] | None = None

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from stackmatrix.cli.common import Subparsers, add_spec_arguments, find_variant, positive, read_spec
-from stackmatrix.cli.results import parse_fail_on
 from stackmatrix.errors import UsageError
 
 # What each command needs is imported by its handler: the parser is built without the spec
@@ -223,6 +222,9 @@ def _report_fail_on(value: str) -> list[str]:
     pipeline's report job has no baseline), or ``none``."""
     if value.strip() == "none":
         return []
+    # The parser of `report` and its modules: loaded when gitlab-matrix is given --fail-on.
+    from stackmatrix.cli.results import parse_fail_on  # noqa: PLC0415
+
     chosen = parse_fail_on(value)
     if "regression" in chosen:
         raise argparse.ArgumentTypeError(

@@ -100,3 +100,31 @@ def test_the_probe_sees_an_import(also_import: str) -> None:
     assert code == 0
     assert also_import in modules
     assert _among(modules, NOT_FOR_HELP) != []
+
+
+# The modules of the commands that do not read a matrix file, or that run stacks.
+OTHER_COMMANDS = ("stackmatrix.cli.run", "stackmatrix.cli.held", "stackmatrix.cli.gc",
+                  "stackmatrix.cli.results")  # fmt: skip
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "-f", "matrix.yaml"],
+    ["render", "postgres-15_redis-on", "-f", "matrix.yaml"],
+    ["gha-matrix", "-f", "matrix.yaml"],
+])  # fmt: skip
+def test_a_matrix_command_loads_neither_the_other_commands_nor_plugin_discovery(
+    argv: list[str],
+) -> None:
+    code, modules = _loaded(*argv)
+
+    assert code == 0
+    assert _among(modules, OTHER_COMMANDS) == []
+    # pydantic looks for plugins in every distribution's metadata; the spec models need none.
+    assert "importlib.metadata" not in modules
+
+
+def test_the_full_help_loads_every_command() -> None:
+    code, modules = _loaded("--help")
+
+    assert code == 0
+    assert _among(modules, OTHER_COMMANDS) == sorted(OTHER_COMMANDS)
