@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shlex
+import sys
+import types
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
@@ -26,6 +29,43 @@ from pydantic_core import CoreSchema, PydanticCustomError
 
 from stackmatrix.spec.templates import TEMPLATE
 from stackmatrix.spec.values import Scalar, scalar_text
+
+# pydantic looks for its plugins when it builds the validator of a model: it imports
+# importlib.metadata and reads the entry points of every installed distribution, some 40 ms of
+# each command that reads a matrix file. No plugin has any business with these models: they are
+# built with a stand-in for that loader which finds none, taken away again at the end of this
+# module, so that any other model of the process gets the real loader and its plugins.
+_PLUGIN_LOADER = "pydantic.plugin._loader"
+
+
+def _without_plugins() -> types.ModuleType | None:
+    """Put the stand-in loader in place; None when the real one is loaded already."""
+    if _PLUGIN_LOADER in sys.modules:
+        return None  # loaded by someone else: nothing left to save
+    stand_in = types.ModuleType(_PLUGIN_LOADER)
+
+    def get_plugins() -> tuple[()]:
+        return ()
+
+    def __getattr__(name: str) -> Any:  # a module's own __getattr__ (PEP 562)
+        if name.startswith("__"):  # the import system asks for __path__, __spec__, ...
+            raise AttributeError(name)
+        # Whatever else a later pydantic asks the loader for comes from the real one.
+        _with_plugins(stand_in)
+        return getattr(importlib.import_module(_PLUGIN_LOADER), name)
+
+    vars(stand_in).update(get_plugins=get_plugins, __getattr__=__getattr__)
+    sys.modules[_PLUGIN_LOADER] = stand_in
+    return stand_in
+
+
+def _with_plugins(stand_in: types.ModuleType | None) -> None:
+    """Take the stand-in loader away (the real one loads when a model next asks for it)."""
+    if stand_in is not None and sys.modules.get(_PLUGIN_LOADER) is stand_in:
+        del sys.modules[_PLUGIN_LOADER]
+
+
+_STAND_IN = _without_plugins()
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 AXIS_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]*$"
@@ -539,3 +579,6 @@ class Spec(Model):
         for entry in self.include:
             keys.update(dict.fromkeys(entry))
         return tuple(keys)
+
+
+_with_plugins(_STAND_IN)
