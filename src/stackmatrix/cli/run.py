@@ -211,7 +211,7 @@ def register_run(subparsers: Subparsers) -> None:
         type=non_negative,
         metavar="N",
         help="stacks coming down in the background beside the running ones"
-        " (default: run.background_downs, else half of --jobs; 0: one down at a time, in line)",
+        " (default: run.background_downs, else as many as --jobs; 0: each down in line)",
     )
     parser.add_argument(
         "--fail-fast", action="store_true", help="stop everything at the first failure"

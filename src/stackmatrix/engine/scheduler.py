@@ -38,6 +38,9 @@ from stackmatrix.results.run_dir import DEFAULT_OUT, journal_of, new_run_id, pre
 from stackmatrix.spec.load import Spec
 
 LOG = logging.getLogger("stackmatrix")
+# Stacks alive at once by default, running or coming down: each has a network of its own,
+# and the engine's default address pools hold about 30 (some are other people's).
+MAX_STACKS = 24
 
 
 class RunObserver(Protocol):
@@ -144,23 +147,27 @@ class RunRequest:
     failed_tests: Mapping[str, tuple[str, ...]] | None = None
     pull: PullPolicy = PullPolicy.MISSING  # when the prepare stage pulls an image
     # How many stacks may be coming down in the background, beside the `jobs` variants that
-    # hold a slot; None: the spec's `run.background_downs`, else half of `jobs` (at least
-    # one); 0: a variant holds its slot until its stack is down.
+    # hold a slot; None: the spec's `run.background_downs`, else as many as `jobs` (within
+    # MAX_STACKS); 0: a variant holds its slot until its stack is down.
     background_downs: int | None = None
 
     @property
     def downs(self) -> int:
         """The bound on background teardowns: at most ``jobs + downs`` stacks exist at once.
 
-        Half of ``jobs`` by default: a down is mostly waiting (for containers to stop), so
-        one for every two slots already takes it off the critical path, while the stacks
-        alive at once (memory, and networks: the engine's default address pools hold about
-        30) stay at 1.5 x ``jobs``, not 2 x.
+        As many as ``jobs`` by default: variants of one matrix often end their tests
+        together, and with fewer downs allowed the slots of the others wait for a down to
+        end before the next variants may start. A stack coming down frees its memory as its
+        containers stop; what stays bounded is the number of networks: the engine's default
+        address pools hold about 30, so ``jobs + downs`` stays within :data:`MAX_STACKS`
+        (at least one down in the background, whatever ``jobs``).
         """
         downs = self.background_downs
         if downs is None:
             downs = self.spec.run.background_downs
-        return max(1, self.jobs // 2) if downs is None else max(0, downs)
+        if downs is None:
+            return max(1, min(self.jobs, MAX_STACKS - self.jobs))
+        return max(0, downs)
 
 
 def _retryable(status: Status, exit_code: int | None) -> bool:

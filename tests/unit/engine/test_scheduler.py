@@ -369,10 +369,27 @@ def test_downs_in_the_background_are_bounded(
     assert life.at(beyond, "up") >= life.at("pg-10", "down ended")
 
 
-def test_half_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("_no_images")
+def test_variants_that_end_together_all_hand_their_slots_on_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Three variants of a wave end their tests together; each down lasts until the whole
+    # next wave came up, if the scheduler lets it (by default it does: as many downs as jobs).
+    waits = {f"pg-{n}": (f"pg-{n + 3}", "up") for n in (10, 11, 12)}
+    life = _Life(down=0.05, waits=waits)
+    journal, _ = _run_lives(monkeypatch, tmp_path, life, 6, jobs=3)
+    assert {v.status for v in journal.variants} == {Status.PASSED}
+    assert (life.most_holding, life.most_in_flight) == (3, 6)
+    for first in (10, 11, 12):  # the next wave came up while the first was still coming down
+        assert life.at(f"pg-{first + 3}", "up") < life.at(f"pg-{first}", "down ended")
+
+
+def test_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
     spec = _pg_spec(tmp_path, 1)
     request = RunRequest(spec=spec, variants=tuple(expand(spec)), jobs=3)
-    assert [replace(request, jobs=jobs).downs for jobs in (1, 2, 3, 16)] == [1, 1, 1, 8]
+    # Within 24 stacks alive at once (networks), and always at least one.
+    jobs = (1, 2, 3, 12, 16, 30)
+    assert [replace(request, jobs=n).downs for n in jobs] == [1, 2, 3, 12, 8, 1]
     # run.background_downs in the spec, then --background-downs over it
     spec = spec.model_copy(update={"run": spec.run.model_copy(update={"background_downs": 0})})
     assert replace(request, spec=spec).downs == 0
