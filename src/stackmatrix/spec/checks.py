@@ -8,9 +8,8 @@ import math
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stackmatrix.errors import SpecError
 from stackmatrix.spec.models import AXIS_PATTERN, Spec, describe
@@ -29,8 +28,7 @@ from stackmatrix.spec.values import Scalar, env_name
 MAX_COMBINATIONS = 100_000
 
 
-@dataclass(frozen=True)
-class Issue:
+class Issue(NamedTuple):
     """A problem at a key path of the matrix file (``at_key``: point at the key, not the value)."""
 
     loc: KeyPath
@@ -89,8 +87,7 @@ _MATRIX_FORM = "${{ matrix.KEY }}"
 _NOT_IN_SETUP = ("junit", "failed")
 
 
-@dataclass(frozen=True)
-class TemplateText:
+class TemplateText(NamedTuple):
     """A text of the matrix file whose ``${{ ... }}`` stackmatrix expands for the tests:
     where it is, what it says, and where it runs (``host`` or a service)."""
 

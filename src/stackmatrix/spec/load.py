@@ -65,9 +65,8 @@ class SpecDeprecationWarning(FutureWarning):
 
 
 _NAME_RULE = "a name of lowercase letters, digits, '-' and '_' that starts with a letter or digit"
-_UNION_PART = re.compile(
-    r"^(function-\w+|tagged-union|nullable|union|json-or-python|lax-or-strict)\["
-)
+# Compiled by re when an error first needs it, not by every start.
+_UNION_PART = r"^(function-\w+|tagged-union|nullable|union|json-or-python|lax-or-strict)\["
 
 
 class _Source:
@@ -302,7 +301,7 @@ def _probe(item: object, loc: KeyPath, source: _Source) -> dict[str, Any] | None
 
 def _report(error: ErrorDetails, source: _Source) -> None:
     loc: KeyPath = tuple(
-        p for p in error["loc"] if not (isinstance(p, str) and _UNION_PART.match(p))
+        p for p in error["loc"] if not (isinstance(p, str) and re.match(_UNION_PART, p))
     )
     kind = error["type"]
     found = error.get("input")

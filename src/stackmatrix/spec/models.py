@@ -1,7 +1,7 @@
 """The validated shape of a matrix file: frozen pydantic models, no I/O."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: pydantic would then turn every annotation back
+# from text into a type (a compile per annotation) at each start of the command line.
 import importlib
 import os
 import re
@@ -371,7 +371,7 @@ class VersionQuery(Model):
         return None if value is None else _regex(value)
 
     @model_validator(mode="after")
-    def _one_way(self) -> VersionQuery:
+    def _one_way(self) -> "VersionQuery":
         if (self.command is None) == (self.log is None):
             found = "both" if self.command is not None else "neither"
             raise PydanticCustomError(

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -27,8 +26,8 @@ _TOO_DEEP = f"nesting deeper than {MAX_DEPTH} levels"
 _LIBRARY_DEPTH_LIMIT = "exceeded maximum nesting depth"
 
 _TAG = "tag:yaml.org,2002:"
-_INT = re.compile(r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+")
-_FLOAT = re.compile(
+_INT = r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+_FLOAT = (
     r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?"
     r"|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)"
 )
@@ -42,8 +41,8 @@ class _CoreResolver(yaml.resolver.Resolver):
 
 for _tag, _regexp, _first in (
     ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("int", rf"^(?:{_INT.pattern})$", "-+0123456789"),
-    ("float", rf"^(?:{_FLOAT.pattern})$", "-+0123456789."),
+    ("int", rf"^(?:{_INT})$", "-+0123456789"),
+    ("float", rf"^(?:{_FLOAT})$", "-+0123456789."),
     ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
     ("merge", r"^(?:<<)$", "<"),
 ):
@@ -57,21 +56,32 @@ class _Loader(yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoa
 _Loader.yaml_implicit_resolvers = _CoreResolver.yaml_implicit_resolvers
 
 
-@dataclass(frozen=True, order=True)
-class Mark:
-    """A 1-based position in a source file."""
+# Neither of these two is a dataclass: each dataclass costs a command's start about 1 ms of
+# generated code, and every command that reads a matrix file imports this module.
+class Mark(NamedTuple):
+    """A 1-based position in a source file (ordered by line, then column)."""
 
     line: int
     column: int
 
 
-@dataclass
 class Document:
     """Plain data loaded from YAML, with the position of every value and key."""
 
-    data: Any
-    values: dict[KeyPath, Mark] = field(default_factory=dict)
-    keys: dict[KeyPath, Mark] = field(default_factory=dict)
+    __slots__ = ("data", "keys", "values")
+
+    def __init__(
+        self,
+        data: Any,
+        values: dict[KeyPath, Mark] | None = None,
+        keys: dict[KeyPath, Mark] | None = None,
+    ) -> None:
+        self.data = data
+        self.values: dict[KeyPath, Mark] = {} if values is None else values
+        self.keys: dict[KeyPath, Mark] = {} if keys is None else keys
+
+    def __repr__(self) -> str:
+        return f"Document(data={self.data!r}, values={self.values!r}, keys={self.keys!r})"
 
     def value_mark(self, path: KeyPath) -> Mark:
         """Position of the value at ``path`` or of its nearest known ancestor."""

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from stackmatrix.errors import SpecError
 from stackmatrix.spec.values import scalar_text
@@ -38,8 +37,7 @@ class TemplateError(SpecError):
     """A ``${{ ... }}`` reference cannot be expanded (unknown port, unknown key)."""
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """One parsed reference: ``kind`` is matrix, ports, variant, run_id or junit."""
 
     kind: str
