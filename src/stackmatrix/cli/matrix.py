@@ -76,7 +76,6 @@ def register_list(subparsers: Subparsers) -> None:
 def _render(args: argparse.Namespace) -> int:
     from stackmatrix.compose.render import dump_compose, holds_secrets, render  # noqa: PLC0415
     from stackmatrix.matrix.expand import expand  # noqa: PLC0415
-    from stackmatrix.results.files import write_private_if  # noqa: PLC0415
 
     spec = read_spec(args)
     variant = find_variant(expand(spec), args.variant)
@@ -85,6 +84,8 @@ def _render(args: argparse.Namespace) -> int:
     if args.output is None or str(args.output) == "-":
         sys.stdout.write(text)
     else:
+        from stackmatrix.results.files import write_private_if  # noqa: PLC0415 - with -o only
+
         try:
             write_private_if(
                 args.output,
