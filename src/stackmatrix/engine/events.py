@@ -1,5 +1,6 @@
 """The engine's events about a compose project's containers, as a signal to read their state
-again: one ``docker events`` process for the whole wait instead of a poll loop."""
+again: one ``docker events`` process for the whole wait instead of a poll loop. A container
+that turned healthy is told by its event alone: its state need not be read again for that."""
 
 from __future__ import annotations
 
@@ -39,17 +40,20 @@ class ContainerEvents:
         ]
         self._command = [
             *docker, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
-            *(part for f in filters for part in ("--filter", f)), "--format", "{{.Status}}",
+            *(part for f in filters for part in ("--filter", f)),
+            "--format", "{{.ID}} {{.Status}}",
         ]  # fmt: skip
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._changed = threading.Event()
+        self._lock = threading.Lock()
+        self._healthy: set[str] = set()  # containers reported healthy since the last take()
+        self._other = False  # any other event since the last take(): read the state again
 
     @property
     def interval(self) -> float:
         """How long to wait at most before reading the state again."""
-        alive = self._reader is not None and self._reader.is_alive()
-        return HEALTH_EVENT_FALLBACK if alive else HEALTH_POLL_INTERVAL
+        return HEALTH_EVENT_FALLBACK if self.streaming else HEALTH_POLL_INTERVAL
 
     def __enter__(self) -> ContainerEvents:
         self._process = open_stream(self._command)
@@ -61,24 +65,53 @@ class ContainerEvents:
         self._reader.start()
         return self
 
+    @property
+    def streaming(self) -> bool:
+        """Whether the event stream is there (else only reading the state tells anything)."""
+        return self._reader is not None and self._reader.is_alive()
+
     def _read(self, process: subprocess.Popen[str]) -> None:
         try:
-            for _line in process.stdout or ():
+            for line in process.stdout or ():
+                container, _, status = line.strip().partition(" ")
+                with self._lock:
+                    if status == "health_status: healthy" and container:
+                        self._healthy.add(container)
+                    else:
+                        self._other = True
                 self._changed.set()
         finally:
+            with self._lock:
+                self._other = True
             self._changed.set()  # the stream is over: the wait goes back to polling at once
 
-    def wait(self, timeout: float, cancel: threading.Event) -> None:
-        """Until the engine reports a change, *cancel* is set, or *timeout* seconds pass."""
+    def take(self) -> tuple[frozenset[str], bool]:
+        """(the containers reported healthy, whether anything else happened) since the last
+        call; forgotten once taken."""
+        with self._lock:
+            healthy, other = frozenset(self._healthy), self._other
+            self._healthy.clear()
+            self._other = False
+        return healthy, other
+
+    def wait(self, timeout: float, cancel: threading.Event) -> bool:
+        """Until the engine reports a change, *cancel* is set, or *timeout* seconds pass;
+        whether a change was reported."""
         end = time.monotonic() + timeout
         while not cancel.is_set():
             left = end - time.monotonic()
             if left <= 0:
-                return
+                return False
             if self._changed.wait(min(left, CANCEL_CHECK)):
                 self._changed.clear()
-                return
+                return True
+        return False
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._process is not None:
-            close_stream(self._process, self._reader)
+        self.close()
+
+    def close(self) -> None:
+        """End the stream (once; a second call does nothing)."""
+        process, self._process = self._process, None
+        if process is not None:
+            close_stream(process, self._reader)

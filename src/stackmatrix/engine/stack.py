@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -106,6 +107,8 @@ class Stack:
         self.images: dict[str, tuple[str, str]] = {}
         self.created = False
         self.engine_error: EngineError | None = None  # the first engine failure, the cause
+        # The project's events, watched from just before `up` until the stack is healthy.
+        self._events: ContainerEvents | None = None
 
     @property
     def cancel(self) -> threading.Event:
@@ -219,6 +222,9 @@ class Stack:
         """
         self._check_cancel()
         self.created = True
+        # The events of the bring-up are watched from its start: the health wait then begins
+        # with a stream that is already there, and with what happened during `up`.
+        self._watch(self._up_timeout + max(self._up_timeout, self._call_timeout or call_timeout()))
         try:
             self._engine(
                 ["up", "--detach", "--quiet-pull"],
@@ -271,18 +277,19 @@ class Stack:
         return self.states
 
     def wait_until_healthy(self, timeout: float) -> None:
-        """Wait until every service is running and healthy (or exited 0 as a one-shot job)."""
+        """Wait until every service is running and healthy (or exited 0 as a one-shot job).
+
+        The state is read when the project's event stream reports a change (and at least
+        every :data:`HEALTH_EVENT_FALLBACK` seconds); a container the stream reports healthy
+        is taken as such without reading again, so the last healthcheck to pass ends the wait
+        at once.
+        """
         deadline = time.monotonic() + timeout
-        docker = docker_command(self._client)
-        now = time.time()
-        # A second back covers a clock that differs a little from the engine's; the stream ends
-        # by itself after the deadline, even if stackmatrix was killed and cannot end it.
-        with ContainerEvents(
-            docker, self.project, since=now - 1, until=now + timeout + 5
-        ) as events:
+        events = self._watch(timeout)
+        try:
+            states = self.refresh()
             while True:
                 self._check_cancel()
-                states = self.refresh()
                 blocking = self._blocking(states)
                 if blocking is None:
                     return
@@ -297,7 +304,40 @@ class Stack:
                         service=state.service,
                     )
                 left = max(0.0, deadline - time.monotonic())
-                events.wait(min(events.interval, left), self._cancel)
+                told = events.wait(min(events.interval, left), self._cancel)
+                healthy, other = events.take()
+                known = {s.container_id for s in states.values()}
+                if told and events.streaming and not other and healthy <= known:
+                    states = self._turned_healthy(healthy)
+                else:
+                    states = self.refresh()
+        finally:
+            self._unwatch()
+
+    def _watch(self, lasting: float) -> ContainerEvents:
+        """The project's event stream, started now unless it already runs; it ends by itself
+        *lasting* seconds (and a little) from now, even if stackmatrix was killed."""
+        if self._events is None:
+            now = time.time()
+            # A second back covers a clock that differs a little from the engine's.
+            events = ContainerEvents(
+                docker_command(self._client), self.project, since=now - 1, until=now + lasting + 5
+            )
+            self._events = events.__enter__()
+        return self._events
+
+    def _unwatch(self) -> None:
+        events, self._events = self._events, None
+        if events is not None:
+            events.close()
+
+    def _turned_healthy(self, containers: frozenset[str]) -> dict[str, ServiceState]:
+        """The known states, with *containers* healthy as their events said."""
+        self.states = {
+            name: replace(state, health="healthy") if state.container_id in containers else state
+            for name, state in self.states.items()
+        }
+        return self.states
 
     def _blocking(self, states: Mapping[str, ServiceState]) -> tuple[ServiceState, bool] | None:
         """The first service that is not ready yet, and whether that is final."""
@@ -488,6 +528,7 @@ class Stack:
         tear down raises :class:`EngineError` naming the call (the first engine failure of
         the stack, its cause, stays in ``engine_error``).
         """
+        self._unwatch()  # a bring-up that failed before its health wait ended
         stop = max(1, int(self._down_timeout))
         limit = stop + (self._call_timeout or call_timeout())
         try:

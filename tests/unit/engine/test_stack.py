@@ -332,6 +332,52 @@ def test_a_cancelled_run_stops_waiting(tmp_path: Path) -> None:
         stack.wait_until_ready({"db": (TcpProbe(port=5432),)}, timeout=30)
 
 
+def _event_stream(monkeypatch: pytest.MonkeyPatch, lines: Sequence[str]) -> None:
+    """`docker events` prints *lines* (as ``--format '{{.ID}} {{.Status}}'`` does), then
+    stays open."""
+    script = "".join(f"print({line!r}, flush=True); " for line in lines)
+    monkeypatch.setattr(
+        stack_module,
+        "docker_command",
+        lambda _client, *args: [sys.executable, "-c", script + "import time; time.sleep(30)"],
+    )
+
+
+def test_a_healthy_event_ends_the_wait_without_reading_the_state_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # db and cache start; the stream then says each turned healthy. Reading the state once
+    # more would show them still starting (the last reading repeats): the events are enough.
+    _event_stream(
+        monkeypatch,
+        ["db-0123456789ab health_status: healthy", "cache-0123456789ab health_status: healthy"],
+    )
+    starting = {"db": _state("db", health="starting"), "cache": _state("cache", health="starting")}
+    stack = _ScriptedStack(tmp_path, ["db", "cache"], [starting])
+    began = time.monotonic()
+    stack.wait_until_healthy(timeout=30)
+    assert time.monotonic() - began < 5
+    assert stack.refreshes == 1
+    assert {s.health for s in stack.states.values()} == {"healthy"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["db-0123456789ab health_status: unhealthy", "db-0123456789ab die",
+     "other-0123456789ab health_status: healthy"],
+    ids=["unhealthy", "died", "unknown-container"],
+)  # fmt: skip
+def test_any_other_event_reads_the_state_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str
+) -> None:
+    _event_stream(monkeypatch, [line])
+    starting, crashed = _state("db", health="starting"), _state("db", "exited", exit_code=3)
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": starting}, {"db": crashed}])
+    with pytest.raises(StackFailure, match="exited with code 3"):
+        stack.wait_until_healthy(timeout=30)
+    assert stack.refreshes == 2
+
+
 # -- waiting for the ready probes, against real sockets ---------------------------------------
 
 
@@ -696,6 +742,7 @@ def test_up_asks_compose_for_the_active_services_only_when_the_file_may_hide_som
         return "app\nside\n" if args[0] == "config" else ""
 
     monkeypatch.setattr(stack, "_engine", engine)
+    monkeypatch.setattr(stack, "_watch", lambda _lasting: None)  # no event stream here
     stack.up()
 
     if exact:
