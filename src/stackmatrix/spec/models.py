@@ -34,7 +34,8 @@ from stackmatrix.spec.values import Scalar, scalar_text
 # importlib.metadata and reads the entry points of every installed distribution, some 40 ms of
 # each command that reads a matrix file. No plugin has any business with these models: they are
 # built with a stand-in for that loader which finds none, taken away again at the end of this
-# module, so that any other model of the process gets the real loader and its plugins.
+# module, so that the models built after it get the real loader and their plugins (one that
+# another thread built while this module was being imported would have found none).
 _PLUGIN_LOADER = "pydantic.plugin._loader"
 
 
