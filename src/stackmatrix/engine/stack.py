@@ -16,6 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +48,7 @@ from stackmatrix.results.files import open_new
 from stackmatrix.spec.load import Probe
 
 LOG = logging.getLogger("stackmatrix")
+LOG_READERS = 4  # services whose logs are read at once while a variant collects
 NO_LOG = "(no log: "  # how a log that could not be read begins
 DEFAULT_LOG_CAP = 50 * 1024 * 1024  # bytes of one service's log kept in the run directory
 UP_TIMEOUT = 300.0  # `compose up` may pull an image the prepare stage did not
@@ -497,8 +499,8 @@ class Stack:
         not answer leaves a note in the file; the first such failure stays in ``engine_error``.
         """
         logs_dir.mkdir(parents=True, exist_ok=True)
-        written: dict[str, Path] = {}
-        for service in self.services:
+
+        def save(service: str) -> Path:
             path = logs_dir / f"{service}.log"
             state = self.states.get(service)
             if state is not None and state.container_id:
@@ -516,8 +518,14 @@ class Stack:
                     log.close()
                 except (DockerException, EngineError) as error:
                     log.close(note=f"{NO_LOG}{_said(error)})")
-            written[service] = path
-        return written
+            return path
+
+        # The services' logs are read at once (each its own `docker logs`, its own file): the
+        # variant's slot waits for the slowest, not for their sum.
+        workers = max(1, min(LOG_READERS, len(self.services)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="stackmatrix-logs") as pool:
+            saved = list(pool.map(save, self.services))
+        return dict(zip(self.services, saved, strict=True))
 
     # -- teardown -------------------------------------------------------------------------
 
