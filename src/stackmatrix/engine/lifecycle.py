@@ -100,10 +100,11 @@ class _BackgroundProvenance:
         self,
         job: VariantJob,
         stack: Stack,
+        compose: Mapping[str, Any],
         ports: Mapping[str, Mapping[str, str]],
         secrets: list[str],
     ) -> None:
-        self._asked = (job, stack, ports, tuple(secrets))
+        self._asked = (job, stack, compose, ports, tuple(secrets))
         self._setup_over = threading.Event()
         self._environment = False
         self._found: Provenance | None = None
@@ -118,9 +119,9 @@ class _BackgroundProvenance:
             self._setup_over.set()
 
     def _ask(self) -> None:
-        job, stack, ports, secrets = self._asked
+        job, stack, compose, ports, secrets = self._asked
         try:
-            self._found = service_provenance(job, stack, ports, secrets)
+            self._found = service_provenance(job, stack, compose, ports, secrets)
             self._setup_over.wait()
             if self._environment:
                 self._found = test_environment(job, stack, ports, secrets, self._found)
@@ -152,6 +153,7 @@ class _VariantRun:
         self.started = time.time()
         self.junit = self.dir / "junit.xml"
         self.compose_path = self.dir / "compose.yaml"
+        self.compose: Mapping[str, Any] = {}  # the compose document the stack runs, rendered
         self.status, self.reason, self.detail = Status.ERROR, "", ""
         self.exit_code: int | None = None
         self.ports: dict[str, dict[str, str]] = {}
@@ -186,6 +188,7 @@ class _VariantRun:
                 private = holds_secrets(data, names, project_dir=home)
                 write_private_if(self.compose_path, dump_compose(data), private=private)
                 self.claims = host_wide_names(data)
+                self.compose = data
             services: Mapping[str, Any] = data.get("services", {})
             exact = "include" not in data and not any(
                 isinstance(cfg, Mapping) and "profiles" in cfg for cfg in services.values()
@@ -224,16 +227,17 @@ class _VariantRun:
         stack = self._stack([])
         asked = False
         try:
+            self.compose = load_compose(self.compose_path)
             self.secrets.extend(
                 compose_secrets(
-                    load_compose(self.compose_path),
-                    self.job.spec.secrets,
-                    project_dir=self.job.spec.path.parent,
+                    self.compose, self.job.spec.secrets, project_dir=self.job.spec.path.parent
                 )
             )
             stack.refresh()
             self.ports = stack.ports()
-            self.provenance = collect_provenance(self.job, stack, self.ports, self.secrets)
+            self.provenance = collect_provenance(
+                self.job, stack, self.compose, self.ports, self.secrets
+            )
             asked = True
             try:
                 self._test(stack)
@@ -246,7 +250,7 @@ class _VariantRun:
         except EngineError as error:
             self.status, self.reason = Status.ERROR, str(error)
         if not asked:  # the stack is not there as it was: its images still name what it ran
-            self.provenance = images_only(stack, self.secrets)
+            self.provenance = images_only(stack, self.compose, self.secrets)
         self.refused += seal_variant_dir(self.dir, self.secrets)
         return self._result()
 
@@ -306,7 +310,9 @@ class _VariantRun:
             self.ports = stack.ports()
             # Asked beside the setup and the tests, which start at once; collected before
             # the logs.
-            self.asking = _BackgroundProvenance(self.job, stack, self.ports, self.secrets)
+            self.asking = _BackgroundProvenance(
+                self.job, stack, self.compose, self.ports, self.secrets
+            )
             self._setup(stack)
             self.asking.setup_over(ask_environment=True)
             if not self.job.run_tests:
@@ -371,7 +377,9 @@ class _VariantRun:
         outlast their wait."""
         asking, self.asking = self.asking, None
         found = None if asking is None else asking.result(PROVENANCE_WAIT)
-        self.provenance = found if found is not None else images_only(stack, self.secrets)
+        if found is None:
+            found = images_only(stack, self.compose, self.secrets)
+        self.provenance = found
 
     def _release(self) -> None:
         """Tell the scheduler the slot is free; its trouble is no reason to stop the down."""

@@ -1,9 +1,10 @@
 """What a variant really ran: each service's image and version, and the tests' environment.
 
 Three questions, each asked when its answer is there: :func:`images_only` (the images the
-stack knows, also after a failed ``up``), :func:`service_provenance` (those images and each
-service's own version, once the stack is ready) and :func:`test_environment` (the tests'
-Python and, with ``tests.versions``, their packages, once the setup steps ran);
+stack knows or its rendered compose document names, also after a failed ``up``),
+:func:`service_provenance` (those images and each service's own version, once the stack is
+ready) and :func:`test_environment` (the tests' Python and, with ``tests.versions``, their
+packages, once the setup steps ran);
 :func:`collect_provenance` asks all three. A service's version comes from its probe's own
 protocol (``postgres``, ``redis``), from the spec's ``versions`` (a command inside the
 service, or a regular expression over the head of its log), or from its ``--version`` inside
@@ -28,13 +29,11 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
-import yaml
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from stackmatrix.compose.render import load_compose
 from stackmatrix.engine import probes
 from stackmatrix.engine.docker import docker_command, run_engine
 from stackmatrix.engine.job import VariantJob
@@ -94,27 +93,31 @@ T = TypeVar("T")
 def collect_provenance(
     job: VariantJob,
     stack: Stack,
+    compose: Mapping[str, Any],
     ports: Mapping[str, Mapping[str, str]],
     secrets: Sequence[str],
 ) -> Provenance:
-    """The provenance of *job*'s ready stack: :func:`service_provenance`, then
-    :func:`test_environment`. Never raises, never blocks past its deadlines."""
-    found = service_provenance(job, stack, ports, secrets)
+    """The provenance of *job*'s ready stack, rendered as *compose*: :func:`service_provenance`,
+    then :func:`test_environment`. Never raises, never blocks past its deadlines."""
+    found = service_provenance(job, stack, compose, ports, secrets)
     return test_environment(job, stack, ports, secrets, found)
 
 
-def images_only(stack: Stack, secrets: Sequence[str]) -> Provenance:
+def images_only(stack: Stack, compose: Mapping[str, Any], secrets: Sequence[str]) -> Provenance:
     """The images of *stack*'s services, from what the stack knows (its containers, else the
-    rendered compose file's ``image``) and one bounded ``docker image inspect`` for their
-    digests; no server is asked. Usable after a failed ``up``; never raises."""
-    return _images(stack, secrets, stack.cancel)
+    ``image`` its rendered compose document *compose* names) and one bounded ``docker image
+    inspect`` for their digests; no server is asked. Usable after a failed ``up``; never
+    raises."""
+    return _images(stack, compose, secrets, stack.cancel)
 
 
-def _images(stack: Stack, secrets: Sequence[str], cancel: threading.Event) -> Provenance:
+def _images(
+    stack: Stack, compose: Mapping[str, Any], secrets: Sequence[str], cancel: threading.Event
+) -> Provenance:
     if not stack.states and stack.created and not cancel.is_set():
         with contextlib.suppress(*_FAILURES):
             stack.refresh()
-    references = _compose_images(stack)
+    references = _compose_images(stack, compose)
     images = {**{s: (ref, "") for s, ref in references.items()}, **stack.images}
     ids = {image_id for _, image_id in images.values() if image_id}
     digests = {} if cancel.is_set() else _quiet(image_digests, stack.client, ids, cancel)
@@ -134,12 +137,13 @@ def _images(stack: Stack, secrets: Sequence[str], cancel: threading.Event) -> Pr
 def service_provenance(
     job: VariantJob,
     stack: Stack,
+    compose: Mapping[str, Any],
     ports: Mapping[str, Mapping[str, str]],
     secrets: Sequence[str],
 ) -> Provenance:
     """The images of :func:`images_only` and each service's own version (asked all at
     once): the services only. Never raises; a cancelled run asks no server."""
-    found = _images(stack, secrets, job.cancel)
+    found = _images(stack, compose, secrets, job.cancel)
     if job.cancel.is_set():
         return found
     services = sorted(stack.states)
@@ -211,13 +215,11 @@ def _quiet(ask: Callable[..., T], *args: object) -> T | None:
         return None
 
 
-def _compose_images(stack: Stack) -> dict[str, str]:
-    """Service -> the ``image`` the rendered compose file names, for the services the
-    stack runs (those of an inactive profile left out); empty when it cannot be read."""
-    try:
-        services = load_compose(stack.compose_file).get("services") or {}
-    except (OSError, ValueError, yaml.YAMLError) as error:
-        LOG.debug("provenance: cannot read %s: %s", stack.compose_file, error)
+def _compose_images(stack: Stack, compose: Mapping[str, Any]) -> dict[str, str]:
+    """Service -> the ``image`` the rendered compose document *compose* names, for the
+    services the stack runs (those of an inactive profile left out)."""
+    services = compose.get("services")
+    if not isinstance(services, Mapping):
         return {}
     wanted = set(stack.services)
     return {

@@ -20,7 +20,7 @@ from stackmatrix.engine.suite import judge as _judge
 from stackmatrix.engine.suite import run_suite as _run_tests
 from stackmatrix.errors import EngineError, StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
-from stackmatrix.results.journal import Provenance, Status, exit_code_of
+from stackmatrix.results.journal import Provenance, ServiceProvenance, Status, exit_code_of
 from stackmatrix.spec.load import load_spec
 from stackmatrix.spec.models import Spec
 
@@ -606,3 +606,25 @@ def test_a_stack_that_never_got_ready_still_names_its_images(
     result = lifecycle.run_variant(_job(spec, tmp_path))
     assert result.status is Status.ERROR
     assert result.provenance == images
+
+
+def test_a_stack_that_never_got_ready_names_the_image_its_rendered_compose_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class _UpFails(_DyingEngineStack):
+        def __init__(self, **kwargs: object) -> None:
+            super().__init__(**kwargs)
+            self.states = {}  # no container was made
+            self.created = False
+
+        def up(self) -> None:
+            raise StackFailure("service 'db' exited with code 1")
+
+        def down(self) -> None: ...
+
+    spec = _spec(tmp_path, "tests: {command: [sh, -c, 'exit 0']}\n")
+    monkeypatch.setattr(lifecycle, "Stack", _UpFails)
+    monkeypatch.setattr(lifecycle, "StatsSampler", _NoSampler)
+    result = lifecycle.run_variant(_job(spec, tmp_path))
+    assert result.status is Status.ERROR
+    assert result.provenance == Provenance(services={"db": ServiceProvenance(image="postgres:15")})

@@ -163,7 +163,8 @@ def _collect(
     secrets: Sequence[str] = (),
 ) -> Provenance:
     job.directory.mkdir(parents=True, exist_ok=True)
-    return collect_provenance(job, stack, ports or {}, list(secrets))
+    # The golden project's containers name every image: no rendered compose document needed.
+    return collect_provenance(job, stack, {}, ports or {}, list(secrets))
 
 
 # -- images -----------------------------------------------------------------------------------
