@@ -3,7 +3,6 @@ template references, services known from the compose files."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -38,6 +37,8 @@ class Issue(NamedTuple):
 
 def did_you_mean(word: str, choices: Iterable[str], what: str = "") -> str:
     """`` — did you mean 'x'?``, or `` — expected one of: a, b``, or empty without choices."""
+    import difflib  # noqa: PLC0415 - a suggestion is only made for a mistake
+
     options = sorted({str(c) for c in choices})
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     if close:

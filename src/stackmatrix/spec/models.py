@@ -5,7 +5,6 @@
 import importlib
 import os
 import re
-import shlex
 import sys
 import types
 from collections.abc import Mapping
@@ -165,6 +164,8 @@ def split_command(text: str) -> list[str]:
     def hide(match: re.Match[str]) -> str:
         templates.append(match[0])
         return f"\0{len(templates) - 1}\0"
+
+    import shlex  # noqa: PLC0415 - loaded for a command written as one string only
 
     words = shlex.split(TEMPLATE.sub(hide, text))
     return [re.sub(r"\0(\d+)\0", lambda m: templates[int(m[1])], word) for word in words]
@@ -392,6 +393,8 @@ def _command_value(value: object, *, shell: bool) -> tuple[str, ...] | str:
     if shell:
         if isinstance(value, str) and value.strip():
             return value
+        import shlex  # noqa: PLC0415
+
         return shlex.join(_words(value))
     return _words(value)
 
