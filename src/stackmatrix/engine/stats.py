@@ -31,6 +31,7 @@ from python_on_whales.components.container.cli_wrapper import ContainerStats
 
 from stackmatrix.engine.docker import close_stream, docker_command, open_stream
 from stackmatrix.results.files import write_json_atomic
+from stackmatrix.results.stats import HOST_SERVICE
 
 LOG = logging.getLogger("stackmatrix")
 WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containers
@@ -38,9 +39,6 @@ WAIT_FOR_CONTAINERS = 0.05  # how often to look for the stack's running containe
 # started (the engine's first reading of a container takes about a second).
 FIRST_SAMPLE_GRACE = 2.5
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-# The host side of a variant (the test command and what it starts), sampled beside the
-# containers under this name: often the bottleneck of a run (pytest itself).
-HOST_SERVICE = "tests (host)"
 _PROC = Path("/proc")
 
 

@@ -31,6 +31,7 @@ from typing import Any
 
 from stackmatrix.report.model import Stats, VariantReport, read_stats
 from stackmatrix.results.files import write_text_atomic
+from stackmatrix.results.stats import HOST_SERVICE
 
 PLOT_NAME = "stats.svg"
 # What the end of a run needs and a run may import in the background while its stacks run.
@@ -40,8 +41,6 @@ WARM_UP_MODULES = (
     "matplotlib.ticker",
     "stackmatrix.report.build",
 )
-# The series of the tests' own processes on the host (the engine's stats sampler names it so).
-HOST_SERVICE = "tests (host)"
 # matplotlib's tab10 without its grey, which is the tests' host processes' own colour.
 PALETTE = (
     "#1f77b4",
