@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from stackmatrix.report.model import RunReport
+if TYPE_CHECKING:
+    from stackmatrix.report.model import RunReport
+
 
 _SECTION_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 _MAX_SECTION_NAME = 64

@@ -13,11 +13,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from stackmatrix.ci.github import GitHubActions
 from stackmatrix.ci.gitlab import GitLabCI
-from stackmatrix.report.model import RunReport
+
+if TYPE_CHECKING:
+    from stackmatrix.report.model import RunReport
 
 
 class Provider(Protocol):

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from stackmatrix.ci.github import (
-    MAX_ANNOTATIONS,
-    STEP_SUMMARY_LIMIT,
-    GitHubActions,
-    fit_step_summary,
-)
+from stackmatrix.ci.github import STEP_SUMMARY_LIMIT, GitHubActions, fit_step_summary
+from stackmatrix.ci.github_annotations import MAX_ANNOTATIONS
 from stackmatrix.ci.provider import detect
 from stackmatrix.report.build import build_reports
 from stackmatrix.report.model import load_runs
