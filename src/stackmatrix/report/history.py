@@ -64,10 +64,42 @@ class Night:
         return datetime.fromtimestamp(self.started_at, UTC).strftime("%Y-%m-%d")
 
     @property
+    def first_run(self) -> str:
+        """The night's first run id (its source when it has none)."""
+        return self.run_ids[0] if self.run_ids else self.source
+
+    @property
     def label(self) -> str:
         """The start date and the first run id: how the page names the night."""
-        first = self.run_ids[0] if self.run_ids else self.source
-        return f"{self.date} {first}"
+        return f"{self.date} {self.first_run}"
+
+    @property
+    def full_name(self) -> str:
+        """The start date and every run id of the night."""
+        return f"{self.date} {', '.join(self.run_ids or (self.source,))}"
+
+
+def night_headings(nights: Sequence[Night]) -> tuple[str, ...]:
+    """What each night's column says: its date; where nights share a date, with the time
+    their run id carries (``09:20``, to the second when the minute is shared too), or the
+    whole run id when it carries none."""
+
+    def heading(night: Night, detail: int) -> str:
+        started = _date_of_run_id(night.first_run)
+        if detail == 0:
+            return night.date
+        if started is None or detail == 3:
+            return night.label
+        time = datetime.fromtimestamp(started, UTC).strftime("%H:%M:%S" if detail == 2 else "%H:%M")
+        return f"{night.date} {time}"
+
+    found: list[str | None] = [None] * len(nights)
+    for detail in range(4):
+        names = [heading(night, detail) for night in nights]
+        for index, name in enumerate(names):
+            if found[index] is None and (names.count(name) == 1 or detail == 3):
+                found[index] = name
+    return tuple(name or "" for name in found)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,14 @@ from html import escape
 from stackmatrix import __version__
 from stackmatrix.redact import redact_text
 from stackmatrix.report.baseline import Mark
-from stackmatrix.report.history import History, Night, TestHistory, VersionChange, since_previous
+from stackmatrix.report.history import (
+    History,
+    Night,
+    TestHistory,
+    VersionChange,
+    night_headings,
+    since_previous,
+)
 
 HISTORY_NAME = "history.html"
 
@@ -97,7 +104,10 @@ def _grid(history: History) -> str:
             f'<p class="note">No test failed on any variant in these {len(nights)} nights'
             f" ({history.tests_seen} test x variant pairs seen).</p>"
         )
-    heads = "".join(f'<th class="night">{_text(n.label)}</th>' for n in nights)
+    heads = "".join(
+        f'<th class="night" title="{_text(night.full_name)}">{_text(heading)}</th>'
+        for night, heading in zip(nights, night_headings(nights), strict=True)
+    )
     rows = _versions_row(history) + "".join(_row(r, nights) for r in history.rows)
     cut = (
         f'<p class="note">{history.rows_cut} more test x variant rows that failed at least once'

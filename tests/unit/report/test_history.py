@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from stackmatrix.report.build import build_reports
 from stackmatrix.report.history import (
     Night,
     build_history,
+    night_headings,
     read_night,
     read_nights,
     since_previous,
@@ -137,6 +139,44 @@ def test_window_and_row_bounds(tmp_path: Path) -> None:
     assert "4 older nights are left out of this window of 3" in page
     assert "1 more test x variant rows that failed at least once are not shown" in page
     assert page.count('class="night"') == 3
+
+
+def test_a_night_column_is_headed_by_its_date_with_the_run_id_in_its_title(
+    tmp_path: Path,
+) -> None:
+    dirs = seven_nights(tmp_path)
+    page = render_history_html(build_history([read_night(d) for d in dirs]))
+    first = dirs[0].name
+    assert f'<th class="night" title="2026-03-14 {first}">2026-03-14</th>' in page
+    assert page.count('<th class="night"') == 7
+    heads = page.split("<thead>", 1)[1].split("</thead>", 1)[0]
+    assert first not in heads.replace(f'title="2026-03-14 {first}"', "")
+
+
+def test_nights_that_share_a_date_are_told_apart_by_their_run_ids_time() -> None:
+    hour = 3_600.0
+    nights = [
+        Night("a", ("20260314-090000-aaaa",), T0),
+        Night("b", ("20260314-210000-bbbb",), T0 + 12 * hour),
+        Night("c", ("20260315-090000-cccc",), T0 + 24 * hour),
+        Night("d", ("20260316-090000-dddd",), T0 + 48 * hour),
+        Night("e", ("20260316-090030-eeee",), T0 + 48 * hour + 30),
+        Night("f", ("nightly-17",), None),
+        Night("g", (), None),
+    ]
+    assert night_headings(nights) == (
+        "2026-03-14 09:00",
+        "2026-03-14 21:00",
+        "2026-03-15",
+        "2026-03-16 09:00:00",
+        "2026-03-16 09:00:30",
+        "? nightly-17",
+        "? g",
+    )
+    page = render_history_html(
+        build_history([replace(n, marks={("v", "t"): Mark.FAIL}) for n in nights])
+    )
+    assert '<th class="night" title="2026-03-14 20260314-210000-bbbb">2026-03-14 21:00</th>' in page
 
 
 def test_page_shows_rates_counts_and_is_self_contained(tmp_path: Path) -> None:
