@@ -30,8 +30,14 @@ from typing import IO, Any, ParamSpec, TypeVar
 from xml.sax.saxutils import quoteattr
 
 from stackmatrix.errors import ReportError, UsageError
-from stackmatrix.junit.merged_suites import finish_suite, is_container_only, merged_suite, new_suite
+from stackmatrix.junit.merged_suites import (
+    finish_suite,
+    is_container_only,
+    merged_suite_text,
+    new_suite,
+)
 from stackmatrix.junit.read import (
+    CaseResult,
     Outcome,
     ParsedReport,
     XmlElement,
@@ -136,9 +142,18 @@ class _SuiteWriter:
 
     def append(self, suite: XmlElement) -> None:
         """Write *suite* (one line break after it) and add its time to the total."""
-        self.time += to_float(suite.get("time")) or 0.0
         suite.tail = "\n"
-        self._body.write(serialise(suite))
+        self.write(serialise(suite), to_float(suite.get("time")) or 0.0)
+
+    def write(self, text: str, time: float) -> None:
+        """Write a suite's XML *text*, whose time is *time*."""
+        self.time += time
+        self._body.write(text)
+
+
+ReadCallback = Callable[[Path, tuple[CaseResult, ...], str], None]
+"""Told of each JUnit file a merge reads: its path, its testcases as
+:func:`~stackmatrix.junit.read.iter_cases` reads them, and why it is unreadable (or "")."""
 
 
 def _root_tag(counts: TestCounts, time: float) -> str:
@@ -160,14 +175,16 @@ def _add_report(
     parsed: ParsedReport,
     item: JunitInput,
     tally: _Tally,
+    read: list[CaseResult] | None,
 ) -> None:
-    """Append every suite of *parsed* (the report of *item*) to *out_root*; count its testcases."""
+    """Append every suite of *parsed* (the report of *item*) to *out_root*; count its testcases
+    and, given *read*, append them to it as read."""
     root = parsed.root
     assert root is not None  # noqa: S101 - callers only pass readable reports
     for original, name, cases in case_groups(root, item.path.stem):
         if is_container_only(original, cases):
             continue
-        suite, suite_tally = merged_suite(
+        text, suite_tally, time = merged_suite_text(
             original,
             name,
             cases,
@@ -176,8 +193,10 @@ def _add_report(
             source=str(item.path),
             copy_attributes=original is not root or root.tag == "testsuite",
             provenance=item.provenance,
+            read=read,
+            read_as=name,
         )
-        out_root.append(suite)
+        out_root.write(text, time)
         tally.add_read(suite_tally, cases=len(cases))
 
 
@@ -223,7 +242,7 @@ def _merge(
     output: Path,
     *,
     warnings: Sequence[str] = (),
-    on_parsed: Callable[[ParsedReport], None] | None = None,
+    on_read: ReadCallback | None = None,
 ) -> MergeSummary:
     tally = _Tally()
     broken: list[BrokenInput] = []
@@ -253,10 +272,10 @@ def _merge(
                 )
                 continue
             parsed = parse_junit(item.path)
-            if on_parsed is not None:
-                on_parsed(parsed)
             notes.extend(parsed.warnings)
             if parsed.root is None:
+                if on_read is not None:
+                    on_read(item.path, (), parsed.problem)
                 broken.append(BrokenInput(item.path, item.variant_id, parsed.problem))
                 _add_synthetic(
                     out_root,
@@ -271,8 +290,11 @@ def _merge(
                     provenance=item.provenance,
                 )
                 continue
-            _add_report(out_root, parsed, item, tally)
+            read: list[CaseResult] | None = [] if on_read is not None else None
+            _add_report(out_root, parsed, item, tally, read)
             del parsed
+            if on_read is not None and read is not None:
+                on_read(item.path, tuple(read), "")
         counts = tally.as_counts()
         body.seek(0)
         with target.open("w", encoding="utf-8", errors="xmlcharrefreplace") as out:
@@ -290,13 +312,15 @@ def _merge(
     )
 
 
-def merge_junit(inputs: Sequence[JunitInput], output: Path) -> MergeSummary:
+def merge_junit(
+    inputs: Sequence[JunitInput], output: Path, *, on_read: ReadCallback | None = None
+) -> MergeSummary:
     """Merge JUnit files into *output*, keeping the variant of every result (see module doc).
 
     Broken inputs become one error testcase naming the file and the problem; the merge always
-    completes.
+    completes. *on_read* is told of each file read, with its testcases.
     """
-    return _merge(inputs, output)
+    return _merge(inputs, output, on_read=on_read)
 
 
 def _read_journal(run_dir: Path) -> RunJournal:
@@ -344,14 +368,14 @@ def merge_paths(
     paths: Sequence[Path],
     output: Path,
     *,
-    on_parsed: Callable[[ParsedReport], None] | None = None,
+    on_read: ReadCallback | None = None,
 ) -> MergeSummary:
     """Merge JUnit files and run directories (folders with ``run.json``) into *output*.
 
     A plain JUnit file keeps its names; a run directory contributes each variant's report,
     annotated with the variant. A variant found in several run directories is taken from the
-    last one. *on_parsed* sees each input as read, before the merge changes it (so a caller
-    that needs its testcases does not read the file again).
+    last one. *on_read* is told of each JUnit file read, with its testcases (so a caller that
+    needs them does not read the file again).
     """
     entries: list[tuple[Path, bool]] = []
     for path in paths:
@@ -362,4 +386,4 @@ def merge_paths(
         else:
             entries.append((path, False))
     items, notes = _collect(entries)
-    return _merge(items, output, warnings=notes, on_parsed=on_parsed)
+    return _merge(items, output, warnings=notes, on_read=on_read)

@@ -7,10 +7,30 @@ and counts recomputed from those testcases.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from stackmatrix.junit.read import ETREE, Outcome, XmlElement, clean_xml_text, outcome_of, to_float
+from stackmatrix.junit.read import (
+    ETREE,
+    CaseResult,
+    Outcome,
+    XmlElement,
+    clean_xml_text,
+    new_case_result,
+    outcome_of,
+    result_of,
+    to_float,
+    to_int,
+)
+from stackmatrix.junit.serialise import (
+    ATTRIBUTE_SPECIAL,
+    escape_attribute,
+    escape_text,
+    is_plain,
+    serialise,
+    serialise_around,
+)
 from stackmatrix.junit.write import (
     MAX_ATTRIBUTE_CHARS,
     PROPERTY_AXIS_PREFIX,
@@ -294,3 +314,233 @@ def _append_outputs(suite: XmlElement, outputs: Sequence[XmlElement]) -> None:
         chunks = [c.text or "" for c in outputs if c.tag == tag]
         if any(chunks):
             ETREE.SubElement(suite, tag).text = "\n".join(chunks)
+
+
+def merged_suite_text(
+    original: XmlElement,
+    name: str,
+    cases: Sequence[XmlElement],
+    *,
+    variant_id: str | None,
+    values: Mapping[str, Any],
+    source: str,
+    copy_attributes: bool,
+    provenance: Provenance | None = None,
+    read: list[CaseResult] | None = None,
+    read_as: str = "",
+) -> tuple[str, dict[Outcome, int], float]:
+    """The XML text of :func:`merged_suite` (a line break after it), its tally and the time it
+    gives the suite, written without moving the testcases into a new tree: most testcases
+    (passed, nothing inside) are written straight from their attributes. With *read*, every
+    testcase is also appended to it as :func:`~stackmatrix.junit.read.iter_cases` reads it
+    (suite named *read_as*), from the input as it was."""
+    suite = new_suite(
+        f"{variant_id}{SUITE_SEPARATOR}{name}" if variant_id is not None else name,
+        variant_id,
+        values,
+        source,
+        provenance,
+    )
+    _copy_suite_metadata(
+        original,
+        suite,
+        [c for c in original if c.tag == "properties"],
+        attributes=copy_attributes,
+        drop_own=variant_id is not None,
+    )
+    _append_outputs(suite, [c for c in original if c.tag in ("system-out", "system-err")])
+    prefix = f"[{variant_id}]" if variant_id is not None else ""
+    texts, left, time = _case_texts(cases, prefix, read, sys.intern(read_as))
+    if is_plain(suite) and all(is_plain(cases[n]) for n in left):
+        tally = dict.fromkeys(Outcome, 0)
+        tally[Outcome.PASSED] = len(cases) - len(left)
+        for index in left:
+            case = cases[index]
+            tally[_normalise_case(case, prefix)] += 1
+            case_text = serialise(case)
+            texts[index] = case_text
+        finish_suite(suite, tally, time)
+        suite.tail = "\n"
+        text = serialise_around(suite, 1, cast("list[str]", texts))  # all filled in now
+        if text is not None:
+            return text, tally, to_float(suite.get("time")) or 0.0
+    # A namespace somewhere: the whole suite as ElementTree writes it.
+    whole, tally = merged_suite(
+        original,
+        name,
+        cases,
+        variant_id=variant_id,
+        values=values,
+        source=source,
+        copy_attributes=copy_attributes,
+        provenance=provenance,
+    )
+    whole.tail = "\n"
+    return serialise(whole), tally, to_float(whole.get("time")) or 0.0
+
+
+_TIME_ATTRIBUTES: dict[str, tuple[str, float | None, float]] = {}
+"""A ``time`` as written in an input -> as the merged file writes it, its seconds as read, and
+its seconds as written (what a suite's time adds up)."""
+
+
+def _time_attribute(raw: str) -> tuple[str, float | None, float]:
+    known = _TIME_ATTRIBUTES.get(raw)
+    if known is None:
+        seconds = to_float(raw)
+        plain = None if seconds is None else f"{seconds:.3f}"
+        known = (
+            "" if plain is None else f' time="{plain}"',
+            seconds,
+            0.0 if plain is None else (to_float(plain) or 0.0),
+        )
+        if len(_TIME_ATTRIBUTES) < _PLAIN_TIMES_KEPT:
+            _TIME_ATTRIBUTES[raw] = known
+    return known
+
+
+def _attribute(key: str, value: str) -> str:
+    """One attribute as the merged file writes it: clipped, escaped, a space before it."""
+    if len(value) > MAX_ATTRIBUTE_CHARS:
+        value = clip_attribute(value)
+    return f' {key}="{escape_attribute(value)}"'
+
+
+_USUAL = ("classname", "name", "time")
+"""The attributes of most testcases, in the order most test runners write them."""
+
+
+def _case_texts(  # noqa: PLR0912, PLR0915 - one pass over a million testcases, kept flat
+    cases: Sequence[XmlElement], prefix: str, read: list[CaseResult] | None, suite_name: str
+) -> tuple[list[str | None], list[int], float]:
+    """The XML text of each testcase that is passed with nothing inside (None for the others:
+    the positions listed second), and the time of them all as the merged file writes it;
+    each testcase read into *read* on the way."""
+    texts: list[str | None] = []
+    left: list[int] = []
+    total = 0.0
+    intern = sys.intern
+    make = new_case_result
+    passed = Outcome.PASSED
+    special = ATTRIBUTE_SPECIAL.search
+    longest = MAX_ATTRIBUTE_CHARS
+    # classname as written -> (its attribute in the merged file, the classname as read)
+    classes: dict[str, tuple[str, str]] = {}
+    ends: dict[str | None, str] = {None: " />", "": " />"}  # the element's end by its tail
+    index = -1
+    for case in cases:
+        index += 1
+        attrib = case.attrib
+        if len(case) or (case.text is not None and case.text.strip()):
+            texts.append(None)
+            left.append(index)
+            raw_time = attrib.get("time")
+            seconds = None
+            if raw_time is not None:
+                _, seconds, written = _time_attribute(raw_time)
+                total += written
+            if read is not None:
+                outcome, message, text = result_of(case)
+                classname = intern(attrib.get("classname") or "")
+                name = intern(attrib.get("name") or "")
+                line = attrib.get("line")
+                read.append(
+                    make(
+                        suite_name,
+                        classname,
+                        name,
+                        outcome,
+                        message,
+                        text,
+                        attrib.get("file"),
+                        to_int(line) if line is not None else None,
+                        seconds,
+                        intern(f"{classname}::{name}") if classname else name,
+                    )
+                )
+            continue
+        end = ends.get(case.tail)
+        if end is None:
+            end = ends[case.tail] = f" />{escape_text(case.tail)}"
+        file = line = None
+        if tuple(attrib) == _USUAL:
+            raw_class, name, raw_time = attrib["classname"], attrib["name"], attrib["time"]
+            known = classes.get(raw_class)
+            if known is None:
+                known = classes[raw_class] = _class_attribute(raw_class, prefix)
+            time_text, seconds, written = _time_attribute(raw_time)
+            total += written
+            if special(name) is None and len(name) <= longest:
+                texts.append(f'<testcase{known[0]} name="{name}"{time_text}{end}')
+            else:
+                texts.append(f"<testcase{known[0]}{_attribute('name', name)}{time_text}{end}")
+            classname = known[1]
+        else:
+            parts = ["<testcase"]
+            classname = ""
+            raw_name: str | None = None
+            seconds = None
+            written = 0.0
+            has_class = False
+            for key, value in attrib.items():
+                if key == "classname":
+                    known = classes.get(value)
+                    if known is None:
+                        known = classes[value] = _class_attribute(value, prefix)
+                    parts.append(known[0])
+                    classname = known[1]
+                    has_class = True
+                elif key == "name":
+                    raw_name = value
+                    parts.append(_attribute(key, value))
+                elif key == "time":
+                    time_text, seconds, written = _time_attribute(value)
+                    parts.append(time_text)
+                elif "{" in key:  # a namespace: the testcase is left to ElementTree
+                    parts = []
+                    break
+                else:
+                    parts.append(_attribute(key, value))
+            if parts:
+                if not has_class and prefix:
+                    parts.append(_attribute("classname", prefix))
+                if raw_name is None:
+                    parts.append(' name=""')
+                parts.append(end)
+                texts.append("".join(parts))
+            else:
+                texts.append(None)
+                left.append(index)
+                # The loop stopped at the namespace: the rest as read from the start.
+                classname = intern(attrib.get("classname") or "")
+                raw_name = attrib.get("name")
+                if "time" in attrib:
+                    _, seconds, written = _time_attribute(attrib["time"])
+            total += written
+            name = raw_name or ""
+            file = attrib.get("file")
+            line = attrib.get("line")
+        if read is not None:
+            name = intern(name)
+            read.append(
+                make(
+                    suite_name,
+                    classname,
+                    name,
+                    passed,
+                    "",
+                    "",
+                    file,
+                    to_int(line) if line is not None else None,
+                    seconds,
+                    intern(f"{classname}::{name}") if classname else name,
+                )
+            )
+    return texts, left, total
+
+
+def _class_attribute(raw: str, prefix: str) -> tuple[str, str]:
+    """The classname attribute of the merged file for a testcase's *raw* classname, and the
+    classname as read (interned)."""
+    full = (f"{prefix} {raw}" if raw else prefix) if prefix else raw
+    return _attribute("classname", full), sys.intern(raw)

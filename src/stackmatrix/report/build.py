@@ -15,14 +15,13 @@ from pathlib import Path
 
 from stackmatrix.errors import ReportError
 from stackmatrix.junit.merge import MergeSummary, merge_paths, without_cycle_collection
-from stackmatrix.junit.read import ParsedReport
+from stackmatrix.junit.read import CaseResult
 from stackmatrix.report.baseline import Comparison, Snapshot, compare, rewrite_tests, snapshot_of
 from stackmatrix.report.changes import changes_markdown
 from stackmatrix.report.html import render_html
 from stackmatrix.report.model import (
     JunitReadings,
     RunReport,
-    junit_reading,
     load_runs,
     test_id_rewrite,
 )
@@ -119,11 +118,11 @@ def _merge_and_load(
         load_runs(run_dirs)  # raises: nothing to report on
     readings: JunitReadings = {}
 
-    def keep(parsed: ParsedReport) -> None:
-        readings[parsed.path] = junit_reading(parsed)
+    def keep(path: Path, cases: tuple[CaseResult, ...], problem: str) -> None:
+        readings[path] = (cases, problem)
 
     try:
-        merge = merge_paths(run_dirs, out_dir / JUNIT_NAME, on_parsed=keep)
+        merge = merge_paths(run_dirs, out_dir / JUNIT_NAME, on_read=keep)
     except OSError as exc:
         load_runs(run_dirs, against_matrix=against_matrix)  # a run's own problem comes first
         raise ReportError(f"cannot write reports: {exc}") from exc

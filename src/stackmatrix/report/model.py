@@ -522,7 +522,7 @@ def _variant_report(
     rewrite: TestIdRewrite = _no_rewrite,
     readings: JunitReadings | None = None,
 ) -> VariantReport:
-    cases: list[CaseResult] = []
+    cases: tuple[CaseResult, ...] = ()
     synthetic: list[CaseResult] = []
     problem = ""
     if result.provenance:  # what the journal holds, through the masking every report uses
@@ -531,13 +531,11 @@ def _variant_report(
         path = run_dir / result.junit
         known = readings.pop(path, None) if readings is not None else None
         read, problem = known if known is not None else junit_reading(parse_junit(path))
-        for case in read:
-            if is_synthetic(case):
-                synthetic.append(case)
-            elif rewrite is _no_rewrite:
-                cases.append(case)
-            else:
-                cases.append(rewritten(case, rewrite))
+        # The stand-ins have stackmatrix's classname: looked for first, as most reports have none.
+        if any(c.classname == ERROR_CLASSNAME for c in read):
+            synthetic = [c for c in read if is_synthetic(c)]
+            read = tuple(c for c in read if not is_synthetic(c))
+        cases = read if rewrite is _no_rewrite else tuple(rewritten(c, rewrite) for c in read)
     stats, stats_problem = (
         read_stats(run_dir / result.stats) if result.stats else (None, "no resource samples")
     )
@@ -554,7 +552,7 @@ def _variant_report(
         result,
         run_dir,
         run_id,
-        tuple(cases),
+        cases,
         tuple(synthetic),
         problem,
         stats,
