@@ -17,7 +17,6 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape as xml_escape
 
 MASK = "••••••"
 
@@ -250,7 +249,7 @@ def redact_file(path: Path, secrets: Sequence[str]) -> bool:
     Returns whether the file was changed.
     """
     wanted = {s for s in secrets if len(s) >= 3}
-    wanted |= {xml_escape(s, {'"': "&quot;"}) for s in wanted}
+    wanted |= {_xml_escaped(s) for s in wanted}
     raw = sorted({w.encode("utf-8", errors="surrogateescape") for w in wanted}, key=len)[::-1]
     if not raw:
         return False
@@ -334,3 +333,11 @@ def _blank_in_place(path: Path, raw: Sequence[bytes]) -> None:
 def format_command(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
     """A shell-quoted, redacted rendering of *argv* for logs and messages."""
     return redact_text(shlex.join(argv), secrets)
+
+
+def _xml_escaped(text: str) -> str:
+    """*text* as XML writes it in text and in double-quoted attributes (what
+    ``xml.sax.saxutils`` would give, without loading it and urllib with it at start-up)."""
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
