@@ -241,7 +241,7 @@ def _prepare(
         outcome.error = redact_text(outcome.error, secrets)
         outcome.detail = redact_text(outcome.detail, secrets)
         outcome.started_at = started_at
-        if not outcome.error:
+        if not outcome.error and not outcome.image_id:  # pulled or built: asked again now
             outcome.image_id, outcome.digest = _identity(client, need.image, cancel)
         on_image(outcome)
         return outcome
@@ -284,22 +284,23 @@ def _write_compose(spec: Spec, variant: Variant, data: dict[str, Any], run_dir: 
     return path
 
 
-def _image_exists(client: Any, image: str, cancel: threading.Event) -> bool:
-    """Whether *image* is on the engine, asked with a deadline."""
-    what = "`docker image inspect`"
+def _present(client: Any, image: str, cancel: threading.Event) -> tuple[str, str] | None:
+    """(image id, repo digest) of *image* when it is on the engine, else None; asked with a
+    deadline, in the one call that also gives the identity a run records."""
+    command = docker_command(client, "image", "inspect", "--format", IMAGE_IDENTITY_FORMAT, image)
     try:
-        command = docker_command(client, "image", "inspect", "--format", "{{.Id}}", image)
-        run_engine(command, what=what, cancel=cancel)
+        out = run_engine(command, what="`docker image inspect`", cancel=cancel)
     except DockerException:
-        return False
-    return True
+        return None
+    image_id, _, digest = out.strip().partition("\t")
+    return image_id, digest
 
 
 def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) -> Outcome:
-    present = _image_exists(client, image, cancel)
+    present = _present(client, image, cancel)
     if policy is PullPolicy.NEVER or (policy is PullPolicy.MISSING and present):
         if present:
-            return Outcome(image)
+            return Outcome(image, image_id=present[0], digest=present[1])
         return Outcome(image, error="not on this engine, and the pull policy is 'never'")
     # run_logged gives the pull a session of its own: `setsid` would fork and hide the exit.
     docker = [part for part in docker_command(client) if Path(part).name != "setsid"]

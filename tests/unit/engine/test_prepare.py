@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from stackmatrix.engine.prepare import Need, _needs_of
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from python_on_whales.exceptions import DockerException
+
+from stackmatrix.engine import prepare
+from stackmatrix.engine.docker import docker_client
+from stackmatrix.engine.prepare import Need, PullPolicy, _needs_of
 from stackmatrix.matrix.expand import Variant
 
 
@@ -24,3 +33,35 @@ def test_images_to_pull_and_tagged_builds_to_make() -> None:
         "db": Need("postgres:17"),
         "app": Need("shop/app:1", build=("v", "app")),
     }
+
+
+def test_an_image_already_there_is_asked_once_and_keeps_its_identity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[list[str]] = []
+
+    def engine(command: Sequence[str], **_kw: Any) -> str:
+        calls.append(list(command))
+        return "sha256:abc\tpostgres@sha256:def\n"
+
+    monkeypatch.setattr(prepare, "run_engine", engine)
+    outcome = prepare._pull(docker_client(), "postgres:17", PullPolicy.MISSING, threading.Event())
+
+    assert (outcome.action, outcome.image_id, outcome.digest) == (
+        "",
+        "sha256:abc",
+        "postgres@sha256:def",
+    )
+    assert [c[c.index("image") :][:2] for c in calls] == [["image", "inspect"]]  # no pull
+
+
+def test_an_image_missing_under_policy_never_is_an_error_without_a_pull(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def engine(command: Sequence[str], **_kw: Any) -> str:
+        raise DockerException(list(command), 1, b"", b"Error: No such image: postgres:17")
+
+    monkeypatch.setattr(prepare, "run_engine", engine)
+    outcome = prepare._pull(docker_client(), "postgres:17", PullPolicy.NEVER, threading.Event())
+    assert outcome.error == "not on this engine, and the pull policy is 'never'"
+    assert outcome.image_id == ""
