@@ -276,6 +276,20 @@ def test_a_hostile_value_is_inert_in_markdown_and_html(tmp_path: Path) -> None:
     assert all(len(cells) == 9 for cells in table_rows(summary(tmp_path)).values())
 
 
+def test_a_hostile_version_makes_no_link_html_or_cell_in_summary_md(tmp_path: Path) -> None:
+    values = ["1.0 | <script>alert(1)</script>", "[x](javascript:alert(1))", "*a* _b_ ~~c~~ `d`"]
+    write_night(tmp_path, [what_ran(v) for v in values])
+    build_reports([tmp_path], tmp_path)
+    cells = [cells[-1] for cells in table_rows(summary(tmp_path)).values()]
+    assert len(cells) == 3
+    assert all(len(row) == 9 for row in table_rows(summary(tmp_path)).values())
+    for cell in cells:
+        assert "<" not in cell  # no HTML, no autolink
+        assert ">" not in cell
+        # A link, an emphasis, a code span or a cell border starts at an unescaped character.
+        assert not re.search(r"(?<!\\)[\[\]|*_~`]", cell), cell
+
+
 def test_a_password_in_a_value_is_masked_in_every_report(tmp_path: Path) -> None:
     leaky = what_ran(packages={"mylib": "1.0 @ git+https://bot:hunter2secret@git.example/lib"})
     write_night(tmp_path, [leaky, leaky, leaky])
