@@ -9,7 +9,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 
 from stackmatrix import __version__
 from stackmatrix.cli.common import Handler, Subparsers
@@ -32,10 +32,51 @@ COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 )
 
 
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else the width of the terminal of
+    stdout, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help layout, at the width argparse's own formatter finds. argparse makes a
+    formatter at every add_argument, and its own asks shutil for the width: importing shutil
+    (and the compression modules it loads) was some 4 ms of every start."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
+class _Parser(argparse.ArgumentParser):
+    """The parser of stackmatrix and of each subcommand (add_subparsers makes them of this
+    class): help laid out by :class:`_HelpFormatter` unless a command asks for another."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand, or only with those registered
     beside *command* when it names one (what parsing a command line naming it needs)."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="stackmatrix",
         description="Run a test suite against a matrix of Docker Compose stacks.",
     )

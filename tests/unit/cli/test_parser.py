@@ -48,3 +48,28 @@ def test_each_command_has_the_same_help_and_errors_alone(
 def test_a_command_line_parses_alike_with_one_or_every_parser() -> None:
     argv = ["gitlab-matrix", "-f", "m.yaml", "--shards", "2", "--fail-on", "failure", "--tag", "x"]
     assert vars(build_parser().parse_args(argv)) == vars(build_parser(argv[0]).parse_args(argv))
+
+
+def _every_parser(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [parser, *subparsers.choices.values()]
+
+
+@pytest.mark.parametrize("columns", [None, "37", "150"])
+def test_help_is_laid_out_as_argparse_lays_it_out(
+    columns: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    ours = [p.format_help() for p in _every_parser(build_parser())]
+    theirs = []
+    for parser in _every_parser(build_parser()):
+        parser.formatter_class = argparse.HelpFormatter
+        theirs.append(parser.format_help())
+
+    assert ours == theirs
+    # The width is the terminal's: wide help lines where it is wide (80 columns otherwise).
+    widest = max(len(line) for text in ours for line in text.splitlines())
+    assert widest > 80 if columns == "150" else widest <= 80
