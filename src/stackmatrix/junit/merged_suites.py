@@ -341,14 +341,16 @@ def merged_suite_text(
         source,
         provenance,
     )
+    # Looked for in C: a suite holds thousands of testcases beside them.
     _copy_suite_metadata(
         original,
         suite,
-        [c for c in original if c.tag == "properties"],
+        original.findall("properties"),
         attributes=copy_attributes,
         drop_own=variant_id is not None,
     )
-    _append_outputs(suite, [c for c in original if c.tag in ("system-out", "system-err")])
+    outputs = original.findall("system-out") + original.findall("system-err")
+    _append_outputs(suite, outputs)
     prefix = f"[{variant_id}]" if variant_id is not None else ""
     texts, left, time = _case_texts(cases, prefix, read, sys.intern(read_as))
     if is_plain(suite) and all(is_plain(cases[n]) for n in left):

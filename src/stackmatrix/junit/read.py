@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -241,12 +242,11 @@ def outcome_of(case: XmlElement) -> tuple[Outcome, XmlElement | None]:
 
 def _iter_suites(elem: XmlElement, path: tuple[str, ...]) -> Iterator[tuple[XmlElement, str]]:
     """Every ``<testsuite>`` under *elem* (depth first), with its flattened name."""
-    for child in elem:
-        if child.tag == "testsuite":
-            own = child.get("name") or ""
-            name_path = (*path, own) if own else path
-            yield child, NESTED_SUITE_SEPARATOR.join(name_path)
-            yield from _iter_suites(child, name_path)
+    for child in elem.findall("testsuite"):  # a loop in C over a suite's many testcases
+        own = child.get("name") or ""
+        name_path = (*path, own) if own else path
+        yield child, NESTED_SUITE_SEPARATOR.join(name_path)
+        yield from _iter_suites(child, name_path)
 
 
 def suites_of_root(root: XmlElement, fallback: str) -> Iterator[tuple[XmlElement, str]]:
@@ -292,10 +292,10 @@ def case_groups(root: XmlElement, fallback: str) -> list[tuple[XmlElement, str, 
     """(suite element, suite name, its testcases) of a report; testcases directly under
     ``<testsuites>`` form a group of the root's own."""
     groups: list[tuple[XmlElement, str, list[XmlElement]]] = [
-        (suite, name or fallback, [c for c in suite if c.tag == "testcase"])
+        (suite, name or fallback, suite.findall("testcase"))
         for suite, name in suites_of_root(root, fallback)
     ]
-    loose = [c for c in root if c.tag == "testcase"] if root.tag == "testsuites" else []
+    loose = root.findall("testcase") if root.tag == "testsuites" else []
     if loose:
         groups.append((root, root.get("name") or fallback, loose))
     return groups
@@ -347,10 +347,7 @@ def iter_cases(parsed: ParsedReport) -> Iterator[CaseResult]:
 
 def count_outcomes(outcomes: Iterable[Outcome]) -> TestCounts:
     """Totals of a sequence of testcase outcomes."""
-    tally = dict.fromkeys(Outcome, 0)
-    for outcome in outcomes:
-        tally[outcome] += 1
-    return counts_of(tally)
+    return counts_of(Counter(outcomes))  # counted in C
 
 
 def counts_of(tally: Mapping[Outcome, int]) -> TestCounts:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from stackmatrix.junit.read import CaseResult, Outcome
 from stackmatrix.report.model import RunReport, VariantReport
@@ -19,6 +20,7 @@ from stackmatrix.spec.values import scalar_text
 
 MAX_MESSAGE_CHARS = 300
 _FAILING = (Outcome.FAILED, Outcome.ERROR)
+_TEST_ID = attrgetter("test_id")
 
 
 def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -29,7 +31,13 @@ def first_line(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 def case_message(case: CaseResult) -> str:
     """The short message of a failed testcase: its message attribute, else its text."""
-    return first_line(case.message or case.text or case.outcome.value)
+    return first_line(case_message_source(case))
+
+
+def case_message_source(case: CaseResult) -> str:
+    """What :func:`case_message` takes the first line of: the message, else the text, else
+    the outcome."""
+    return case.message or case.text or case.outcome.value
 
 
 _WHOLE = (Status.ERROR, Status.INTERRUPTED, Status.CANCELLED)
@@ -195,6 +203,7 @@ def _failure_groups(report: RunReport) -> list[FailureGroup]:
     building: dict[tuple[Kind, str, str], _Building] = {}
     tests_of: dict[str, set[str]] = {}  # variant id -> the tests it ran (any outcome)
     failed_on: dict[str, set[str]] = {}
+    messages: dict[str, str] = {}  # a failure's text -> its message: most failures repeat one
     for v in report.variants:
         problems: list[tuple[Kind, str, str, Outcome, str, CaseResult | None]] = []
         if variant_failed_as_a_whole(v):
@@ -206,11 +215,15 @@ def _failure_groups(report: RunReport) -> list[FailureGroup]:
             problems.append(
                 (Kind.JUNIT, "", first_line(v.junit_problem), Outcome.ERROR, v.junit_problem, None)
             )
-        tests_of[v.id] = {case.test_id for case in v.cases}
+        tests_of[v.id] = set(map(_TEST_ID, v.cases))
         for case in v.problems:
             failed_on.setdefault(case.test_id, set()).add(v.id)
             text = case.text if case.text.strip() else case.message
-            problems.append((Kind.TEST, case.test_id, case_message(case), case.outcome, text, case))
+            source = case_message_source(case)
+            message = messages.get(source)
+            if message is None:
+                message = messages[source] = first_line(source)
+            problems.append((Kind.TEST, case.test_id, message, case.outcome, text, case))
         for kind, test_id, message, outcome, detail, found in problems:
             group = building.setdefault(
                 (kind, test_id, message), _Building(test_id, message, kind, outcome, detail)
@@ -224,13 +237,17 @@ def _failure_groups(report: RunReport) -> list[FailureGroup]:
                 group.cases[v.id] = found
     experimental = {v.id for v in report.variants if v.result.experimental}
     whole = covers_matrix(report)
+    said: dict[tuple[str, ...], str] = {}  # variants -> variants_text: groups share a few
+    for b in building.values():
+        if tuple(b.variants) not in said:
+            said[tuple(b.variants)] = variants_text(b.variants, report.variants, whole=whole)
     groups = [
         FailureGroup(
             test_id=b.test_id,
             message=b.message,
             outcome=b.outcome,
             variants=tuple(b.variants),
-            variants_text=variants_text(b.variants, report.variants, whole=whole),
+            variants_text=said[tuple(b.variants)],
             kind=b.kind,
             experimental=set(b.variants) <= experimental,
             everywhere=b.kind is Kind.TEST
@@ -258,6 +275,7 @@ __all__ = [
     "FailureGroup",
     "Kind",
     "case_message",
+    "case_message_source",
     "covers_matrix",
     "failure_groups",
     "first_line",

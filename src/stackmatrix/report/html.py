@@ -23,7 +23,13 @@ from stackmatrix.report.changes import (
     tally_words,
 )
 from stackmatrix.report.comparison import comparison_section
-from stackmatrix.report.groups import FailureGroup, Kind, case_message, failure_groups, first_line
+from stackmatrix.report.groups import (
+    FailureGroup,
+    Kind,
+    case_message_source,
+    failure_groups,
+    first_line,
+)
 from stackmatrix.report.model import NA, SEVERITY_TITLES, Cell, GridRow, RunReport, VariantReport
 from stackmatrix.report.plots import PLOT_NAME, image, kept_or_drawn, report_styles
 from stackmatrix.report.provenance import provenance_html
@@ -171,17 +177,25 @@ def _variant_rows(report: RunReport, out_dir: Path) -> str:
 
 def _grid_rows(rows: list[GridRow], ran: list[VariantReport]) -> str:
     body = []
+    # (cell, the text its tip comes from) -> the cell's HTML: a grid of thousands of rows
+    # holds a handful of distinct cells.
+    made: dict[tuple[Cell, str], str] = {}
+    passed = Outcome.PASSED
     for row in rows:
         cells = []
         for v in ran:
             cell = row.cells.get(v.id)
             case = row.cases.get(v.id)
-            tip = case_message(case) if case and cell is not Outcome.PASSED else ""
-            title = f' title="{escape(tip)}"' if tip else ""
-            cells.append(
-                f'<td class="cell {_outcome_class(cell)}"{title}>'
-                f"{escape(cell_symbol(cell, emoji=False))}</td>"
-            )
+            source = case_message_source(case) if case is not None and cell is not passed else ""
+            html = made.get((cell, source))
+            if html is None:
+                tip = first_line(source) if source else ""
+                title = f' title="{escape(tip)}"' if tip else ""
+                html = made[cell, source] = (
+                    f'<td class="cell {_outcome_class(cell)}"{title}>'
+                    f"{escape(cell_symbol(cell, emoji=False))}</td>"
+                )
+            cells.append(html)
         body.append(
             f'<tr class="sev{int(row.severity)}"><td class="test">{escape(row.test_id)}</td>'
             f"{''.join(cells)}</tr>"

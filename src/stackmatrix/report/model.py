@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,9 @@ Cell = Outcome | NotApplicable | None
 _FAILING = (Outcome.FAILED, Outcome.ERROR)
 
 _SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.FAILED: 2, Outcome.ERROR: 3}
+_OUTCOME = attrgetter("outcome")
+_TEST_ID = attrgetter("test_id")
+_CLASSNAME = attrgetter("classname")
 
 
 @dataclass(frozen=True)
@@ -156,7 +161,7 @@ class VariantReport:
     def counts(self) -> TestCounts:
         """Testcase totals, from the JUnit file when it was readable, else from the journal."""
         if self.cases or self.synthetic:
-            return count_outcomes(c.outcome for c in (*self.cases, *self.synthetic))
+            return count_outcomes(map(_OUTCOME, chain(self.cases, self.synthetic)))
         return self.result.tests
 
     @property
@@ -226,7 +231,7 @@ class GridRow:
     cells: Mapping[str, Cell]  # variant id -> outcome
     cases: Mapping[str, CaseResult] = field(default_factory=dict)  # worst case per variant
 
-    @property
+    @cached_property
     def severity(self) -> Severity:
         """Where the row stands in the grid's order."""
         applicable = [c for c in self.cells.values() if c is not NA]
@@ -424,28 +429,30 @@ class RunReport:
 
     @cached_property
     def _grid(self) -> tuple[GridRow, ...]:
+        # Most tests of a big run pass on every variant: those are found with set operations
+        # (loops in C), and only the others are looked at one by one.
         ran = [v for v in self.variants if v.ran_tests]
-        worst: dict[str, dict[str, CaseResult]] = {}
-        classnames: dict[str, set[str]] = {}
         passed = Outcome.PASSED
-        for variant in ran:
-            ident = variant.id
-            classnames[ident] = {case.classname for case in variant.cases}
-            for case in variant.cases:
-                row = worst.get(case.test_id)
-                if row is None:
-                    worst[case.test_id] = {ident: case}
-                    continue
-                known = row.get(ident)
-                if known is None or _SEVERITY[case.outcome] > _SEVERITY[known.outcome]:
-                    row[ident] = case
+        # Per variant, the worst testcase of each test (the first of its most severe outcome:
+        # a test can be reported twice).
+        worst: dict[str, dict[str, CaseResult]] = {}
+        seen: dict[str, None] = {}  # every test, in first-seen order
+        not_passed: set[str] = set()
+        for v in ran:
+            first = dict(zip(map(_TEST_ID, reversed(v.cases)), reversed(v.cases), strict=True))
+            for case in [c for c in v.cases if c.outcome is not passed]:
+                not_passed.add(case.test_id)
+                if _SEVERITY[case.outcome] > _SEVERITY[first[case.test_id].outcome]:
+                    first[case.test_id] = case
+            worst[v.id] = first
+            seen.update(dict.fromkeys(map(_TEST_ID, v.cases)))
+        everywhere = set(seen).intersection(*worst.values()) - not_passed
+        classnames = {v.id: set(map(_CLASSNAME, v.cases)) for v in ran}
         rows = []
-        everywhere = len(ran)
-        for test_id, by_variant in worst.items():
-            if len(by_variant) == everywhere and all(
-                c.outcome is passed for c in by_variant.values()
-            ):
+        for test_id in seen:
+            if test_id in everywhere:
                 continue  # passed on every variant: no row
+            by_variant = {ident: of[test_id] for ident, of in worst.items() if test_id in of}
             kind = next(iter(by_variant.values())).classname
             cells: dict[str, Cell] = {}
             for v in ran:

@@ -18,6 +18,7 @@ of them say "passed, as before". Format 2 keeps:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 from stackmatrix.junit.read import Outcome
@@ -39,6 +40,8 @@ _LETTER_OUTCOME = {letter: o.value for o, letter in _OUTCOME_LETTER.items()}
 _LETTER_MARK = {letter: m.value for m, letter in _MARK_LETTER.items()}
 
 Row = CaseChange | CaseRecord
+_VARIANT = attrgetter("variant")
+_UNKNOWN = "?"  # not a token (a token starts with an outcome letter)
 
 
 def _token(row: Row) -> str | None:
@@ -69,13 +72,17 @@ def encode_tests(
     rows: Sequence[Row], full_row: Callable[[Row], dict[str, Any]]
 ) -> dict[str, list[Any]]:
     """``columns``, ``tests`` and ``details`` of *rows*; *full_row* writes a row in full."""
-    columns = {variant: n for n, variant in enumerate(dict.fromkeys(r.variant for r in rows))}
+    columns = {variant: n for n, variant in enumerate(dict.fromkeys(map(_VARIANT, rows)))}
     empty = [ABSENT] * len(columns)
     tests: dict[str, list[str]] = {}
     details: list[dict[str, Any]] = []
     tokens: dict[tuple[Any, ...], str | None] = {}
+    variant: str | None = None
+    column = 0
     for row in rows:
-        column = columns[row.variant]
+        if row.variant is not variant:  # rows come variant by variant
+            variant = row.variant
+            column = columns[variant]
         cells = tests.get(row.test)
         if cells is None:
             cells = tests[row.test] = empty.copy()
@@ -86,9 +93,8 @@ def encode_tests(
             token = _token(row)
         else:  # a run's own records: few distinct ones
             key = (row.outcome, row.flaky, row.message, row.history)
-            if key in tokens:
-                token = tokens[key]
-            else:
+            token = tokens.get(key, _UNKNOWN)
+            if token is _UNKNOWN:
                 token = tokens[key] = _token(row)
         if token is None:
             details.append(full_row(row))
