@@ -118,9 +118,32 @@ def write_run(folder: Path, variants: int, cases: int) -> Path:
     return run_dir
 
 
+def _session_rss_kib(session: int) -> int:
+    """The resident set sizes (KiB) of every process of *session*, added up: the child and
+    any process it started (a forked merge). Pages they share count once per process, so
+    this is an upper bound of what they hold together."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        proc = Path(entry.path)
+        try:
+            stat = (proc / "stat").read_text(encoding="ascii", errors="replace")
+            # The fields after the name: state, ppid, pgrp, session.
+            if int(stat.rpartition(")")[2].split()[3]) != session:
+                continue
+            status = (proc / "status").read_text(encoding="ascii", errors="replace")
+            total += sum(int(ln.split()[1]) for ln in status.splitlines() if ln[:6] == "VmRSS:")
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile
+    return total
+
+
 def measure(argv: Sequence[str], timeout: float, env: dict[str, str]) -> dict[str, Any]:
-    """Run *argv* once: wall time, peak RSS of the child (wait4), exit code, stderr tail;
-    killed (and reported so) after *timeout* seconds."""
+    """Run *argv* once: wall time, peak RSS of the child (wait4) and the peak of the RSS of
+    all its processes added up (sampled every 20 ms), exit code, stderr tail; killed (and
+    reported so) after *timeout* seconds."""
+    tree_peak = 0
     with tempfile.TemporaryFile() as err:
         began = time.perf_counter()
         proc = subprocess.Popen(
@@ -136,6 +159,7 @@ def measure(argv: Sequence[str], timeout: float, env: dict[str, str]) -> dict[st
                 pid, status, usage = os.wait4(proc.pid, 0)
                 timed_out = True
                 break
+            tree_peak = max(tree_peak, _session_rss_kib(proc.pid))
             time.sleep(0.02)
         wall = time.perf_counter() - began
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -151,6 +175,8 @@ def measure(argv: Sequence[str], timeout: float, env: dict[str, str]) -> dict[st
         # of the wall time is noise; this is not.
         "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+        # wait4 gives the largest of the processes, not their sum: sampled, added up.
+        "peak_rss_all_processes_mib": round(max(tree_peak, usage.ru_maxrss) / 1024, 1),
         "stderr_tail": stderr[-1500:] if proc.returncode else "",
     }
 

@@ -9,8 +9,13 @@ reports show that first.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import pickle
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 from stackmatrix.errors import ReportError
@@ -39,6 +44,7 @@ from stackmatrix.report.text import (
     render_text,
 )
 from stackmatrix.results.files import write_text_atomic
+from stackmatrix.results.journal import RunJournal
 
 JUNIT_NAME = "junit.xml"
 SUMMARY_NAME = "summary.md"
@@ -81,11 +87,15 @@ def build_reports(
     comparison and with a warning in them, and then raises ReportError. *against_matrix*:
     judge what is missing against the whole matrix (``stackmatrix report``).
     """
-    merge, report = _merge_and_load(run_dirs, out_dir, against_matrix=against_matrix)
-    current = snapshot_of(report, ", ".join(map(str, run_dirs)))
-    compared = _compare_with_baseline(report, current, baseline)
+    pending, report = _merge_and_load(run_dirs, out_dir, against_matrix=against_matrix)
     try:
-        summary, markdown = _write_summary(out_dir, compared, baseline)
+        current = snapshot_of(report, ", ".join(map(str, run_dirs)))
+        compared = _compare_with_baseline(report, current, baseline)
+        markdown = render_markdown(compared.report, lead=_comparison_lead(compared, baseline))
+    finally:
+        merge = pending.result()  # junit.xml is written before any other report
+    try:
+        summary = _write_summary(out_dir, markdown)
         html = _write_html(out_dir, compared)
         results = _write_results(out_dir, compared, current)
         step_summary = publish_summary(markdown) if publish_summary is not None else None
@@ -109,13 +119,111 @@ def build_reports(
     )
 
 
+PARALLEL_FROM_BYTES = 16 * 2**20
+"""JUnit input from which the merged ``junit.xml`` is written by a second process while this
+one reads the reports (each file is then parsed twice, once in each process, at the same
+time): on a machine of two cores or more, and without other threads to fork with."""
+
+
+class _PendingMerge:
+    """The merge of the JUnit reports into ``junit.xml``: done, or under way in a second
+    process (forked) that sends back its summary or its error."""
+
+    def __init__(
+        self,
+        done: MergeSummary | None = None,
+        process: multiprocessing.process.BaseProcess | None = None,
+        receiver: Connection | None = None,
+    ) -> None:
+        self._done, self._process, self._receiver = done, process, receiver
+
+    def result(self) -> MergeSummary:
+        """The merge's summary, once it has ended; raises what the merge raised."""
+        if self._done is not None:
+            return self._done
+        assert self._process is not None  # noqa: S101 - made with one
+        assert self._receiver is not None  # noqa: S101 - made with one
+        try:
+            sent = self._receiver.recv_bytes()
+        except EOFError:
+            sent = b""
+        finally:
+            self._receiver.close()
+            self._process.join()
+        if not sent:
+            raise ReportError(
+                "cannot write reports: the merge of the JUnit reports stopped"
+                f" (exit code {self._process.exitcode})"
+            )
+        ok, value = pickle.loads(sent)  # noqa: S301 - from the process this one forked
+        if not ok:
+            if isinstance(value, OSError):
+                raise ReportError(f"cannot write reports: {value}") from value
+            raise value
+        summary: MergeSummary = value
+        self._done = summary
+        return summary
+
+
+def _merge_in_child(sender: Connection, run_dirs: Sequence[Path], output: Path) -> None:
+    """The second process of :func:`_merge_and_load`: merge, send the summary or the error."""
+    try:
+        outcome: tuple[bool, object] = (True, merge_paths(run_dirs, output))
+    except BaseException as exc:  # every error is the parent's to raise
+        outcome = (False, exc)
+    try:
+        data = pickle.dumps(outcome)
+        pickle.loads(data)  # noqa: S301 - its own bytes: an error that cannot be read back
+    except Exception:  # an error that does not pickle is sent as text instead
+        data = pickle.dumps((False, ReportError(f"cannot write reports: {outcome[1]!r}")))
+    sender.send_bytes(data)
+    sender.close()
+
+
+def _junit_bytes(run_dirs: Sequence[Path]) -> int:
+    """How many bytes of JUnit reports the journals of *run_dirs* name (0 when one of them
+    cannot be read: the merge in this process says why)."""
+    total = 0
+    try:
+        for run_dir in run_dirs:
+            for variant in RunJournal.read(run_dir).variants:
+                path = run_dir / variant.junit if variant.junit else None
+                total += path.stat().st_size if path is not None and path.is_file() else 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0
+    return total
+
+
+def _can_fork() -> bool:
+    return (
+        "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+        and len(os.sched_getaffinity(0)) > 1
+    )
+
+
 def _merge_and_load(
     run_dirs: Sequence[Path], out_dir: Path, *, against_matrix: bool
-) -> tuple[MergeSummary, RunReport]:
-    """Write the merged ``junit.xml`` and read the runs, each JUnit file read once (the merge
-    hands over the testcases of each file it reads)."""
+) -> tuple[_PendingMerge, RunReport]:
+    """Write the merged ``junit.xml`` and read the runs. A big run is merged by a second
+    process while this one reads it (see :data:`PARALLEL_FROM_BYTES`); a smaller one in one
+    pass here, each JUnit file read once (the merge hands over the testcases it reads)."""
     if not run_dirs:
         load_runs(run_dirs)  # raises: nothing to report on
+    if _can_fork() and _junit_bytes(run_dirs) >= PARALLEL_FROM_BYTES:
+        receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
+        process = multiprocessing.get_context("fork").Process(
+            target=_merge_in_child, args=(sender, run_dirs, out_dir / JUNIT_NAME), daemon=True
+        )
+        process.start()
+        sender.close()
+        pending = _PendingMerge(process=process, receiver=receiver)
+        try:
+            report = load_runs(run_dirs, against_matrix=against_matrix)
+        except BaseException:
+            pending.result()  # waited for, so junit.xml is as a merge alone leaves it
+            raise
+        return pending, report
     readings: JunitReadings = {}
 
     def keep(path: Path, cases: tuple[CaseResult, ...], problem: str) -> None:
@@ -129,7 +237,8 @@ def _merge_and_load(
     except Exception:
         load_runs(run_dirs, against_matrix=against_matrix)  # says what is wrong with a run
         raise
-    return merge, load_runs(run_dirs, against_matrix=against_matrix, readings=readings)
+    report = load_runs(run_dirs, against_matrix=against_matrix, readings=readings)
+    return _PendingMerge(done=merge), report
 
 
 @dataclass(frozen=True)
@@ -174,12 +283,11 @@ def _comparison_lead(compared: _Compared, baseline: Path | None) -> Sequence[str
     return ()
 
 
-def _write_summary(out_dir: Path, compared: _Compared, baseline: Path | None) -> tuple[Path, str]:
-    """Write ``summary.md``; return its path and its Markdown."""
-    markdown = render_markdown(compared.report, lead=_comparison_lead(compared, baseline))
+def _write_summary(out_dir: Path, markdown: str) -> Path:
+    """Write ``summary.md``; return its path."""
     summary = out_dir / SUMMARY_NAME
     write_text_atomic(summary, markdown)
-    return summary, markdown
+    return summary
 
 
 def _write_html(out_dir: Path, compared: _Compared) -> Path:

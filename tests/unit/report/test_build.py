@@ -8,6 +8,7 @@ import re
 import shutil
 from collections.abc import Callable
 from functools import partial
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import junitparser
@@ -17,12 +18,14 @@ import xmlschema
 from stackmatrix.ci.github import GitHubActions
 from stackmatrix.ci.provider import detect
 from stackmatrix.errors import ReportError
+from stackmatrix.report import build
 from stackmatrix.report.build import (
     ReportPaths,
     build_reports,
     load_runs,
     summary_text,
 )
+from stackmatrix.results.files import OutputError
 from stackmatrix.results.journal import RunJournal, Status
 from tests.unit.report.sample_run import build_sample_run
 
@@ -302,3 +305,44 @@ def test_directory_without_journal_is_a_report_error(tmp_path: Path) -> None:
 def test_no_run_directory_is_a_report_error(tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no run directory given"):
         build_reports([], tmp_path)
+
+
+REPORT_FILES = ("junit.xml", "summary.md", "report.html", "results.json")
+
+
+@pytest.mark.parametrize("second_process", [False, True])
+def test_a_big_run_merged_by_a_second_process_gets_the_same_reports(
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, second_process: bool
+) -> None:
+    """From PARALLEL_FROM_BYTES of JUnit input on, junit.xml is written by a forked process
+    while this one reads the reports: every file comes out as the one-process way writes it."""
+    monkeypatch.setattr(build, "PARALLEL_FROM_BYTES", 2**62)
+    one = build_reports([run_dir], run_dir)
+    expected = {name: (run_dir / name).read_bytes() for name in REPORT_FILES}
+    for name in REPORT_FILES:
+        (run_dir / name).unlink()
+    forks: list[object] = []
+    real_start = BaseProcess.start
+
+    def counted_start(self: BaseProcess) -> None:
+        forks.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(BaseProcess, "start", counted_start)
+    monkeypatch.setattr(build, "PARALLEL_FROM_BYTES", 0 if second_process else 2**62)
+    two = build_reports([run_dir], run_dir)
+    assert len(forks) == (1 if second_process and build._can_fork() else 0)
+    assert {name: (run_dir / name).read_bytes() for name in REPORT_FILES} == expected
+    assert (two.merge, two.warnings) == (one.merge, one.warnings)
+
+
+@pytest.mark.parametrize("threshold", [0, 2**62])
+def test_a_junit_xml_that_cannot_be_written_fails_the_reports_alike(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch, threshold: int
+) -> None:
+    """The error of the merge, in this process or in the second one, is the one raised."""
+    monkeypatch.setattr(build, "PARALLEL_FROM_BYTES", threshold)
+    (run_dir / "junit.xml").mkdir()
+    with pytest.raises(OutputError, match=r"cannot write .*junit\.xml: Is a directory"):
+        build_reports([run_dir], run_dir)
+    assert not (run_dir / "summary.md").exists()
