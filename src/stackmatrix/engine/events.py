@@ -41,13 +41,18 @@ class ContainerEvents:
         self._command = [
             *docker, "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
             *(part for f in filters for part in ("--filter", f)),
-            "--format", "{{.ID}} {{.Status}}",
+            # Action and Actor.ID: what every engine API version has (Status and ID are
+            # gone from newer ones).
+            "--format", "{{.Actor.ID}} {{.TimeNano}} {{.Action}}",
         ]  # fmt: skip
+        self.until = until  # when the stream ends by itself (epoch seconds)
         self._process: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._changed = threading.Event()
         self._lock = threading.Lock()
-        self._healthy: set[str] = set()  # containers reported healthy since the last take()
+        # container -> when it was last reported healthy (engine clock, epoch ns), since
+        # the last take()
+        self._healthy: dict[str, int] = {}
         self._other = False  # any other event since the last take(): read the state again
 
     @property
@@ -73,10 +78,11 @@ class ContainerEvents:
     def _read(self, process: subprocess.Popen[str]) -> None:
         try:
             for line in process.stdout or ():
-                container, _, status = line.strip().partition(" ")
+                container, _, rest = line.strip().partition(" ")
+                moment, _, action = rest.partition(" ")
                 with self._lock:
-                    if status == "health_status: healthy" and container:
-                        self._healthy.add(container)
+                    if action == "health_status: healthy" and container and moment.isdigit():
+                        self._healthy[container] = int(moment)
                     else:
                         self._other = True
                 self._changed.set()
@@ -85,11 +91,11 @@ class ContainerEvents:
                 self._other = True
             self._changed.set()  # the stream is over: the wait goes back to polling at once
 
-    def take(self) -> tuple[frozenset[str], bool]:
-        """(the containers reported healthy, whether anything else happened) since the last
-        call; forgotten once taken."""
+    def take(self) -> tuple[dict[str, int], bool]:
+        """(container -> when it was reported healthy, whether anything else happened) since
+        the last call; forgotten once taken."""
         with self._lock:
-            healthy, other = frozenset(self._healthy), self._other
+            healthy, other = dict(self._healthy), self._other
             self._healthy.clear()
             self._other = False
         return healthy, other

@@ -27,6 +27,23 @@ class Released:
     exit_code: int | None  # of the test command; None when it never ran
 
 
+def networks_created(compose: Mapping[str, Any]) -> int:
+    """How many networks the engine creates for the rendered *compose* document: each one it
+    declares that is not external, and the project's default network when a service joins
+    no network of its own (and shares no other's network stack)."""
+    declared = compose.get("networks")
+    declared = declared if isinstance(declared, Mapping) else {}
+    own = [n for n, c in declared.items() if not (isinstance(c, Mapping) and c.get("external"))]
+    services = compose.get("services")
+    uses_default = any(
+        isinstance(service, Mapping)
+        and not service.get("network_mode")
+        and (not service.get("networks") or "default" in service.get("networks", ()))
+        for service in (services if isinstance(services, Mapping) else {}).values()
+    )
+    return len(set(own) | ({"default"} if uses_default else set()))
+
+
 def host_wide_names(compose: Mapping[str, Any]) -> tuple[str, ...]:
     """What the rendered *compose* document claims on the whole host, beyond its project:
     published host ports it pins, container names, external volumes and networks. Two

@@ -190,8 +190,11 @@ class _VariantRun:
                 self.claims = host_wide_names(data)
                 self.compose = data
             services: Mapping[str, Any] = data.get("services", {})
+            # Compose alone knows which services start when the file includes others, uses
+            # compose profiles, or extends services of another file (which may bring theirs).
             exact = "include" not in data and not any(
-                isinstance(cfg, Mapping) and "profiles" in cfg for cfg in services.values()
+                isinstance(cfg, Mapping) and ("profiles" in cfg or "extends" in cfg)
+                for cfg in services.values()
             )
             stack = self._stack(list(services), exact=exact)
             with stack:

@@ -27,6 +27,7 @@ from python_on_whales.exceptions import DockerException
 
 from stackmatrix.compose.render import dump_compose, holds_secrets, project_name, render
 from stackmatrix.engine.docker import docker_client, docker_command, error_text, run_engine
+from stackmatrix.engine.job import networks_created
 from stackmatrix.engine.processes import run_logged, signal_handlers
 from stackmatrix.engine.provenance import IMAGE_IDENTITY_FORMAT
 from stackmatrix.engine.stack import Cancelled, Stack, StackFailure
@@ -88,6 +89,7 @@ class Prepared:
     seconds: float = 0.0
     # variant id -> why it cannot run, and the longer story (a build's output)
     problems: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    networks: int = 1  # the most networks one variant's stack creates
 
     def images_of(self, variant: str) -> dict[str, dict[str, str]]:
         """service -> {image, id, digest} of what *variant* runs."""
@@ -206,8 +208,10 @@ def _prepare(
     # every secret of each compose file (environment, env_file, build args, interpolation).
     tests_env = {name: str(value) for name, value in spec.tests.env.items()}
     secrets = secret_values({**os.environ, **tests_env}, spec.secrets)
+    networks = 1
     for variant in variants:
         data = render(spec, variant, run_id=run_id)
+        networks = max(networks, networks_created(data))
         secrets += compose_secrets(data, spec.secrets, project_dir=spec.path.parent)
         needs[variant.id] = _needs_of(variant, data)
         if any(need.build for need in needs[variant.id].values()):
@@ -256,7 +260,7 @@ def _prepare(
                 reason = f"service {service}: image {need.image}: {outcome.error}"
                 problems[variant_id] = (reason, outcome.detail)
                 break
-    return Prepared(outcomes, needs, time.monotonic() - started, problems)
+    return Prepared(outcomes, needs, time.monotonic() - started, problems, networks)
 
 
 def _needs_of(variant: Variant, data: Mapping[str, Any]) -> dict[str, Need]:

@@ -207,8 +207,8 @@ def ask_server_version(probe: Probe, address: tuple[str, int]) -> ServerVersion:
                 return _postgres_version(address, probe)
             case RedisProbe():
                 return _redis_version(address)
-    except (TimeoutError, ConnectionRefusedError, ConnectionResetError):
-        return ServerVersion(ask_inside=True)  # no answer at all
+    except (TimeoutError, ConnectionError):
+        return ServerVersion(ask_inside=True)  # no answer, or a hang-up before one
     except (OSError, ValueError, struct.error):
         pass  # it answered, but not as that kind of server does
     return ServerVersion()
@@ -268,18 +268,22 @@ def _postgres_version(address: tuple[str, int], probe: PostgresProbe) -> ServerV
                 conn.sendall(_PG_TERMINATE)
 
 
-# Errors after which the server (or a tool in its container) may still say its version.
-_REDIS_LOCKED = (b"-NOAUTH", b"-NOPERM", b"-WRONGPASS", b"-LOADING")
-
-
 def _redis_version(address: tuple[str, int]) -> ServerVersion:
-    """``INFO server``: ``redis_version``, or Valkey's own ``valkey_version`` when present."""
+    """``INFO server``: ``redis_version``, or Valkey's own ``valkey_version`` when present.
+
+    A Redis error (``-NOAUTH``, ``-LOADING``, ``INFO`` renamed away, too many clients) or a
+    server that hangs up without a word may still have its version said inside its
+    container; a reply that is no RESP at all is some other server.
+    """
     with socket.create_connection(address, timeout=VERSION_TIMEOUT) as conn:
         conn.sendall(b"INFO server\r\n")
         reader = _Reader(conn)
-        head = reader.line()
-        if not head.startswith(b"$"):  # -NOAUTH, -LOADING, or not Redis at all
-            return ServerVersion(ask_inside=head.startswith(_REDIS_LOCKED))
+        try:
+            head = reader.line()
+        except ConnectionError:
+            return ServerVersion(ask_inside=not reader.received)
+        if not head.startswith(b"$"):
+            return ServerVersion(ask_inside=head.startswith(b"-"))
         size = int(head[1:])
         if not 0 < size <= _REPLY_CAP:
             return ServerVersion()
@@ -313,6 +317,11 @@ class _Reader:
         if self._read > _REPLY_CAP + 4096:
             raise ValueError("the server says too much")
         self._data += chunk
+
+    @property
+    def received(self) -> bool:
+        """Whether the server sent anything at all."""
+        return self._read > 0
 
     def exactly(self, size: int) -> bytes:
         while len(self._data) < size:

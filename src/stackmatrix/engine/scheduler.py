@@ -38,9 +38,9 @@ from stackmatrix.results.run_dir import DEFAULT_OUT, journal_of, new_run_id, pre
 from stackmatrix.spec.load import Spec
 
 LOG = logging.getLogger("stackmatrix")
-# Stacks alive at once by default, running or coming down: each has a network of its own,
-# and the engine's default address pools hold about 30 (some are other people's).
-MAX_STACKS = 24
+# Networks of the stacks alive at once by default, running or coming down: the engine's
+# default address pools hold about 30 (some are other people's).
+MAX_NETWORKS = 24
 
 
 class RunObserver(Protocol):
@@ -148,25 +148,31 @@ class RunRequest:
     pull: PullPolicy = PullPolicy.MISSING  # when the prepare stage pulls an image
     # How many stacks may be coming down in the background, beside the `jobs` variants that
     # hold a slot; None: the spec's `run.background_downs`, else as many as `jobs` (within
-    # MAX_STACKS); 0: a variant holds its slot until its stack is down.
+    # MAX_NETWORKS); 0: a variant holds its slot until its stack is down.
     background_downs: int | None = None
 
     @property
     def downs(self) -> int:
-        """The bound on background teardowns: at most ``jobs + downs`` stacks exist at once.
+        """:meth:`downs_for` stacks of one network each."""
+        return self.downs_for(1)
+
+    def downs_for(self, networks: int) -> int:
+        """The bound on background teardowns when a stack creates *networks* networks: at
+        most ``jobs + downs`` stacks exist at once.
 
         As many as ``jobs`` by default: variants of one matrix often end their tests
         together, and with fewer downs allowed the slots of the others wait for a down to
         end before the next variants may start. A stack coming down frees its memory as its
         containers stop; what stays bounded is the number of networks: the engine's default
-        address pools hold about 30, so ``jobs + downs`` stays within :data:`MAX_STACKS`
-        (at least one down in the background, whatever ``jobs``).
+        address pools hold about 30, so the stacks alive at once create at most
+        :data:`MAX_NETWORKS` (at least one down in the background, whatever ``jobs``).
         """
         downs = self.background_downs
         if downs is None:
             downs = self.spec.run.background_downs
         if downs is None:
-            return max(1, min(self.jobs, MAX_STACKS - self.jobs))
+            stacks = MAX_NETWORKS // max(1, networks)
+            return max(1, min(self.jobs, stacks - self.jobs))
         return max(0, downs)
 
 
@@ -298,6 +304,7 @@ class _Run:
         self._pending = deque(request.variants)
         self._results: dict[str, VariantResult] = {}
         self._prepared: Prepared | None = None
+        self._downs = request.downs  # bounded again by the networks once prepared
 
     def execute(self) -> None:
         """Run the variants, --jobs at a time; those that never started are recorded as such."""
@@ -306,7 +313,9 @@ class _Run:
             self._prepare()
             # Every variant, from its start to its stack's removal, has a thread: those that
             # hold a slot and those whose stacks come down. Leaving the pool waits for all.
-            workers = self._request.jobs + self._request.downs
+            networks = self._prepared.networks if self._prepared is not None else 1
+            self._downs = self._request.downs_for(networks)
+            workers = self._request.jobs + self._downs
             with ThreadPoolExecutor(
                 max_workers=workers, thread_name_prefix="stackmatrix-variant"
             ) as pool:
@@ -471,7 +480,7 @@ class _Run:
     ) -> None:
         """Start pending variants while a slot is free and the background teardowns are
         within their bound (a slot whose stack is still coming down counts as one)."""
-        limit = self._request.jobs + self._request.downs
+        limit = self._request.jobs + self._downs
         while self._pending and not self._cancel.is_set() and len(flights) < limit:
             if sum(flight.holds_slot for flight in flights.values()) >= self._request.jobs:
                 return

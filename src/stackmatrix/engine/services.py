@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from python_on_whales.components.container.models import ContainerInspectResult
 
@@ -24,6 +25,7 @@ class ServiceState:
     ports: Mapping[str, str]  # "5432" or "53/udp" -> "127.0.0.1:49153" (or "[::1]:49153")
     oom_killed: bool = False
     restarts: int = 0  # how often the engine restarted the container (a `restart:` policy)
+    started_ns: int | None = None  # when its process last started, by the engine's clock
 
 
 def service_state(container: ContainerInspectResult) -> ServiceState:
@@ -45,7 +47,15 @@ def service_state(container: ContainerInspectResult) -> ServiceState:
         health_output=health_output,
         ports=published_ports(published or {}),
         restarts=container.restart_count or 0,
+        started_ns=_nanoseconds(state.started_at if state else None),
     )
+
+
+def _nanoseconds(moment: datetime | None) -> int | None:
+    """Epoch nanoseconds of an engine timestamp (the engine's zero time for "never")."""
+    if moment is None or moment.year < 1971:
+        return None
+    return int(moment.timestamp() * 1_000_000) * 1000
 
 
 def published_ports(published: Mapping[str, object]) -> dict[str, str]:

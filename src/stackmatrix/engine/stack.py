@@ -238,7 +238,11 @@ class Stack:
                 return
             active = self._engine(["config", "--services"], "`docker compose config`", compose=True)
         except DockerException as error:
+            self._unwatch()  # no health wait follows (and a kept stack gets no `down`)
             raise StackFailure("docker compose up failed", error_text(error)) from error
+        except BaseException:
+            self._unwatch()
+            raise
         names = active.split()
         self.services = [s for s in self.services if s in names] + [
             s for s in names if s not in self.services
@@ -309,7 +313,7 @@ class Stack:
                 told = events.wait(min(events.interval, left), self._cancel)
                 healthy, other = events.take()
                 known = {s.container_id for s in states.values()}
-                if told and events.streaming and not other and healthy <= known:
+                if told and events.streaming and not other and healthy.keys() <= known:
                     states = self._turned_healthy(healthy)
                 else:
                     states = self.refresh()
@@ -317,10 +321,13 @@ class Stack:
             self._unwatch()
 
     def _watch(self, lasting: float) -> ContainerEvents:
-        """The project's event stream, started now unless it already runs; it ends by itself
-        *lasting* seconds (and a little) from now, even if stackmatrix was killed."""
+        """The project's event stream, started now unless one runs that lasts long enough; it
+        ends by itself *lasting* seconds (and a little) from now, even if stackmatrix was
+        killed."""
+        now = time.time()
+        if self._events is not None and self._events.until < now + lasting:
+            self._unwatch()  # it would end before the wait does: a new one replaces it
         if self._events is None:
-            now = time.time()
             # A second back covers a clock that differs a little from the engine's.
             events = ContainerEvents(
                 docker_command(self._client), self.project, since=now - 1, until=now + lasting + 5
@@ -333,10 +340,24 @@ class Stack:
         if events is not None:
             events.close()
 
-    def _turned_healthy(self, containers: frozenset[str]) -> dict[str, ServiceState]:
-        """The known states, with *containers* healthy as their events said."""
+    def _turned_healthy(self, reported: Mapping[str, int]) -> dict[str, ServiceState]:
+        """The known states, with the containers *reported* healthy (id -> when) healthy.
+
+        Only a container read as running, and reported healthy since its process last
+        started: an event from before a restart, delivered late, says nothing of the
+        container now.
+        """
+
+        def trusted(state: ServiceState) -> bool:
+            moment = reported.get(state.container_id)
+            return (
+                moment is not None
+                and state.status == "running"
+                and (state.started_ns is None or moment >= state.started_ns)
+            )
+
         self.states = {
-            name: replace(state, health="healthy") if state.container_id in containers else state
+            name: replace(state, health="healthy") if trusted(state) else state
             for name, state in self.states.items()
         }
         return self.states

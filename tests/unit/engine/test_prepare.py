@@ -11,6 +11,7 @@ from python_on_whales.exceptions import DockerException
 
 from stackmatrix.engine import prepare
 from stackmatrix.engine.docker import docker_client
+from stackmatrix.engine.job import networks_created
 from stackmatrix.engine.prepare import Need, PullPolicy, _needs_of
 from stackmatrix.matrix.expand import Variant
 
@@ -65,3 +66,21 @@ def test_an_image_missing_under_policy_never_is_an_error_without_a_pull(
     outcome = prepare._pull(docker_client(), "postgres:17", PullPolicy.NEVER, threading.Event())
     assert outcome.error == "not on this engine, and the pull policy is 'never'"
     assert outcome.image_id == ""
+
+
+@pytest.mark.parametrize(
+    ("compose", "networks"),
+    [
+        ({"services": {"db": {}, "app": {}}}, 1),  # the project's default network
+        ({"services": {"db": {"networks": ["back"]}, "app": {"networks": ["front", "back"]}},
+          "networks": {"front": {}, "back": {}}}, 2),
+        ({"services": {"db": {"networks": ["back"]}, "app": {}},
+          "networks": {"back": {}}}, 2),  # app is on the default one
+        ({"services": {"db": {"network_mode": "host"}}}, 0),
+        ({"services": {"db": {"networks": ["shared"]}},
+          "networks": {"shared": {"external": True}}}, 0),
+    ],
+    ids=["default", "two-declared", "declared-and-default", "host-mode", "external"],
+)  # fmt: skip
+def test_the_networks_a_stack_creates_are_counted(compose: dict[str, Any], networks: int) -> None:
+    assert networks_created(compose) == networks

@@ -245,12 +245,14 @@ def test_a_postgres_that_wants_a_password_is_asked_inside_its_container(
     [
         (b"-NOAUTH Authentication required.\r\n", True),
         (b"-LOADING Redis is loading the dataset in memory\r\n", True),
+        (b"-ERR unknown command 'INFO'\r\n", True),  # renamed away: the binary still says
+        (b"-ERR max number of clients reached\r\n", True),
+        (b"", True),  # hung up without a word
         # A server that speaks some other protocol on that port (the probe only pings):
         # it is no Redis, so no `redis-server --version` is looked for in its container.
         (b"echo:INFO server\n", False),
-        (b"-ERR unknown command 'INFO'\r\n", False),
     ],
-    ids=["noauth", "loading", "not-redis", "no-info-command"],
+    ids=["noauth", "loading", "no-info-command", "too-many-clients", "hang-up", "not-redis"],
 )
 def test_a_redis_probe_asks_inside_only_when_the_server_may_still_say_its_version(
     tmp_path: Path,

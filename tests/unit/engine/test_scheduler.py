@@ -387,9 +387,11 @@ def test_variants_that_end_together_all_hand_their_slots_on_at_once(
 def test_as_many_downs_in_the_background_as_jobs_by_default(tmp_path: Path) -> None:
     spec = _pg_spec(tmp_path, 1)
     request = RunRequest(spec=spec, variants=tuple(expand(spec)), jobs=3)
-    # Within 24 stacks alive at once (networks), and always at least one.
+    # Within 24 networks of the stacks alive at once, and always at least one.
     jobs = (1, 2, 3, 12, 16, 30)
     assert [replace(request, jobs=n).downs for n in jobs] == [1, 2, 3, 12, 8, 1]
+    # Stacks of two networks each (a frontend and a backend, say): 12 stacks at most.
+    assert [replace(request, jobs=n).downs_for(2) for n in (3, 8, 12)] == [3, 4, 1]
     # run.background_downs in the spec, then --background-downs over it
     spec = spec.model_copy(update={"run": spec.run.model_copy(update={"background_downs": 0})})
     assert replace(request, spec=spec).downs == 0

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -332,9 +333,12 @@ def test_a_cancelled_run_stops_waiting(tmp_path: Path) -> None:
         stack.wait_until_ready({"db": (TcpProbe(port=5432),)}, timeout=30)
 
 
+EARLIER, LATER = 1_796_000_000_000_000_000, 1_796_000_001_000_000_000  # epoch ns
+
+
 def _event_stream(monkeypatch: pytest.MonkeyPatch, lines: Sequence[str]) -> None:
-    """`docker events` prints *lines* (as ``--format '{{.ID}} {{.Status}}'`` does), then
-    stays open."""
+    """`docker events` prints *lines* (as ``--format '{{.Actor.ID}} {{.TimeNano}}
+    {{.Action}}'`` does), then stays open."""
     script = "".join(f"print({line!r}, flush=True); " for line in lines)
     monkeypatch.setattr(
         stack_module,
@@ -350,7 +354,10 @@ def test_a_healthy_event_ends_the_wait_without_reading_the_state_again(
     # more would show them still starting (the last reading repeats): the events are enough.
     _event_stream(
         monkeypatch,
-        ["db-0123456789ab health_status: healthy", "cache-0123456789ab health_status: healthy"],
+        [
+            f"db-0123456789ab {LATER} health_status: healthy",
+            f"cache-0123456789ab {LATER} health_status: healthy",
+        ],
     )
     starting = {"db": _state("db", health="starting"), "cache": _state("cache", health="starting")}
     stack = _ScriptedStack(tmp_path, ["db", "cache"], [starting])
@@ -361,21 +368,40 @@ def test_a_healthy_event_ends_the_wait_without_reading_the_state_again(
     assert {s.health for s in stack.states.values()} == {"healthy"}
 
 
+def test_a_healthy_event_from_before_the_container_last_started_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine restarted db after it said "healthy"; that event arrives late, after db was
+    # read running and starting again. It says nothing of db now: the wait goes on until db
+    # is read healthy.
+    _event_stream(monkeypatch, [f"db-0123456789ab {EARLIER} health_status: healthy"])
+    monkeypatch.setattr("stackmatrix.engine.events.HEALTH_EVENT_FALLBACK", 0.2)
+    restarted = replace(_state("db", health="starting"), started_ns=LATER)
+    healthy = replace(_state("db", health="healthy"), started_ns=LATER)
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": restarted}, {"db": healthy}])
+    stack.wait_until_healthy(timeout=30)
+    assert stack.refreshes == 2  # the stale event did not end the wait
+
+
 @pytest.mark.parametrize(
     "line",
-    ["db-0123456789ab health_status: unhealthy", "db-0123456789ab die",
-     "other-0123456789ab health_status: healthy"],
+    [f"db-0123456789ab {LATER} health_status: unhealthy", f"db-0123456789ab {LATER} die",
+     f"other-0123456789ab {LATER} health_status: healthy"],
     ids=["unhealthy", "died", "unknown-container"],
 )  # fmt: skip
 def test_any_other_event_reads_the_state_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str
 ) -> None:
     _event_stream(monkeypatch, [line])
+    # No reading on a timer here: only the event can make the wait read the state again.
+    monkeypatch.setattr("stackmatrix.engine.events.HEALTH_EVENT_FALLBACK", 60.0)
     starting, crashed = _state("db", health="starting"), _state("db", "exited", exit_code=3)
     stack = _ScriptedStack(tmp_path, ["db"], [{"db": starting}, {"db": crashed}])
+    began = time.monotonic()
     with pytest.raises(StackFailure, match="exited with code 3"):
         stack.wait_until_healthy(timeout=30)
     assert stack.refreshes == 2
+    assert time.monotonic() - began < 10  # read again because of the event, not a timer
 
 
 # -- waiting for the ready probes, against real sockets ---------------------------------------
