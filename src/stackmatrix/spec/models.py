@@ -454,7 +454,8 @@ class RunOptions(Model):
 
     jobs: int | None = Field(None, ge=1)
     # Stacks that may be coming down in the background beside the `jobs` running variants;
-    # unset: half of `jobs` (at least 1); 0: each variant is down before the next comes up.
+    # unset: as many as `jobs`, within 24 networks of the stacks alive at once (at least 1);
+    # 0: each variant is down before the next comes up.
     background_downs: int | None = Field(None, ge=0)
     fail_fast: bool = False
     up_timeout: Duration = 120.0
