@@ -18,7 +18,6 @@ from typing import TextIO
 from stackmatrix.ci.provider import Provider, detect
 from stackmatrix.format import format_duration
 from stackmatrix.matrix.expand import Variant
-from stackmatrix.report.symbols import STATUS
 from stackmatrix.results.journal import RunJournal, VariantResult
 
 DETAIL_LINES = 40
@@ -111,6 +110,10 @@ class Console:
             return results_table(journal.variants)
 
     def _block(self, result: VariantResult) -> str:
+        # With the report's other words (their enums come with the report modules, loaded
+        # during the run): not before the first stack.
+        from stackmatrix.report.symbols import STATUS  # noqa: PLC0415
+
         counts = result.tests
         mark = f"{STATUS[result.status].mark:<8}"
         if self.colour:
