@@ -195,10 +195,11 @@ def _junit_bytes(run_dirs: Sequence[Path]) -> int:
 
 
 def _can_fork() -> bool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         "fork" in multiprocessing.get_all_start_methods()
         and threading.active_count() == 1
-        and len(os.sched_getaffinity(0)) > 1
+        and (cores or 1) > 1
     )
 
 
