@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stackmatrix.engine.stats import HOST_SERVICE
 from stackmatrix.redact import MASK
 from stackmatrix.report.plots import PLOT_NAME
+from stackmatrix.results.stats import HOST_SERVICE
 
 from ._matrix import Project, make_project
 

@@ -22,8 +22,9 @@ from stackmatrix.report.comparison import (
     format_percent,
 )
 from stackmatrix.report.model import VariantReport, read_stats
-from stackmatrix.report.plots import HOST_COLOUR, HOST_SERVICE, report_styles
+from stackmatrix.report.plots import HOST_COLOUR, report_styles
 from stackmatrix.results.journal import Status, VariantResult
+from stackmatrix.results.stats import HOST_SERVICE
 from tests.unit.report.sample_run import build_sample_run
 
 MIB = 2**20

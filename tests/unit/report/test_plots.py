@@ -15,7 +15,6 @@ from stackmatrix.report.build import load_runs
 from stackmatrix.report.model import VariantReport, read_stats
 from stackmatrix.report.plots import (
     HOST_COLOUR,
-    HOST_SERVICE,
     PALETTE,
     PLOT_NAME,
     ServicePeak,
@@ -30,6 +29,7 @@ from stackmatrix.report.plots import (
     variant_peaks,
 )
 from stackmatrix.results.journal import Status, VariantResult
+from stackmatrix.results.stats import HOST_SERVICE
 from tests.unit.report.sample_run import build_sample_run
 
 MIB = 2**20
