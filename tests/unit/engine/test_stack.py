@@ -777,3 +777,51 @@ def test_up_asks_compose_for_the_active_services_only_when_the_file_may_hide_som
     else:
         assert calls == [["up", "--detach", "--quiet-pull"], ["config", "--services"]]
         assert stack.services == ["app", "side"]  # db is in an inactive profile
+
+
+def test_a_failed_up_of_a_kept_stack_leaves_no_event_stream_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `up` starts watching the project's events; a kept stack gets no `down` to end that
+    # stream, so a failed `up` must end it itself.
+    _event_stream(monkeypatch, [])
+    stack = Stack(
+        project=PROJECT,
+        compose_file=tmp_path / "compose.yaml",
+        project_directory=tmp_path,
+        services=["db"],
+        cancel=threading.Event(),
+        keep=True,
+    )
+    started: list[ContainerEvents] = []
+    watch = stack._watch
+
+    def watching(lasting: float) -> ContainerEvents:
+        started.append(watch(lasting))
+        return started[-1]
+
+    def refuse(args: list[str], *_what: object, **_kw: object) -> str:
+        raise DockerException(["docker", "compose", *args], 1, b"", b"no such image: db:17")
+
+    monkeypatch.setattr(stack, "_watch", watching)
+    monkeypatch.setattr(stack, "_engine", refuse)
+    with pytest.raises(StackFailure, match="docker compose up failed"), stack:
+        stack.up()
+
+    assert len(started) == 1
+    assert not started[0].streaming  # its process is gone, its reader ended
+
+
+def test_a_stream_that_would_end_before_the_health_wait_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _event_stream(monkeypatch, [])
+    stack = _ScriptedStack(tmp_path, ["db"], [{"db": _state("db", health="healthy")}])
+    short = stack._watch(1.0)  # as `up` would have started it, for a shorter while
+    long = stack._watch(120.0)
+    try:
+        assert long is not short
+        assert long.until >= time.time() + 120
+        assert not short.streaming
+    finally:
+        stack._unwatch()
