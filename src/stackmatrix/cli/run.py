@@ -139,7 +139,6 @@ def _run_request(
     from stackmatrix.engine.prepare import PullPolicy  # noqa: PLC0415 - see the docstring
     from stackmatrix.engine.scheduler import RunRequest  # noqa: PLC0415
     from stackmatrix.matrix.select import default_jobs  # noqa: PLC0415
-    from stackmatrix.report.plots import WARM_UP_MODULES, keep_plot  # noqa: PLC0415
 
     return RunRequest(
         spec=spec,
@@ -154,7 +153,7 @@ def _run_request(
         profile=args.profile,
         shard=args.shard,
         warm_up=WARM_UP_MODULES,
-        after_stats=keep_plot,
+        after_stats=_keep_plot,
         extra_args=tuple(args.passed),
         rerun_of=None if rerun is None else rerun.run_id,
         failed_tests=failed_tests,
@@ -162,12 +161,30 @@ def _run_request(
     )
 
 
+# What the end of a run needs (the resource plots, the reports): imported in the background
+# once the first tests start, not before the first stack.
+WARM_UP_MODULES = (
+    "matplotlib.figure",
+    "matplotlib.backends.backend_svg",
+    "matplotlib.ticker",
+    "stackmatrix.report.plots",
+    "stackmatrix.report.build",
+)
+
+
+def _keep_plot(stats_file: Path, salt: str) -> object:
+    """Draw a variant's resource plot beside its stats.json, while its stack comes down."""
+    from stackmatrix.report.plots import keep_plot  # noqa: PLC0415 - see WARM_UP_MODULES
+
+    return keep_plot(stats_file, salt)
+
+
 def _publish_reports(run_dir: Path, *, provider: Provider, console: Console) -> None:
     """Build the reports of the run in *run_dir* and publish its CI annotations; a report that
     cannot be built is a note, not a failed run."""
     from stackmatrix.ci.provider import publish_annotations  # noqa: PLC0415
 
-    # Loaded in the background while the stacks run (report.plots.WARM_UP_MODULES).
+    # Loaded in the background while the stacks run (WARM_UP_MODULES).
     from stackmatrix.report.build import build_reports, load_runs  # noqa: PLC0415
 
     try:

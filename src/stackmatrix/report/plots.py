@@ -34,13 +34,6 @@ from stackmatrix.results.files import write_text_atomic
 from stackmatrix.results.stats import HOST_SERVICE
 
 PLOT_NAME = "stats.svg"
-# What the end of a run needs and a run may import in the background while its stacks run.
-WARM_UP_MODULES = (
-    "matplotlib.figure",
-    "matplotlib.backends.backend_svg",
-    "matplotlib.ticker",
-    "stackmatrix.report.build",
-)
 # matplotlib's tab10 without its grey, which is the tests' host processes' own colour.
 PALETTE = (
     "#1f77b4",
