@@ -49,6 +49,8 @@ from stackmatrix.spec.load import Probe
 
 LOG = logging.getLogger("stackmatrix")
 LOG_READERS = 4  # services whose logs are read at once while a variant collects
+KILLED = 137  # the exit code of a process killed by SIGKILL (the kernel's OOM killer, say)
+OOM_SETTLE = 0.5  # seconds to wait before reading a killed container's OOM flag again
 NO_LOG = "(no log: "  # how a log that could not be read begins
 DEFAULT_LOG_CAP = 50 * 1024 * 1024  # bytes of one service's log kept in the run directory
 UP_TIMEOUT = 300.0  # `compose up` may pull an image the prepare stage did not
@@ -300,6 +302,12 @@ class Stack:
                 if blocking is None:
                     return
                 state, final = blocking
+                if final and state.exit_code == KILLED and not state.oom_killed:
+                    # The engine may mark a kill for memory only after the exit it caused
+                    # (the OOM notice comes late on some cgroup v2 kernels): read once more
+                    # before naming the cause.
+                    self._cancel.wait(OOM_SETTLE)
+                    state = self.refresh().get(state.service, state)
                 if final or time.monotonic() >= deadline:
                     why = "did not become healthy" if not final else final_reason(state)
                     if not final:

@@ -825,3 +825,19 @@ def test_a_stream_that_would_end_before_the_health_wait_is_replaced(
         assert not short.streaming
     finally:
         stack._unwatch()
+
+
+@pytest.mark.usefixtures("no_event_stream")
+def test_a_kill_the_engine_marks_as_out_of_memory_only_later_is_still_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit 137 read before the engine set OOMKilled (its OOM notice came after the exit).
+    monkeypatch.setattr(stack_module, "OOM_SETTLE", 0.01)
+    killed = _state("hog", "exited", exit_code=137)
+    marked = _state("hog", "exited", exit_code=137, oom_killed=True)
+    stack = _ScriptedStack(tmp_path, ["hog"], [{"hog": killed}, {"hog": marked}])
+    with pytest.raises(StackFailure) as failure:
+        stack.wait_until_healthy(timeout=30)
+    assert failure.value.reason == (
+        "service 'hog' was killed: out of memory (OOMKilled, exit code 137)"
+    )
