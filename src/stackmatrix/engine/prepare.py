@@ -362,13 +362,11 @@ def _build(
 
 
 def _identity(client: Any, image: str, cancel: threading.Event) -> tuple[str, str]:
-    command = docker_command(client, "image", "inspect", "--format", IMAGE_IDENTITY_FORMAT, image)
+    """(image id, repo digest) of a pulled or built image; empty when the engine cannot say."""
     try:
-        out = run_engine(command, what="`docker image inspect`", cancel=cancel)
-    except (DockerException, EngineError):
+        return _present(client, image, cancel) or ("", "")
+    except EngineError:
         return "", ""
-    image_id, _, digest = out.strip().partition("\t")
-    return image_id, digest
 
 
 def _one_line(text: str) -> str:
