@@ -88,5 +88,5 @@ def test_an_interrupt_during_a_background_down_waits_for_it_and_leaves_nothing(
     assert a["status"] == "passed"  # its tests had finished; its down ran to its end
     assert a["phases"]["down"] >= 9
     assert not a["teardown"]
-    assert b["status"] == "interrupted"
+    assert b["status"] == "interrupted", (b["reason"], run.output)
     assert variants["flavor-c"]["reason"] == "never started: the run was interrupted"

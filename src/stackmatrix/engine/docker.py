@@ -272,12 +272,13 @@ def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
     None when it cannot start (the caller does without it)."""
     try:
         return subprocess.Popen(
-            command,
+            _strip_setsid(command),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            start_new_session=True,  # a session of its own from the fork, not from `setsid`
         )
     except OSError as error:
         LOG.debug("cannot start %s: %s", " ".join(command[:4]), error)

@@ -81,6 +81,7 @@ def run_logged(
                 cancel.wait(0.05)
             code = proc.wait()
             duration = time.monotonic() - started
+            signalled = not (timed_out or cancelled) and _stopped_by_our_signal(code, cancel)
             # What the command left running in its group (a forgotten server, say) ends too.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -90,7 +91,22 @@ def run_logged(
             log.write(f"\nstackmatrix: killed after the {timeout:g} s timeout\n".encode())
         elif cancelled:
             log.write(b"\nstackmatrix: killed: the run was cancelled\n")
-    return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled)
+        elif signalled:
+            name = signal.Signals(-code).name
+            log.write(f"\nstackmatrix: ended by {name}: the run was stopped\n".encode())
+    return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled or signalled)
+
+
+# Between its fork and its own session a command is still in stackmatrix's process group, with
+# the default handlers: a Ctrl-C sent to the group right then ends it before it runs. It then
+# looks like a command that died of SIGINT while the run's handler is still on its way.
+SIGNAL_SETTLE = 1.0
+
+
+def _stopped_by_our_signal(code: int, cancel: threading.Event) -> bool:
+    """Whether a command that died of SIGINT or SIGTERM did so because the run was stopped:
+    the run's own handler sets *cancel* within a moment of the same signal."""
+    return code in (-signal.SIGINT, -signal.SIGTERM) and cancel.wait(SIGNAL_SETTLE)
 
 
 # Started beside every command: it waits on a pipe only stackmatrix can write to. A byte from
@@ -148,9 +164,17 @@ def signal_handlers(handler: Callable[[int, FrameType | None], None]) -> Iterato
         yield
         return
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    # With vfork() a new process sets the default handlers back before it has left our process
+    # group: a Ctrl-C in between would end a test command or a `docker compose down` before it
+    # runs. fork() keeps our handler there until the exec, which is after its own session.
+    vfork = getattr(subprocess, "_USE_VFORK", None)  # documented in `subprocess` since 3.11
+    if vfork is not None:
+        subprocess._USE_VFORK = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
+        if vfork is not None:
+            subprocess._USE_VFORK = vfork  # type: ignore[attr-defined]
         for sig, old in previous.items():
             signal.signal(sig, old)
 

@@ -7,6 +7,8 @@ import io
 import itertools
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -148,6 +150,63 @@ def test_a_hung_process_group_is_killed_at_its_timeout(tmp_path: Path) -> None:
         or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
     )
     assert "killed after the 1 s timeout" in (tmp_path / "log").read_text()
+
+
+def test_a_command_ended_by_the_runs_own_signal_counts_as_cancelled(tmp_path: Path) -> None:
+    # A Ctrl-C that reaches a command between its fork and its own session ends it before the
+    # run's handler sets the event: it is the run being stopped, not the tests failing.
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    try:
+        outcome = run_logged(
+            ["sh", "-c", "kill -TERM $$"], log_path=tmp_path / "log",
+            env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=5, cancel=cancel,
+        )  # fmt: skip
+    finally:
+        timer.cancel()
+    assert outcome.cancelled
+    assert outcome.exit_code == -signal.SIGTERM
+    assert "ended by SIGTERM: the run was stopped" in (tmp_path / "log").read_text()
+
+
+_FLOODED_SPAWNS = """
+import os, signal, subprocess, sys, threading, time
+from stackmatrix.engine.processes import signal_handlers
+
+flooding = True
+def flood():
+    while flooding:
+        os.killpg(os.getpid(), signal.SIGINT)
+        time.sleep(0.0005)
+
+with signal_handlers(lambda signum, frame: None):
+    thread = threading.Thread(target=flood)
+    thread.start()
+    codes = [subprocess.Popen(["true"], start_new_session=True).wait() for _ in range(300)]
+    flooding = False
+    thread.join()
+print(sorted(set(codes)))
+"""
+
+
+def test_ctrl_c_never_ends_a_command_before_it_leaves_the_run_s_process_group() -> None:
+    # A process group of its own (setsid): the flood of SIGINT reaches no one else.
+    done = subprocess.run(
+        ["setsid", sys.executable, "-c", _FLOODED_SPAWNS],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[0]", done.stdout
+
+
+def test_a_command_ended_by_a_signal_of_its_own_is_not_cancelled(tmp_path: Path) -> None:
+    outcome = run_logged(
+        ["sh", "-c", "kill -TERM $$"], log_path=tmp_path / "log",
+        env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=5, cancel=threading.Event(),
+    )  # fmt: skip
+    assert not outcome.cancelled
+    assert outcome.exit_code == -signal.SIGTERM
+    assert "the run was stopped" not in (tmp_path / "log").read_text()
 
 
 def test_a_missing_command_is_reported_not_raised(tmp_path: Path) -> None:
