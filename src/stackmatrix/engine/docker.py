@@ -31,6 +31,9 @@ FROZEN_HOLD = 10.0  # after a failed ping, calls fail at once for this long inst
 STDERR_KEEP = 64 * 1024
 READ_SIZE = 256 * 1024
 GONE = ("Cannot connect to the Docker daemon", "Is the docker daemon running")
+# How a call ends that a Ctrl-C to stackmatrix's process group caught between its vfork()
+# and its own session, before it ran (the default handlers are back by then).
+STOPPED_UNBORN = (-signal.SIGINT, -signal.SIGTERM)
 
 
 class EngineTimeout(EngineError):
@@ -172,8 +175,28 @@ class _Call:
         self.deadline = time.monotonic() + limit
         self.cancelled_at: float | None = None
         self.pinged = False
+        self.heard = False  # any output at all
 
     def run(self, argv: list[str]) -> str:
+        code = self._once(argv)
+        if code in STOPPED_UNBORN and not self.heard:
+            # Silent, dead of the run's own Ctrl-C: it never ran (see STOPPED_UNBORN).
+            LOG.debug("%s ended by a signal before it ran; once more", self.what)
+            code = self._once(argv)
+        stdout = b"".join(self.out)
+        stderr = bytes(self.err).decode("utf-8", errors="replace")
+        if code == 0:
+            return stdout.decode("utf-8", errors="replace")
+        if any(sign in stderr for sign in GONE):
+            with _Engine.lock:
+                _Engine.suspect = True
+            said = "\n".join(stderr.strip().splitlines()[-3:])
+            raise EngineGone(
+                what=self.what, message=f"the Docker engine is gone: {self.what} failed: {said}"
+            )
+        raise DockerException(argv, code, stdout, bytes(self.err))
+
+    def _once(self, argv: list[str]) -> int:
         try:
             process = subprocess.Popen(
                 argv,
@@ -193,19 +216,7 @@ class _Call:
             for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
-        code = process.wait()
-        stdout = b"".join(self.out)
-        stderr = bytes(self.err).decode("utf-8", errors="replace")
-        if code == 0:
-            return stdout.decode("utf-8", errors="replace")
-        if any(sign in stderr for sign in GONE):
-            with _Engine.lock:
-                _Engine.suspect = True
-            said = "\n".join(stderr.strip().splitlines()[-3:])
-            raise EngineGone(
-                what=self.what, message=f"the Docker engine is gone: {self.what} failed: {said}"
-            )
-        raise DockerException(argv, code, stdout, bytes(self.err))
+        return process.wait()
 
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         with selectors.DefaultSelector() as selector:
@@ -217,6 +228,7 @@ class _Call:
                 wait = min(0.1, max(0.0, self.deadline - time.monotonic()))
                 for key, _events in selector.select(wait):
                     chunk = os.read(key.fd, READ_SIZE)
+                    self.heard = self.heard or bool(chunk)
                     if not chunk:
                         selector.unregister(key.fileobj)
                     elif key.data == "err":

@@ -97,9 +97,10 @@ def run_logged(
     return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled or signalled)
 
 
-# Between its fork and its own session a command is still in stackmatrix's process group, with
-# the default handlers: a Ctrl-C sent to the group right then ends it before it runs. It then
-# looks like a command that died of SIGINT while the run's handler is still on its way.
+# Between its vfork() and its own session a new process is still in stackmatrix's process
+# group, with the default handlers: a Ctrl-C sent to the group right then ends it before it
+# runs. (fork() would keep our handler there until the exec, at 15-20 ms a process instead
+# of 1.) It looks like a command that died of SIGINT while the run's handler is on its way.
 SIGNAL_SETTLE = 1.0
 
 
@@ -164,17 +165,9 @@ def signal_handlers(handler: Callable[[int, FrameType | None], None]) -> Iterato
         yield
         return
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    # With vfork() a new process sets the default handlers back before it has left our process
-    # group: a Ctrl-C in between would end a test command or a `docker compose down` before it
-    # runs. fork() keeps our handler there until the exec, which is after its own session.
-    vfork = getattr(subprocess, "_USE_VFORK", None)  # documented in `subprocess` since 3.11
-    if vfork is not None:
-        subprocess._USE_VFORK = False  # type: ignore[attr-defined]
     try:
         yield
     finally:
-        if vfork is not None:
-            subprocess._USE_VFORK = vfork  # type: ignore[attr-defined]
         for sig, old in previous.items():
             signal.signal(sig, old)
 
