@@ -19,6 +19,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from stackmatrix.engine.processes import spawn
 from stackmatrix.errors import EngineError
 
 LOG = logging.getLogger("stackmatrix")
@@ -31,9 +32,6 @@ FROZEN_HOLD = 10.0  # after a failed ping, calls fail at once for this long inst
 STDERR_KEEP = 64 * 1024
 READ_SIZE = 256 * 1024
 GONE = ("Cannot connect to the Docker daemon", "Is the docker daemon running")
-# How a call ends that a Ctrl-C to stackmatrix's process group caught between its vfork()
-# and its own session, before it ran (the default handlers are back by then).
-STOPPED_UNBORN = (-signal.SIGINT, -signal.SIGTERM)
 
 
 class EngineTimeout(EngineError):
@@ -81,19 +79,20 @@ def _no_answer(what: str) -> None:
 def ping(timeout: float = PING_TIMEOUT) -> bool:
     """Whether the engine answers ``docker version`` within *timeout* seconds."""
     try:
-        done = subprocess.run(
+        process = spawn(
             ["docker", "version", "--format", "{{.Server.Version}}"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            timeout=timeout,
-            start_new_session=True,
-            check=False,
         )
-    except (subprocess.TimeoutExpired, OSError):
+    except OSError:
         answered = False
     else:
-        answered = done.returncode == 0
+        try:
+            answered = process.wait(timeout) == 0
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            answered = False
     with _Engine.lock:
         _Engine.frozen_at = None if answered else time.monotonic()
         _Engine.suspect = not answered
@@ -175,14 +174,9 @@ class _Call:
         self.deadline = time.monotonic() + limit
         self.cancelled_at: float | None = None
         self.pinged = False
-        self.heard = False  # any output at all
 
     def run(self, argv: list[str]) -> str:
         code = self._once(argv)
-        if code in STOPPED_UNBORN and not self.heard:
-            # Silent, dead of the run's own Ctrl-C: it never ran (see STOPPED_UNBORN).
-            LOG.debug("%s ended by a signal before it ran; once more", self.what)
-            code = self._once(argv)
         stdout = b"".join(self.out)
         stderr = bytes(self.err).decode("utf-8", errors="replace")
         if code == 0:
@@ -198,12 +192,8 @@ class _Call:
 
     def _once(self, argv: list[str]) -> int:
         try:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
+            process = spawn(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as error:
             raise EngineError(f"cannot run {self.what}: {error.strerror or error}") from error
@@ -228,7 +218,6 @@ class _Call:
                 wait = min(0.1, max(0.0, self.deadline - time.monotonic()))
                 for key, _events in selector.select(wait):
                     chunk = os.read(key.fd, READ_SIZE)
-                    self.heard = self.heard or bool(chunk)
                     if not chunk:
                         selector.unregister(key.fileobj)
                     elif key.data == "err":
@@ -283,14 +272,13 @@ def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
     """Start a docker command whose output is read line by line as it comes (events, stats);
     None when it cannot start (the caller does without it)."""
     try:
-        return subprocess.Popen(
+        return spawn(  # a session of its own from the start, not from `setsid`
             _strip_setsid(command),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
-            start_new_session=True,  # a session of its own from the fork, not from `setsid`
         )
     except OSError as error:
         LOG.debug("cannot start %s: %s", " ".join(command[:4]), error)

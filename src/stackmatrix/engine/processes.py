@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from stackmatrix.redact import format_command
 from stackmatrix.results.files import open_new
@@ -31,6 +32,36 @@ class ProcessOutcome:
     timed_out: bool = False
     cancelled: bool = False
     start_error: str = ""
+
+
+# Between its vfork() and its setsid() a new process is still in stackmatrix's process group,
+# with the default handlers back: a Ctrl-C to the group right then ends it before it runs.
+# (fork() would keep our handler there until the exec, at 15-20 ms a process instead of 1.)
+SPAWN_TRIES = 10
+
+
+def spawn(argv: Sequence[str] | str, **options: Any) -> subprocess.Popen[Any]:
+    """``subprocess.Popen(argv, start_new_session=True, **options)``, started again when it
+    died before it had its own session, i.e. before it ran (at most SPAWN_TRIES times)."""
+    for attempt in range(1, SPAWN_TRIES + 1):
+        proc = subprocess.Popen(argv, start_new_session=True, **options)
+        if attempt == SPAWN_TRIES or not _unborn(proc):
+            return proc
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        LOG.debug("%s ended by a signal before it ran; starting it again", proc.args)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unborn(proc: subprocess.Popen[Any]) -> bool:
+    # Popen returns once the child has exec'd or died; a session of its own comes before its
+    # exec, and a zombie still has its session.
+    try:
+        return os.getsid(proc.pid) != proc.pid
+    except OSError:
+        return False
 
 
 def run_logged(
@@ -52,7 +83,7 @@ def run_logged(
         log.flush()
         LOG.debug("running %s", format_command(argv, secrets))
         try:
-            proc = subprocess.Popen(
+            proc = spawn(
                 argv[0] if shell else list(argv),
                 shell=shell,
                 cwd=cwd,
@@ -60,7 +91,6 @@ def run_logged(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
             )
         except OSError as error:
             message = f"cannot start {argv[0]!r}: {error.strerror or error}"
@@ -81,7 +111,6 @@ def run_logged(
                 cancel.wait(0.05)
             code = proc.wait()
             duration = time.monotonic() - started
-            signalled = not (timed_out or cancelled) and _stopped_by_our_signal(code, cancel)
             # What the command left running in its group (a forgotten server, say) ends too.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -91,23 +120,7 @@ def run_logged(
             log.write(f"\nstackmatrix: killed after the {timeout:g} s timeout\n".encode())
         elif cancelled:
             log.write(b"\nstackmatrix: killed: the run was cancelled\n")
-        elif signalled:
-            name = signal.Signals(-code).name
-            log.write(f"\nstackmatrix: ended by {name}: the run was stopped\n".encode())
-    return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled or signalled)
-
-
-# Between its vfork() and its own session a new process is still in stackmatrix's process
-# group, with the default handlers: a Ctrl-C sent to the group right then ends it before it
-# runs. (fork() would keep our handler there until the exec, at 15-20 ms a process instead
-# of 1.) It looks like a command that died of SIGINT while the run's handler is on its way.
-SIGNAL_SETTLE = 1.0
-
-
-def _stopped_by_our_signal(code: int, cancel: threading.Event) -> bool:
-    """Whether a command that died of SIGINT or SIGTERM did so because the run was stopped:
-    the run's own handler sets *cancel* within a moment of the same signal."""
-    return code in (-signal.SIGINT, -signal.SIGTERM) and cancel.wait(SIGNAL_SETTLE)
+    return ProcessOutcome(code, duration, timed_out=timed_out, cancelled=cancelled)
 
 
 # Started beside every command: it waits on a pipe only stackmatrix can write to. A byte from
@@ -132,12 +145,11 @@ if not sys.stdin.buffer.read(1):
 def _start_guard(group: int) -> subprocess.Popen[bytes] | None:
     """The guard of process group *group*; None if it cannot start (the run goes on)."""
     try:
-        return subprocess.Popen(
+        return spawn(  # a session of its own: a Ctrl-C in the terminal is stackmatrix's
             [sys.executable, "-I", "-S", "-c", _GUARD, str(group)],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C in the terminal is stackmatrix's to handle
         )
     except OSError as error:
         LOG.warning("cannot start the guard of process group %d: %s", group, error)

@@ -37,6 +37,7 @@ from python_on_whales.exceptions import DockerException
 from stackmatrix.engine import probes
 from stackmatrix.engine.docker import docker_command, run_engine
 from stackmatrix.engine.job import VariantJob
+from stackmatrix.engine.processes import spawn
 from stackmatrix.engine.stack import Stack
 from stackmatrix.engine.suite import (
     IN_SERVICE_JUNIT,
@@ -415,9 +416,9 @@ def _run_on_host(
     of a host command; stderr is discarded; the command's process group is killed at the cap,
     the deadline or a cancel. ("", False) when it failed or printed nothing in time."""
     try:
-        proc = subprocess.Popen(
+        proc = spawn(
             argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, start_new_session=True,
+            stderr=subprocess.DEVNULL,
         )  # fmt: skip
     except OSError as error:
         LOG.debug("provenance: cannot start %s: %s", argv[0], error)
