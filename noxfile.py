@@ -100,8 +100,7 @@ def _unit_tests_with(session: nox.Session, resolution: str) -> None:
 _VERSIONS_SCRIPT = (
     "import importlib.metadata as m;"
     "print('runtime dependencies:', ', '.join(f'{d}=={m.version(d)}' for d in"
-    " ('nox', 'python-on-whales', 'PyYAML', 'junitparser', 'pydantic', 'defusedxml',"
-    " 'matplotlib')))"
+    " ('nox', 'python-on-whales', 'PyYAML', 'junitparser', 'pydantic', 'defusedxml')))"
 )
 
 

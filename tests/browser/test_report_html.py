@@ -23,7 +23,7 @@ WIDTH, HEIGHT = 1280, 2300
 # Colours of report.html's grid cells (see _html._CSS).
 FAIL_BACKGROUND = (0xFF, 0xEB, 0xE9)
 PASS_BACKGROUND = (0xDA, 0xFB, 0xE1)
-PLOT_LINE = (0x1F, 0x77, 0xB4)  # matplotlib's first line colour: the resource plots
+PLOT_LINE = (0x1F, 0x77, 0xB4)  # the palette's first colour: the resource plots
 
 
 def _screenshot(chromium: str, page: Path, tmp_path: Path, height: int) -> Path:

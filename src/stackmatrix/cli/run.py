@@ -164,9 +164,6 @@ def _run_request(
 # What the end of a run needs (the resource plots, the reports): imported in the background
 # once the first tests start, not before the first stack.
 WARM_UP_MODULES = (
-    "matplotlib.figure",
-    "matplotlib.backends.backend_svg",
-    "matplotlib.ticker",
     "stackmatrix.report.plots",
     "stackmatrix.report.build",
 )

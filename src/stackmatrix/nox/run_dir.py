@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -155,28 +154,13 @@ def write_run(
     )
     journal.write(matrix.run_dir)
     try:
-        with quiet_plotting():
-            build_reports(
-                [matrix.run_dir],
-                matrix.run_dir,
-                publish_summary=(
-                    partial(detect().publish_summary, report=matrix.run_dir) if final else None
-                ),
-            )
+        build_reports(
+            [matrix.run_dir],
+            matrix.run_dir,
+            publish_summary=(
+                partial(detect().publish_summary, report=matrix.run_dir) if final else None
+            ),
+        )
     except (StackmatrixError, OSError) as error:
         say(f"stackmatrix: could not build the reports: {error}")
     return journal
-
-
-@contextlib.contextmanager
-def quiet_plotting() -> Iterator[None]:
-    """nox logs everything at debug level; the plotting library of report.html is chatty."""
-    chatty = [logging.getLogger(name) for name in ("matplotlib", "PIL")]
-    levels = [log.level for log in chatty]
-    for log in chatty:
-        log.setLevel(max(log.level, logging.WARNING))
-    try:
-        yield
-    finally:
-        for log, level in zip(chatty, levels, strict=True):
-            log.setLevel(level)

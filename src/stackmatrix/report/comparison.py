@@ -91,7 +91,7 @@ def comparison_section(variants: Sequence[VariantReport]) -> str:
     table = peaks_table(rows, service_styles(services))
     try:
         svg = comparison_chart(variants)
-    except Exception as error:  # any failure of matplotlib: the numbers are still shown
+    except Exception as error:  # a defect in the drawing: the numbers are still shown
         LOG.warning("could not draw the comparison of resources: %s", error)
         note = f"the chart could not be drawn: {type(error).__name__}: {error}"
         body = f'<p class="note">{escape(note)}</p>{table}'

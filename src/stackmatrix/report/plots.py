@@ -1,10 +1,10 @@
 """Resource plots: CPU and memory per service over time, and their peaks compared across
-variants, drawn by matplotlib as SVG.
+variants, written as SVG (:mod:`stackmatrix.report.svg`).
 
-Drawing one takes a few tenths of a second, so a variant draws its plot as soon as its
-``stats.json`` exists, while its stack is being torn down, and keeps it beside it as
-``stats.svg``. The report reuses that file when it was drawn from the same samples in the same
-colours (its first line names a digest of both), and draws the plot itself otherwise.
+A variant draws its plot as soon as its ``stats.json`` exists, while its stack is being torn
+down, and keeps it beside it as ``stats.svg`` (for a look during the run). The report reuses
+that file when it was drawn from the same samples in the same colours (its first line names a
+digest of both), and draws the plot itself otherwise.
 
 A service has the same colour in every plot: its colour is a slot of a fixed palette chosen by
 a stable hash (CRC-32) of its name, so a variant drawn alone during the run and the report
@@ -18,23 +18,21 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import io
 import json
 import re
-import threading
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any
 
+from stackmatrix.report import svg
 from stackmatrix.report.model import Stats, VariantReport, read_stats
 from stackmatrix.results.files import write_text_atomic
 from stackmatrix.results.stats import HOST_SERVICE
 
 PLOT_NAME = "stats.svg"
-# matplotlib's tab10 without its grey, which is the tests' host processes' own colour.
+# The tab10 palette without its grey, which is the tests' host processes' own colour.
 PALETTE = (
     "#1f77b4",
     "#ff7f0e",
@@ -48,8 +46,7 @@ PALETTE = (
 )
 HOST_COLOUR = "#7f7f7f"
 MAX_LABEL_CHARS = 48  # longer variant ids are shortened in the middle on the comparison chart
-_STYLE = "3"  # change it when the drawing changes: plots kept from before are then redrawn
-_LOCK = threading.Lock()  # matplotlib's settings are process-wide: one drawing at a time
+_STYLE = "4"  # change it when the drawing changes: plots kept from before are then redrawn
 _MIB = 2**20
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9_.-]")
 
@@ -122,52 +119,62 @@ def _header(stats: Stats, salt: str, styles: Mapping[str, SeriesStyle]) -> str:
     return f"<!-- stackmatrix plot {_digest(stats, salt, styles)} -->\n"
 
 
-def _svg(figure: Any) -> str:
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
-    return buffer.getvalue()
-
-
 def series_id(metric: str, service: str) -> str:
     """The element id of a service's line in a plot's SVG: ``series-cpu-db``."""
     return f"series-{metric}-{_NOT_IN_ID.sub('_', service)}"
 
 
 def draw(stats: Stats, salt: str, styles: Mapping[str, SeriesStyle] | None = None) -> str:
-    """The SVG document of one variant's plot; *salt* makes its element ids unique; *styles*
-    are the report's (by default: those of this variant's services alone)."""
-    import matplotlib as mpl  # noqa: PLC0415 - slow import, only needed when there are samples
-    from matplotlib.figure import Figure  # noqa: PLC0415
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
+    """The SVG document of one variant's plot: CPU and memory over time, a line per service;
+    *salt* names the document (the variant); *styles* are the report's (by default: those of
+    this variant's services alone)."""
     drawn = _styles_for(stats, styles)
-    with (
-        _LOCK,
-        mpl.rc_context(
-            {"svg.fonttype": "none", "svg.hashsalt": salt, "font.size": 9, "lines.linewidth": 1.4}
-        ),
+    drawing = svg.Drawing(720, 216, font_size=9)
+    panels = svg.split(svg.Box(50.4, 25.92, 633.6, 181.44), columns=2, gap=0.22)
+    for panel, key, name, unit in (
+        (panels[0], "cpu_percent", "CPU", "%"),
+        (panels[1], "memory_bytes", "Memory", "MiB"),
     ):
-        figure = Figure(figsize=(10, 3))
-        figure.subplots_adjust(left=0.07, right=0.88, bottom=0.16, top=0.88, wspace=0.22)
-        cpu, memory = figure.subplots(1, 2)
-        for service, style in drawn.items():
-            line = {"color": style.colour, "linestyle": "--" if style.dashed else "-"}
-            (cpu_line,) = cpu.plot(*stats.series(service, "cpu_percent"), label=service, **line)
-            times, values = stats.series(service, "memory_bytes")
-            (memory_line,) = memory.plot(times, [b / _MIB for b in values], label=service, **line)
-            cpu_line.set_gid(series_id("cpu", service))
-            memory_line.set_gid(series_id("memory", service))
-        for axes, title, unit in ((cpu, "CPU", "%"), (memory, "Memory", "MiB")):
-            axes.set_title(title, loc="left", fontweight="bold", y=1.0, pad=6)
-            axes.set_xlabel("seconds")
-            axes.set_ylabel(unit)
-            axes.set_ylim(bottom=0)
-            axes.grid(visible=True, alpha=0.3)
-            # Fewer ticks read as well and draw much faster: every tick is a handful of artists.
-            axes.xaxis.set_major_locator(MaxNLocator(6))
-            axes.yaxis.set_major_locator(MaxNLocator(5))
-        memory.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        return _svg(figure)
+        lines = {
+            service: list(zip(*_scaled(stats.series(service, key), key), strict=True))
+            for service in drawn
+        }
+        last = max((t for points in lines.values() for t, _v in points), default=0.0)
+        high = max((v for points in lines.values() for _t, v in points), default=0.0)
+        x_ticks, y_ticks = svg.nice_ticks(last, 6), svg.nice_ticks(high, 5)
+        x = svg.Scale(x_ticks[-1], panel.left, panel.right)
+        y = svg.Scale(y_ticks[-1], panel.bottom, panel.top)
+        svg.x_axis(drawing, panel, x_ticks, x, label="seconds")
+        svg.y_axis(drawing, panel, y_ticks, y, label=unit)
+        metric = "cpu" if key == "cpu_percent" else "memory"
+        for service, points in lines.items():
+            line = drawing.group(series_id(metric, service))
+            line.path([(x(t), y(v)) for t, v in points], _line_style(drawn[service]))
+            drawing.add(line)
+        drawing.rect(panel, svg.FRAME)
+        svg.title(drawing, panel, name)
+    _line_legend(drawing, panels[1].right + 8, panels[1].top + 6, drawn)
+    return drawing.document()
+
+
+def _scaled(series: tuple[list[float], list[float]], key: str) -> tuple[list[float], list[float]]:
+    times, values = series
+    return times, values if key == "cpu_percent" else [b / _MIB for b in values]
+
+
+def _line_style(style: SeriesStyle) -> str:
+    dashes = "; stroke-dasharray: 5.2 2.2" if style.dashed else ""
+    return f"fill: none; stroke: {style.colour}; stroke-width: 1.4; stroke-linecap: square{dashes}"
+
+
+def _line_legend(
+    drawing: svg.Drawing, left: float, top: float, styles: Mapping[str, SeriesStyle]
+) -> None:
+    """A line and a name per service, one under the other."""
+    for i, (service, style) in enumerate(styles.items()):
+        y = top + i * 13
+        drawing.path([(left, y), (left + 20, y)], _line_style(style))
+        drawing.text(left + 26, y + 3.2, service)
 
 
 def kept_or_drawn(
@@ -262,7 +269,7 @@ def short_label(variant: str, limit: int = MAX_LABEL_CHARS) -> str:
 def comparison_chart(variants: Sequence[VariantReport]) -> str | None:
     """The SVG document of one chart of peak CPU and peak memory per variant and service
     (a band of bars per variant, a bar per service in its colour); None when no variant has
-    resource samples. matplotlib's errors are the caller's to show."""
+    resource samples."""
     rows = variant_peaks(variants)
     services = ordered_services(s for row in rows for s in row.peaks)
     if not services:
@@ -273,85 +280,81 @@ def comparison_chart(variants: Sequence[VariantReport]) -> str | None:
 def _draw_comparison(
     rows: Sequence[VariantPeaks], services: Sequence[str], styles: Mapping[str, SeriesStyle]
 ) -> str:
-    import matplotlib as mpl  # noqa: PLC0415 - slow import, only needed when there are samples
-    from matplotlib.collections import PolyCollection  # noqa: PLC0415
-    from matplotlib.figure import Figure  # noqa: PLC0415
-    from matplotlib.patches import Patch  # noqa: PLC0415
-    from matplotlib.ticker import MaxNLocator  # noqa: PLC0415
-
     labels = [short_label(row.variant) for row in rows]
-    bar = 0.8 / len(services)  # a variant's band is 1 high: a bar per service, then a gap
-    band_inches = max(0.24, 0.075 * len(services) + 0.07)
-    label_inches = 0.3 + 0.058 * max(len(label) for label in labels)
-    top_inches, bottom_inches = 0.4 + 0.2 * -(-len(services) // 6), 0.4
-    width, height = label_inches + 8.5, top_inches + bottom_inches + band_inches * len(rows)
-    with _LOCK, mpl.rc_context({"svg.fonttype": "none", "svg.hashsalt": "peaks", "font.size": 8}):
-        figure = Figure(figsize=(width, height))
-        figure.subplots_adjust(
-            left=label_inches / width,
-            right=1 - 0.2 / width,
-            top=1 - top_inches / height,
-            bottom=bottom_inches / height,
-            wspace=0.06,
-        )
-        cpu, memory = figure.subplots(1, 2)
-        stripes = [_box(1.0, i - 0.5, 1.0) for i in range(1, len(rows), 2)]  # x: of the axes
-        for axes, key, unit in ((cpu, "cpu_percent", 1.0), (memory, "memory_bytes", _MIB)):
-            # Every other band shaded: the eye follows a row across both panels.
-            axes.add_collection(
-                PolyCollection(
-                    stripes,
-                    facecolors="#eef1f4",
-                    linewidths=0,
-                    zorder=0,
-                    transform=axes.get_yaxis_transform(),
-                ),
-                autolim=False,
+    size = 8.0
+    bar = 0.8 / len(services)  # of a variant's band: a bar per service, then a gap
+    band = 72 * max(0.24, 0.075 * len(services) + 0.07)
+    label_width = 72 * (0.3 + 0.058 * max(len(label) for label in labels))
+    legend_rows = -(-len(services) // LEGEND_COLUMNS)
+    top, bottom = 72 * (0.4 + 0.2 * legend_rows), 72 * 0.4
+    width, height = label_width + 72 * 8.5, top + bottom + band * len(rows)
+    drawing = svg.Drawing(width, height, font_size=size)
+    area = svg.Box(label_width, top, width - 72 * 0.2, height - bottom)
+    cpu, memory = svg.split(area, columns=2, gap=0.06)
+    for panel, key, unit, name in (
+        (cpu, "cpu_percent", 1.0, "Peak CPU (% of one core)"),
+        (memory, "memory_bytes", _MIB, "Peak memory (MiB)"),
+    ):
+        # Every other band shaded: the eye follows a row across both panels.
+        for i in range(1, len(rows), 2):
+            drawing.rect(
+                svg.Box(panel.left, panel.top + i * band, panel.right, panel.top + (i + 1) * band),
+                "fill: #eef1f4",
             )
-            highest = 0.0
-            # One collection per service: a few hundred bars draw as fast as a few.
-            for j, service in enumerate(services):
-                drawn = [
-                    (i, value / unit)
-                    for i, row in enumerate(rows)
-                    if service in row.peaks and (value := row.peaks[service].of(key)) is not None
-                ]
-                boxes = [_box(v, i - 0.4 + bar * j + bar * 0.04, bar * 0.92) for i, v in drawn]
-                bars = PolyCollection(boxes, linewidths=0, zorder=2, **_bar_style(styles[service]))
-                bars.set_gid(f"peak-{key}-{j}")
-                axes.add_collection(bars)
-                highest = max([highest, *(v for _i, v in drawn)])
-            axes.set_xlim(0, highest * 1.04 or 1.0)
-            axes.set_ylim(len(rows) - 0.5, -0.5)  # the first variant on top, as in the report
-            axes.set_yticks([])
-            axes.grid(visible=True, axis="x", alpha=0.3)
-            axes.set_axisbelow(True)
-            axes.xaxis.set_major_locator(MaxNLocator(5))
-        cpu.set_title("Peak CPU (% of one core)", loc="left", fontweight="bold", pad=4)
-        memory.set_title("Peak memory (MiB)", loc="left", fontweight="bold", pad=4)
-        # Labels as plain texts: y ticks cost a handful of artists each.
-        left_edge = cpu.get_yaxis_transform()
-        for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
-            cpu.text(-0.01, i, label, transform=left_edge, ha="right", va="center")
-            if row.problem:
-                cpu.text(0, i, f" {row.problem}", va="center", color="#6e7781", style="italic")
-        handles = [Patch(label=s, **_bar_style(styles[s])) for s in services]
-        figure.legend(
-            handles=handles,
-            loc="upper left",
-            bbox_to_anchor=(label_inches / width, 1 - 0.05 / height),
-            ncols=min(len(services), 6),
-            frameon=False,
-        )
-        return _svg(figure)
+        values = {
+            service: [
+                (i, value / unit)
+                for i, row in enumerate(rows)
+                if service in row.peaks and (value := row.peaks[service].of(key)) is not None
+            ]
+            for service in services
+        }
+        highest = max((v for drawn in values.values() for _i, v in drawn), default=0.0)
+        limit = highest * 1.04 or 1.0
+        x = svg.Scale(limit, panel.left, panel.right)
+        ticks = [t for t in svg.nice_ticks(limit, 5) if t <= limit]
+        svg.x_axis(drawing, panel, ticks, x)
+        hatched = drawing.group(f"peak-{key}-hatched")
+        for j, service in enumerate(services):
+            bars = drawing.group(f"peak-{key}-{j}")
+            for i, value in values[service]:
+                upper = panel.top + band * (i + 0.1 + bar * j + bar * 0.04)
+                box = svg.Box(x(0), upper, x(value), upper + band * bar * 0.92)
+                bars.rect(box, f"fill: {styles[service].colour}")
+                if styles[service].dashed:  # the second round of colours: hatched bars
+                    hatched.rect(box, "fill: url(#hatch)")
+            drawing.add(bars)
+        drawing.add(hatched)
+        drawing.rect(panel, svg.FRAME)
+        svg.title(drawing, panel, name, gap=4)
+    for i, (row, label) in enumerate(zip(rows, labels, strict=True)):
+        middle = cpu.top + band * (i + 0.5) + size * 0.35
+        drawing.text(cpu.left - 0.01 * cpu.width, middle, label, anchor="end")
+        if row.problem:
+            drawing.text(
+                cpu.left, middle, f" {row.problem}", style="fill: #6e7781; font-style: italic"
+            )
+    _bar_legend(drawing, label_width, 0.05 * 72, services, styles)
+    return drawing.document()
 
 
-def _box(x: float, y: float, thickness: float) -> list[tuple[float, float]]:
-    """The corners of a horizontal bar from 0 to *x*, *thickness* high from *y* down."""
-    return [(0.0, y), (x, y), (x, y + thickness), (0.0, y + thickness)]
+LEGEND_COLUMNS = 6
 
 
-def _bar_style(style: SeriesStyle) -> dict[str, Any]:
-    if style.dashed:  # the second round of colours: hatched bars
-        return {"facecolor": style.colour, "hatch": "////", "edgecolor": "white"}
-    return {"facecolor": style.colour}
+def _bar_legend(
+    drawing: svg.Drawing,
+    left: float,
+    top: float,
+    services: Sequence[str],
+    styles: Mapping[str, SeriesStyle],
+) -> None:
+    """A swatch and a name per service, in rows of at most LEGEND_COLUMNS."""
+    column = 24 + max(svg.text_width(s, drawing.font_size) for s in services)
+    for k, service in enumerate(services):
+        x = left + (k % LEGEND_COLUMNS) * column
+        y = top + (k // LEGEND_COLUMNS) * 14.4 + 4
+        swatch = svg.Box(x, y, x + 14, y + 7)
+        drawing.rect(swatch, f"fill: {styles[service].colour}")
+        if styles[service].dashed:
+            drawing.rect(swatch, "fill: url(#hatch)")
+        drawing.text(x + 18, y + 6.5, service)

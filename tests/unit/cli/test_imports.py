@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
-HEAVY = ("python_on_whales", "matplotlib", "junitparser", "stackmatrix.engine")
+HEAVY = ("python_on_whales", "junitparser", "stackmatrix.engine", "stackmatrix.report.plots")
 # What building the parser needs none of: the spec layer, the reports, the CI generators.
 NOT_FOR_HELP = (
     *HEAVY,
