@@ -198,7 +198,8 @@ def _label(document: dict[str, Any], labels: Mapping[str, str]) -> None:
             declared[name] = entry
 
 
-class _Dumper(yaml.SafeDumper):
+# libyaml's emitter when PyYAML has it (4-5x faster; the same text for compose documents).
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
     pass
 
 
@@ -209,7 +210,7 @@ _NOT_A_STRING = re.compile(
 )
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: yaml.representer.SafeRepresenter, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else ("'" if _NOT_A_STRING.match(value) else None)
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
