@@ -129,7 +129,9 @@ def draw(stats: Stats, salt: str, styles: Mapping[str, SeriesStyle] | None = Non
     *salt* names the document (the variant); *styles* are the report's (by default: those of
     this variant's services alone)."""
     drawn = _styles_for(stats, styles)
-    drawing = svg.Drawing(720, 216, font_size=9)
+    # Wider than 10 inches only when a service's name would not fit beside the panels.
+    legend = 26 + max((svg.text_width(s, 9) for s in drawn), default=0) + 6
+    drawing = svg.Drawing(max(720, 641.6 + legend), 216, font_size=9)
     panels = svg.split(svg.Box(50.4, 25.92, 633.6, 181.44), columns=2, gap=0.22)
     for panel, key, name, unit in (
         (panels[0], "cpu_percent", "CPU", "%"),

@@ -292,3 +292,20 @@ def test_a_chart_of_fifty_variants_with_long_ids_names_each_readably(tmp_path: P
 )
 def test_long_variant_ids_are_shortened_in_the_middle(variant: str, shown: str) -> None:
     assert short_label(variant) == shown
+
+
+def test_a_long_service_name_widens_the_plot_to_fit_the_legend(tmp_path: Path) -> None:
+    long = "payments-ledger-replica-with-a-long-name"
+    v = _variant(tmp_path, "v", _stats({"db": (10, MIB), long: (5, MIB)}))
+    assert v.stats is not None
+    plain = _variant(tmp_path, "w", _stats({"db": (10, MIB)}))
+    assert plain.stats is not None
+
+    def width(svg: str) -> float:
+        return float(re.search(r'<svg [^>]*width="([\d.]+)pt"', svg).group(1))  # type: ignore[union-attr]
+
+    svg = kept_or_drawn(v.stats, v.id, None)
+    assert width(kept_or_drawn(plain.stats, plain.id, None)) == 720  # ten inches, as a rule
+    legend_x = float(re.findall(rf'<text x="([\d.]+)"[^>]*>{long}<', svg)[0])
+    assert width(svg) >= legend_x + len(long) * 9 * 0.6  # room for the whole name
+    assert f">{long}<" in svg
