@@ -131,7 +131,8 @@ def draw(stats: Stats, salt: str, styles: Mapping[str, SeriesStyle] | None = Non
     drawn = _styles_for(stats, styles)
     # Wider than 10 inches only when a service's name would not fit beside the panels.
     legend = 26 + max((svg.text_width(s, 9) for s in drawn), default=0) + 6
-    drawing = svg.Drawing(max(720, 641.6 + legend), 216, font_size=9)
+    height = max(216, 32 + LEGEND_ROW * len(drawn) + 6)  # taller only for a long legend
+    drawing = svg.Drawing(max(720, 641.6 + legend), height, font_size=9)
     panels = svg.split(svg.Box(50.4, 25.92, 633.6, 181.44), columns=2, gap=0.22)
     for panel, key, name, unit in (
         (panels[0], "cpu_percent", "CPU", "%"),
@@ -143,17 +144,21 @@ def draw(stats: Stats, salt: str, styles: Mapping[str, SeriesStyle] | None = Non
         }
         last = max((t for points in lines.values() for t, _v in points), default=0.0)
         high = max((v for points in lines.values() for _t, v in points), default=0.0)
-        x_ticks, y_ticks = svg.nice_ticks(last, 6), svg.nice_ticks(high, 5)
+        # Some room above the highest value: a line at a round number stays off the frame.
+        x_ticks, y_ticks = svg.nice_ticks(last, 6), svg.nice_ticks(high * 1.05, 5)
         x = svg.Scale(x_ticks[-1], panel.left, panel.right)
         y = svg.Scale(y_ticks[-1], panel.bottom, panel.top)
         svg.x_axis(drawing, panel, x_ticks, x, label="seconds")
         svg.y_axis(drawing, panel, y_ticks, y, label=unit)
+        drawing.rect(panel, svg.FRAME)  # under the lines: a line along an edge still shows
         metric = "cpu" if key == "cpu_percent" else "memory"
         for service, points in lines.items():
             line = drawing.group(series_id(metric, service))
-            line.path([(x(t), y(v)) for t, v in points], _line_style(drawn[service]))
+            shown = [(x(max(0.0, t)), y(max(0.0, v))) for t, v in points]
+            if len(shown) == 1:  # one sample: a dash, not a point no one sees
+                shown = [(shown[0][0] - 1.5, shown[0][1]), (shown[0][0] + 1.5, shown[0][1])]
+            line.path(shown, _line_style(drawn[service]))
             drawing.add(line)
-        drawing.rect(panel, svg.FRAME)
         svg.title(drawing, panel, name)
     _line_legend(drawing, panels[1].right + 8, panels[1].top + 6, drawn)
     return drawing.document()
@@ -169,12 +174,15 @@ def _line_style(style: SeriesStyle) -> str:
     return f"fill: none; stroke: {style.colour}; stroke-width: 1.4; stroke-linecap: square{dashes}"
 
 
+LEGEND_ROW = 13  # points between the entries of a plot's legend
+
+
 def _line_legend(
     drawing: svg.Drawing, left: float, top: float, styles: Mapping[str, SeriesStyle]
 ) -> None:
     """A line and a name per service, one under the other."""
     for i, (service, style) in enumerate(styles.items()):
-        y = top + i * 13
+        y = top + i * LEGEND_ROW
         drawing.path([(left, y), (left + 20, y)], _line_style(style))
         drawing.text(left + 26, y + 3.2, service)
 
@@ -287,9 +295,12 @@ def _draw_comparison(
     bar = 0.8 / len(services)  # of a variant's band: a bar per service, then a gap
     band = 72 * max(0.24, 0.075 * len(services) + 0.07)
     label_width = 72 * (0.3 + 0.058 * max(len(label) for label in labels))
-    legend_rows = -(-len(services) // LEGEND_COLUMNS)
+    width = label_width + 72 * 8.5
+    column = _legend_column(services, size)
+    columns = max(1, min(LEGEND_COLUMNS, int((width - label_width - 72 * 0.2) // column)))
+    legend_rows = -(-len(services) // columns)
     top, bottom = 72 * (0.4 + 0.2 * legend_rows), 72 * 0.4
-    width, height = label_width + 72 * 8.5, top + bottom + band * len(rows)
+    height = top + bottom + band * len(rows)
     drawing = svg.Drawing(width, height, font_size=size)
     area = svg.Box(label_width, top, width - 72 * 0.2, height - bottom)
     cpu, memory = svg.split(area, columns=2, gap=0.06)
@@ -312,6 +323,7 @@ def _draw_comparison(
             for service in services
         }
         highest = max((v for drawn in values.values() for _i, v in drawn), default=0.0)
+        highest = max(0.0, highest)
         limit = highest * 1.04 or 1.0
         x = svg.Scale(limit, panel.left, panel.right)
         ticks = [t for t in svg.nice_ticks(limit, 5) if t <= limit]
@@ -321,7 +333,7 @@ def _draw_comparison(
             bars = drawing.group(f"peak-{key}-{j}")
             for i, value in values[service]:
                 upper = panel.top + band * (i + 0.1 + bar * j + bar * 0.04)
-                box = svg.Box(x(0), upper, x(value), upper + band * bar * 0.92)
+                box = svg.Box(x(0), upper, x(max(0.0, value)), upper + band * bar * 0.92)
                 bars.rect(box, f"fill: {styles[service].colour}")
                 if styles[service].dashed:  # the second round of colours: hatched bars
                     hatched.rect(box, "fill: url(#hatch)")
@@ -336,11 +348,16 @@ def _draw_comparison(
             drawing.text(
                 cpu.left, middle, f" {row.problem}", style="fill: #6e7781; font-style: italic"
             )
-    _bar_legend(drawing, label_width, 0.05 * 72, services, styles)
+    _bar_legend(drawing, label_width, 0.05 * 72, services, styles, column=column, columns=columns)
     return drawing.document()
 
 
-LEGEND_COLUMNS = 6
+LEGEND_COLUMNS = 6  # at most, as many as fit the chart's width
+
+
+def _legend_column(services: Sequence[str], size: float) -> float:
+    """The width of a legend column: a swatch, a gap and the longest name."""
+    return 24 + max(svg.text_width(s, size) for s in services)
 
 
 def _bar_legend(
@@ -349,12 +366,14 @@ def _bar_legend(
     top: float,
     services: Sequence[str],
     styles: Mapping[str, SeriesStyle],
+    *,
+    column: float,
+    columns: int,
 ) -> None:
-    """A swatch and a name per service, in rows of at most LEGEND_COLUMNS."""
-    column = 24 + max(svg.text_width(s, drawing.font_size) for s in services)
+    """A swatch and a name per service, *columns* of width *column* a row."""
     for k, service in enumerate(services):
-        x = left + (k % LEGEND_COLUMNS) * column
-        y = top + (k // LEGEND_COLUMNS) * 14.4 + 4
+        x = left + (k % columns) * column
+        y = top + (k // columns) * 14.4 + 4
         swatch = svg.Box(x, y, x + 14, y + 7)
         drawing.rect(swatch, f"fill: {styles[service].colour}")
         if styles[service].dashed:

@@ -8,6 +8,7 @@ second of CPU beside the stacks of a run). Lengths are in points; y grows downwa
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -22,6 +23,8 @@ HATCH = (
     '<path d="M 0 6 L 6 0 M -1.5 1.5 L 1.5 -1.5 M 4.5 7.5 L 7.5 4.5"'
     ' style="stroke: #ffffff; stroke-width: 1.2"/></pattern></defs>'
 )
+# What XML 1.0 cannot hold (control characters, lone surrogates): left out of a text.
+_PRINTABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 CHAR_WIDTH = 0.6  # of the font size: a fair average for DejaVu Sans, to size label columns
 
 
@@ -115,7 +118,7 @@ class Drawing:
         turn = f' transform="rotate({_n(rotate)} {_n(x)} {_n(y)})"' if rotate else ""
         self._parts.append(
             f'<text x="{_n(x)}" y="{_n(y)}" style="{css}{"; " + style if style else ""}"{turn}>'
-            f"{escape(content, quote=False)}</text>"
+            f"{escape(_PRINTABLE.sub('', content), quote=False)}</text>"
         )
 
     def group(self, gid: str) -> Drawing:

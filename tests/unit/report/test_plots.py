@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from itertools import count
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -309,3 +310,50 @@ def test_a_long_service_name_widens_the_plot_to_fit_the_legend(tmp_path: Path) -
     legend_x = float(re.findall(rf'<text x="([\d.]+)"[^>]*>{long}<', svg)[0])
     assert width(svg) >= legend_x + len(long) * 9 * 0.6  # room for the whole name
     assert f">{long}<" in svg
+
+
+def _xml(svg: str) -> ElementTree.Element:
+    return ElementTree.fromstring(svg.encode())  # noqa: S314 - our own output
+
+
+def test_a_flat_line_at_a_round_value_stays_inside_the_frame(tmp_path: Path) -> None:
+    raw = {"interval": 1.0, "samples": [
+        {"t": float(t), "containers": {"db": {"cpu_percent": 100.0, "memory_bytes": 10 * MIB}}}
+        for t in range(5)
+    ]}  # fmt: skip
+    v = _variant(tmp_path, "v", raw)
+    assert v.stats is not None
+    svg = kept_or_drawn(v.stats, v.id, None)
+    group = svg.split(f'<g id="{series_id("cpu", "db")}">', 1)[1].split("</g>", 1)[0]
+    ys = {float(y) for y in re.findall(r"[ML] [-\d.]+ ([-\d.]+)", group)}
+    assert len(ys) == 1
+    assert ys.pop() > 25.92 + 3  # the frame's top edge: 100 % is drawn below it, not on it
+
+
+def test_the_charts_legend_fits_its_width_with_many_long_names(tmp_path: Path) -> None:
+    names = [f"service-{i}" for i in range(19)] + ["payments-ledger-replica-with-a-long-name"]
+    variants = [_variant(tmp_path, "v", _stats(dict.fromkeys(names, (10, MIB))))]
+    svg = comparison_chart(variants)
+    assert svg is not None
+    width = float(re.search(r'<svg [^>]*width="([\d.]+)pt"', svg).group(1))  # type: ignore[union-attr]
+    for name in names:
+        x = float(re.findall(rf'<text x="([\d.]+)"[^>]*>{name}<', svg)[0])
+        assert x + len(name) * 8 * 0.6 <= width, name  # every entry inside the chart
+
+
+def test_a_long_legend_makes_the_plot_taller(tmp_path: Path) -> None:
+    v = _variant(tmp_path, "v", _stats({f"s{i:02}": (10, MIB) for i in range(24)}))
+    assert v.stats is not None
+    svg = kept_or_drawn(v.stats, v.id, None)
+    height = float(_xml(svg).attrib["height"].removesuffix("pt"))
+    last = max(float(y) for y in re.findall(r'<text x="[\d.]+" y="([\d.]+)"[^>]*>s\d\d<', svg))
+    assert last < height
+
+
+def test_control_characters_in_a_name_leave_the_svg_readable(tmp_path: Path) -> None:
+    v = _variant(tmp_path, "v", _stats({"db\x01\x1b[31m": (10, MIB)}))
+    assert v.stats is not None
+    assert _xml(kept_or_drawn(v.stats, v.id, None)) is not None
+    chart = comparison_chart([v])
+    assert chart is not None
+    assert ">db[31m<" in chart
