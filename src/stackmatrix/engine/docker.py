@@ -176,21 +176,6 @@ class _Call:
         self.pinged = False
 
     def run(self, argv: list[str]) -> str:
-        code = self._once(argv)
-        stdout = b"".join(self.out)
-        stderr = bytes(self.err).decode("utf-8", errors="replace")
-        if code == 0:
-            return stdout.decode("utf-8", errors="replace")
-        if any(sign in stderr for sign in GONE):
-            with _Engine.lock:
-                _Engine.suspect = True
-            said = "\n".join(stderr.strip().splitlines()[-3:])
-            raise EngineGone(
-                what=self.what, message=f"the Docker engine is gone: {self.what} failed: {said}"
-            )
-        raise DockerException(argv, code, stdout, bytes(self.err))
-
-    def _once(self, argv: list[str]) -> int:
         try:
             process = spawn(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -206,7 +191,19 @@ class _Call:
             for stream in (process.stdout, process.stderr):
                 if stream is not None:
                     stream.close()
-        return process.wait()
+        code = process.wait()
+        stdout = b"".join(self.out)
+        stderr = bytes(self.err).decode("utf-8", errors="replace")
+        if code == 0:
+            return stdout.decode("utf-8", errors="replace")
+        if any(sign in stderr for sign in GONE):
+            with _Engine.lock:
+                _Engine.suspect = True
+            said = "\n".join(stderr.strip().splitlines()[-3:])
+            raise EngineGone(
+                what=self.what, message=f"the Docker engine is gone: {self.what} failed: {said}"
+            )
+        raise DockerException(argv, code, stdout, bytes(self.err))
 
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         with selectors.DefaultSelector() as selector:
