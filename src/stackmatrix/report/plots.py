@@ -322,8 +322,7 @@ def _draw_comparison(
             ]
             for service in services
         }
-        highest = max((v for drawn in values.values() for _i, v in drawn), default=0.0)
-        highest = max(0.0, highest)
+        highest = max([0.0, *(v for drawn in values.values() for _i, v in drawn)])
         limit = highest * 1.04 or 1.0
         x = svg.Scale(limit, panel.left, panel.right)
         ticks = [t for t in svg.nice_ticks(limit, 5) if t <= limit]
