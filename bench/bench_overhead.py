@@ -10,6 +10,7 @@ import itertools
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,6 +32,26 @@ PHASES = ("render", "build", "up", "ready", "tests", "collect", "down")
 LISTENING = re.compile(r"listening at (\d+(?:\.\d+)?)")
 CHECKS_TIME = re.compile(r"checks passed in (\d+\.\d+) s")
 RUN_LABEL = "io.stackmatrix.run"
+
+
+def cpu_now() -> tuple[float, float]:
+    """CPU seconds so far: busy on the whole machine (``/proc/stat``: user, nice, system,
+    irq, softirq; not idle, iowait or steal), and of this process's waited-for descendants."""
+    with Path("/proc/stat").open(encoding="ascii") as stat:
+        fields = [int(f) for f in stat.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"),
+        children.ru_utime + children.ru_stime,
+    )
+
+
+def cpu_since(began: tuple[float, float]) -> dict[str, float]:
+    """The CPU seconds spent since *began* (a :func:`cpu_now`): ``machine`` (everything that
+    ran, the engine and the containers included) and ``tree`` (the command and its children)."""
+    machine, tree = cpu_now()
+    return {"machine": round(machine - began[0], 2), "tree": round(tree - began[1], 2)}
 
 
 def stackmatrix_id(script_variant: str) -> str:
@@ -76,12 +97,13 @@ def run_stackmatrix(
     """``stackmatrix run -f MATRIX --jobs JOBS --out OUT`` once: wall time and run.json facts."""
     argv = [sys.executable, "-m", "stackmatrix", "run", "-f", str(matrix), "--jobs", str(jobs)]
     argv += ["--out", str(out)]
-    began_wall, began = time.time(), time.perf_counter()
+    began_wall, began, cpu = time.time(), time.perf_counter(), cpu_now()
     proc = subprocess.run(
         argv, cwd=matrix.parent, env=dict(env), capture_output=True, text=True,
         timeout=timeout, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - began
+    cpu_s = cpu_since(cpu)
     ended_wall = began_wall + wall
     run_dir = (out / "runs" / "latest").resolve()
     journal: dict[str, Any] = json.loads(_read(run_dir / "run.json") or "{}")
@@ -110,6 +132,7 @@ def run_stackmatrix(
         "exit_code": proc.returncode,
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
         "wall_s": round(wall, 3),
+        "cpu_s": cpu_s,
         "run_id": journal.get("run_id"),
         # Process start -> journal start: interpreter, imports, spec, engine check.
         "startup_s": round(started - began_wall, 3) if started else None,
@@ -139,11 +162,12 @@ def run_script(
 ) -> dict[str, Any]:
     """script.sh once over *variants* (FLAVOR-SIZE): wall time and per-variant phase times."""
     argv = ["bash", str(SCRIPT), str(out), run_label, str(jobs), *variants]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), cpu_now()
     proc = subprocess.run(
         argv, env=dict(env), capture_output=True, text=True, timeout=timeout, check=False
     )
     wall = time.perf_counter() - began
+    cpu_s = cpu_since(cpu)
     results = []
     for name in variants:
         folder = out / name
@@ -168,8 +192,51 @@ def run_script(
         "exit_code": proc.returncode,
         "stderr_tail": proc.stderr[-2000:] if proc.returncode else "",
         "wall_s": round(wall, 3),
+        "cpu_s": cpu_s,
         "run_label": run_label,
         "variants": results,
+    }
+
+
+def resting_load(
+    run_label: str, jobs: int, env: Mapping[str, str], seconds: float = 5.0
+) -> dict[str, Any]:
+    """The machine's busy CPU per second with no stack, then with *jobs* stacks of
+    compose.yaml up and healthy but idle (their healthchecks running, nothing else): the
+    engine work either side carries for as long as its stacks live."""
+    variants = SCRIPT_VARIANTS[:jobs]
+    projects = [f"ovh-rest-{variant}-{run_label}" for variant in variants]
+
+    def compose(project: str, variant: str, *args: str) -> subprocess.Popen[bytes]:
+        flavor, size = variant.split("-")
+        return subprocess.Popen(
+            ["docker", "compose", "-p", project, "-f", str(OVERHEAD / "compose.yaml"), *args],
+            env={**env, "FLAVOR": flavor, "SIZE": size, "RUN_LABEL": run_label},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def busy_per_second() -> float:
+        began = cpu_now()[0]
+        time.sleep(seconds)
+        return round((cpu_now()[0] - began) / seconds, 3)
+
+    before = busy_per_second()
+    try:
+        ups = [compose(p, v, "up", "-d", "--wait") for p, v in zip(projects, variants, strict=True)]
+        healthy = all(up.wait(timeout=120) == 0 for up in ups)
+        resting = busy_per_second()
+    finally:
+        downs = [compose(p, v, "down", "-v") for p, v in zip(projects, variants, strict=True)]
+        for down in downs:
+            down.wait(timeout=120)
+    return {
+        "stacks": len(projects),
+        "containers": 2 * len(projects),
+        "seconds": seconds,
+        "healthy": healthy,
+        "machine_cpu_per_s_without": before,
+        "machine_cpu_per_s": resting,
     }
 
 

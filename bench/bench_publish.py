@@ -217,6 +217,7 @@ asked: image digests, server versions, the tests' Python; script from its own ti
 {per_variant}
 
 {costs(o)}
+{machine_time(o, m, goals["overhead_ratio"])}
 {candidate(results)}
 ### What brought the overhead down
 
@@ -325,6 +326,45 @@ def costs(o: Mapping[str, Any]) -> str:
     ]  # fmt: skip
     table = _table(["cost (median)", "counted", "stackmatrix, s", "script, s", "what"], rows)
     return f"### Where the tool's own time goes\n\n{table}\n"
+
+
+def machine_time(o: Mapping[str, Any], m: Mapping[str, Any], goal: float) -> str:
+    """What kept the machine busy: each side's CPU seconds, and the stacks' own load at rest."""
+    cpu, rest = o.get("cpu_s"), o.get("resting")
+    if not cpu or not rest:
+        return ""  # measured by an older bench/run.py
+    walls = {"script": o["script_median_s"], "stackmatrix": o["stackmatrix_median_s"]}
+    rows = [
+        [name, _s(walls[name]), _s(c["machine"], 1), f"{100 * (c['busy_fraction'] or 0):.0f} %",
+         _s(c["tree"], 1), _s(_diff(c["machine"], c["tree"]), 1)]
+        for name, c in cpu.items()
+    ]  # fmt: skip
+    table = _table(
+        ["side", "wall, s", "machine CPU, s", "of the cores", "the command's processes, s",
+         "the rest (engine, containers), s"],
+        rows,
+    )  # fmt: skip
+    script, ours = cpu["script"], cpu["stackmatrix"]
+    # The busy share of the cores a run needs to do the script's machine work in goal x its time.
+    needed = script["machine"] / (goal * walls["script"] * m["nproc"])
+    return f"""### Where the machine's time goes
+
+Busy CPU seconds of a run (median), machine-wide from `/proc/stat` (user, nice, system, irq,
+softirq) and of the command's own processes (`getrusage` of what it waited for: the script's
+bash, docker and compose processes and checks; stackmatrix, its docker processes and checks):
+
+{table}
+
+With {rest["stacks"]} stacks of `compose.yaml` up, healthy and otherwise idle, the machine is
+busy {_s(rest["machine_cpu_per_s"])} CPU-seconds a second (without them: \
+{_s(rest["machine_cpu_per_s_without"], 3)}): their {rest["containers"]} healthchecks every 500 ms, \
+each a process started inside a container through dockerd, containerd and runc. Either side
+carries that load for as long as its stacks live: it is about half of what the {m["nproc"]} \
+cores can do. The script keeps the cores {100 * (script["busy_fraction"] or 0):.0f} % busy. To do \
+its machine work in {goal} of its time, a run would have to keep them {100 * needed:.0f} % busy \
+(stackmatrix: {100 * (ours["busy_fraction"] or 0):.0f} %); below that, only less work on the \
+engine than the script's reaches the goal, not a faster tool.
+"""
 
 
 def candidate(results: Mapping[str, Any]) -> str:

@@ -165,6 +165,16 @@ class Bench:
         self._check("script", result)
         return result
 
+    def resting(self) -> dict[str, Any]:
+        label = f"bench-{time.strftime('%H%M%S')}-{os.getpid()}-{self.count}-rest"
+        self.run_ids.append(label)
+        result = ovh.resting_load(label, self.jobs, self.env)
+        log(
+            f"{result['stacks']} stacks at rest: {result['machine_cpu_per_s']} busy CPU-s a "
+            f"second (without: {result['machine_cpu_per_s_without']})"
+        )
+        return result
+
     def stackmatrix(
         self, matrix: Path, jobs: int, *, experimental: bool = False, candidate: bool = False
     ) -> dict[str, Any]:
@@ -286,6 +296,7 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
         "overhead_ratio_paired_median": median(paired),
         "overhead_ratio_paired": [round(r, 3) for r in paired],
         "speedup": ratio(serial_wall, sm_wall),
+        "cpu_s": _cpu_medians(valid),
         "startup_s": median([r["startup_s"] for r in valid["stackmatrix"]]),
         "reports_s": median([r["reports_s"] for r in valid["stackmatrix"]]),
         "variant_wall_s": {
@@ -320,6 +331,23 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
         "candidate": _candidate(runs, valid, script_wall, sm_wall) if "candidate" in runs else None,
         "runs": runs,
     }
+
+
+def _cpu_medians(valid: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Per side, the median CPU seconds of a run (the machine's and the command tree's) and
+    how busy that kept both cores over the run's wall time."""
+    cores = os.cpu_count() or 1
+    out = {}
+    for name in ("script", "stackmatrix"):
+        rs = [r for r in valid.get(name, []) if r.get("cpu_s")]
+        machine = median([r["cpu_s"]["machine"] for r in rs])
+        busy = median([r["cpu_s"]["machine"] / (r["wall_s"] * cores) for r in rs])
+        out[name] = {
+            "machine": machine,
+            "tree": median([r["cpu_s"]["tree"] for r in rs]),
+            "busy_fraction": None if busy is None else round(busy, 3),
+        }
+    return out
 
 
 def overhead12_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
@@ -371,6 +399,7 @@ def overhead12_rounds(bench: Bench, rounds: int) -> dict[str, Any]:
             name: median([v["wall_s"] for r in valid[name] for v in r["variants"]])
             for name in ("stackmatrix", "script")
         },
+        "cpu_s": _cpu_medians(valid),
         "per_variant_wall_s": per_variant,
         "noise": ovh.engine_noise(),
         "runs": runs,
@@ -618,6 +647,7 @@ def run_benchmarks(
         if "overhead" in selected:
             runs = overhead_rounds(bench, args.rounds, args.serial_rounds)
             results["overhead"] = summarize_overhead(runs, args.jobs)
+            results["overhead"]["resting"] = bench.resting()
         if "readiness" in selected:
             results["readiness"] = readiness_rounds(bench, args.readiness_rounds)
             if candidate_env:
