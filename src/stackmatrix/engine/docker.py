@@ -19,7 +19,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from stackmatrix.engine.processes import spawn
+from stackmatrix.engine.spawn import spawn
 from stackmatrix.errors import EngineError
 
 LOG = logging.getLogger("stackmatrix")

@@ -10,22 +10,17 @@ python-on-whales: starting the check costs a fork, not an import.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from stackmatrix.engine.spawn import spawn
 from stackmatrix.errors import EngineError
 
 ANSWER_TIMEOUT = 10.0  # an engine socket that accepts but never answers must not hang a CI job
 HINT = "is dockerd running? scripts/bootstrap.sh installs and starts it"
 SAID_LINES = 3  # of what docker printed on stderr, in the error
-
-
-def _docker() -> list[str]:
-    # Its own session: the terminal's Ctrl-C reaches stackmatrix, which handles it.
-    return ["setsid", "docker"] if shutil.which("setsid") else ["docker"]
 
 
 QUESTIONS: Mapping[str, tuple[str, ...]] = {
@@ -50,8 +45,9 @@ class EngineCheck:
         self._processes: dict[str, subprocess.Popen[str] | OSError] = {}
         for name, args in QUESTIONS.items():
             try:
-                self._processes[name] = subprocess.Popen(
-                    [*_docker(), *args],
+                # Its own session: the terminal's Ctrl-C reaches stackmatrix, which handles it.
+                self._processes[name] = spawn(
+                    ["docker", *args],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,

@@ -37,7 +37,7 @@ from python_on_whales.exceptions import DockerException
 from stackmatrix.engine import probes
 from stackmatrix.engine.docker import docker_command, run_engine
 from stackmatrix.engine.job import VariantJob
-from stackmatrix.engine.processes import spawn
+from stackmatrix.engine.spawn import spawn
 from stackmatrix.engine.stack import Stack
 from stackmatrix.engine.suite import (
     IN_SERVICE_JUNIT,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 from stackmatrix.engine.job import VariantJob
 from stackmatrix.engine.lifecycle import run_variant
 from stackmatrix.engine.processes import signal_handlers
+from stackmatrix.engine.spawn import spawn
 from stackmatrix.engine.suite import check_before_up
 from stackmatrix.errors import SpecError, StackmatrixError
 from stackmatrix.matrix.expand import Variant, expand
@@ -103,9 +104,7 @@ def run_worker(
     read_end, write_end = os.pipe()
     with forwarder.installed(), os.fdopen(write_end, "wb") as lifeline:
         try:
-            worker = subprocess.Popen(
-                [sys.executable, "-P", "-c", code], stdin=read_end, start_new_session=True
-            )
+            worker = spawn([sys.executable, "-P", "-c", code], stdin=read_end)
         finally:
             os.close(read_end)
         forwarder.attach(worker)

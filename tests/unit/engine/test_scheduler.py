@@ -157,13 +157,13 @@ def test_a_hung_process_group_is_killed_at_its_timeout(tmp_path: Path) -> None:
 _CTRL_C_FLOOD = """
 import json, os, signal, sys, tempfile, threading, time
 from pathlib import Path
-from stackmatrix.engine import processes
+from stackmatrix.engine import spawn
 from stackmatrix.engine.docker import run_engine
 from stackmatrix.engine.processes import run_logged, signal_handlers
 
 caught = []
-unborn = processes._unborn
-processes._unborn = lambda proc: caught.append(unborn(proc)) or caught[-1]
+unborn = spawn._unborn
+spawn._unborn = lambda proc: caught.append(unborn(proc)) or caught[-1]
 flooding = True
 
 def flood():
