@@ -199,13 +199,24 @@ def run_script(
 
 
 def resting_load(
-    run_label: str, jobs: int, env: Mapping[str, str], seconds: float = 5.0
+    run_label: str, jobs: int, env: Mapping[str, str], seconds: float = 5.0, timeout: float = 120
 ) -> dict[str, Any]:
     """The machine's busy CPU per second with no stack, then with *jobs* stacks of
-    compose.yaml up and healthy but idle (their healthchecks running, nothing else): the
-    engine work either side carries for as long as its stacks live."""
+    compose.yaml up and healthy but idle (their healthchecks and servers running, nothing
+    else): the engine work either side carries for as long as its stacks live. ``healthy``
+    says whether every stack came up; ``machine_cpu_per_s`` is None when one did not. Every
+    ``up`` is over (ended or killed) before the ``down`` of every stack."""
     variants = SCRIPT_VARIANTS[:jobs]
     projects = [f"ovh-rest-{variant}-{run_label}" for variant in variants]
+    result: dict[str, Any] = {
+        "stacks": len(projects),
+        "containers": 2 * len(projects),
+        "seconds": seconds,
+        "healthy": False,
+        "machine_cpu_per_s_without": None,
+        "machine_cpu_per_s": None,
+        "errors": [],
+    }
 
     def compose(project: str, variant: str, *args: str) -> subprocess.Popen[bytes]:
         flavor, size = variant.split("-")
@@ -213,31 +224,45 @@ def resting_load(
             ["docker", "compose", "-p", project, "-f", str(OVERHEAD / "compose.yaml"), *args],
             env={**env, "FLAVOR": flavor, "SIZE": size, "RUN_LABEL": run_label},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
+
+    def finish(proc: subprocess.Popen[bytes], what: str) -> bool:
+        """Wait for *proc* (killed past the timeout); whether it ended well."""
+        try:
+            _, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            result["errors"].append(f"{what}: no answer in {timeout:.0f} s")
+            return False
+        if proc.returncode != 0:
+            said = err.decode(errors="replace").strip().splitlines()[-1:]
+            result["errors"].append(f"{what}: exit {proc.returncode} {' '.join(said)}".strip())
+        return proc.returncode == 0
 
     def busy_per_second() -> float:
         began = cpu_now()[0]
         time.sleep(seconds)
         return round((cpu_now()[0] - began) / seconds, 3)
 
-    before = busy_per_second()
+    result["machine_cpu_per_s_without"] = busy_per_second()
+    ups: list[subprocess.Popen[bytes]] = []
     try:
         ups = [compose(p, v, "up", "-d", "--wait") for p, v in zip(projects, variants, strict=True)]
-        healthy = all(up.wait(timeout=120) == 0 for up in ups)
-        resting = busy_per_second()
+        ended = [finish(up, f"up {p}") for up, p in zip(ups, projects, strict=True)]
+        result["healthy"] = all(ended)
+        if result["healthy"]:
+            result["machine_cpu_per_s"] = busy_per_second()
     finally:
+        for up in ups:  # over before any down: a down racing its up leaves what up makes later
+            if up.poll() is None:
+                up.kill()
+            up.wait()
         downs = [compose(p, v, "down", "-v") for p, v in zip(projects, variants, strict=True)]
-        for down in downs:
-            down.wait(timeout=120)
-    return {
-        "stacks": len(projects),
-        "containers": 2 * len(projects),
-        "seconds": seconds,
-        "healthy": healthy,
-        "machine_cpu_per_s_without": before,
-        "machine_cpu_per_s": resting,
-    }
+        for down, project in zip(downs, projects, strict=True):
+            finish(down, f"down {project}")
+    return result
 
 
 def ok(result: Mapping[str, Any], *, allow_experimental: bool = False) -> bool:

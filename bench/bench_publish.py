@@ -329,13 +329,19 @@ def costs(o: Mapping[str, Any]) -> str:
 
 
 def machine_time(o: Mapping[str, Any], m: Mapping[str, Any], goal: float) -> str:
-    """What kept the machine busy: each side's CPU seconds, and the stacks' own load at rest."""
+    """What kept the machine busy: each side's CPU seconds, the stacks' own load at rest, and
+    what a rough model of a run makes of both at the goal."""
     cpu, rest = o.get("cpu_s"), o.get("resting")
-    if not cpu or not rest:
-        return ""  # measured by an older bench/run.py
+    if (
+        not cpu
+        or not rest
+        or rest.get("machine_cpu_per_s") is None
+        or any(c["machine"] is None or c["busy_fraction"] is None for c in cpu.values())
+    ):
+        return ""  # measured by an older bench/run.py, or not measured
     walls = {"script": o["script_median_s"], "stackmatrix": o["stackmatrix_median_s"]}
     rows = [
-        [name, _s(walls[name]), _s(c["machine"], 1), f"{100 * (c['busy_fraction'] or 0):.0f} %",
+        [name, _s(walls[name]), _s(c["machine"], 1), f"{100 * c['busy_fraction']:.0f} %",
          _s(c["tree"], 1), _s(_diff(c["machine"], c["tree"]), 1)]
         for name, c in cpu.items()
     ]  # fmt: skip
@@ -344,9 +350,12 @@ def machine_time(o: Mapping[str, Any], m: Mapping[str, Any], goal: float) -> str
          "the rest (engine, containers), s"],
         rows,
     )  # fmt: skip
-    script, ours = cpu["script"], cpu["stackmatrix"]
-    # The busy share of the cores a run needs to do the script's machine work in goal x its time.
-    needed = script["machine"] / (goal * walls["script"] * m["nproc"])
+    cores = m["nproc"]
+    load = rest["machine_cpu_per_s"] - rest["machine_cpu_per_s_without"]
+    once = {name: c["machine"] - load * walls[name] for name, c in cpu.items()}
+    target = goal * walls["script"]
+    share = cpu["stackmatrix"]["busy_fraction"]
+    room = cores * share * target - load * target
     return f"""### Where the machine's time goes
 
 Busy CPU seconds of a run (median), machine-wide from `/proc/stat` (user, nice, system, irq,
@@ -356,14 +365,21 @@ bash, docker and compose processes and checks; stackmatrix, its docker processes
 {table}
 
 With {rest["stacks"]} stacks of `compose.yaml` up, healthy and otherwise idle, the machine is
-busy {_s(rest["machine_cpu_per_s"])} CPU-seconds a second (without them: \
-{_s(rest["machine_cpu_per_s_without"], 3)}): their {rest["containers"]} healthchecks every 500 ms, \
-each a process started inside a container through dockerd, containerd and runc. Either side
-carries that load for as long as its stacks live: it is about half of what the {m["nproc"]} \
-cores can do. The script keeps the cores {100 * (script["busy_fraction"] or 0):.0f} % busy. To do \
-its machine work in {goal} of its time, a run would have to keep them {100 * needed:.0f} % busy \
-(stackmatrix: {100 * (ours["busy_fraction"] or 0):.0f} %); below that, only less work on the \
-engine than the script's reaches the goal, not a faster tool.
+busy {_s(rest["machine_cpu_per_s"])} CPU-seconds a second \
+({_s(rest["machine_cpu_per_s_without"], 3)} without them, one {_s(rest["seconds"], 0)} s \
+sample each): {_s(load)} a second for their \
+{rest["containers"]} containers, {100 * load / cores:.0f} % of the {cores} cores, mostly their \
+healthchecks (a process started inside a container at every interval, through dockerd,
+containerd and runc). Either side carries that load for as long as its stacks live.
+
+A rough model of a run: that load over its whole wall time (as if {rest["stacks"]} stacks were \
+always up), plus the work a run does once (bringing the stacks up and down, the checks, the \
+command's own processes): {_s(once["script"], 1)} CPU-seconds for the script, \
+{_s(once["stackmatrix"], 1)} for stackmatrix. At the goal ({goal} x {_s(walls["script"])} s = \
+{_s(target)} s) and stackmatrix's share of the cores ({100 * share:.0f} %), a run has room for \
+{_s(room, 1)} CPU-seconds of such work: stackmatrix would need \
+{_s(once["stackmatrix"] - room, 1)} fewer, or a larger share of the cores. Its own processes \
+take {_s(cpu["stackmatrix"]["tree"], 1)} CPU-seconds, the script's {_s(cpu["script"]["tree"], 1)}.
 """
 
 

@@ -168,11 +168,17 @@ class Bench:
     def resting(self) -> dict[str, Any]:
         label = f"bench-{time.strftime('%H%M%S')}-{os.getpid()}-{self.count}-rest"
         self.run_ids.append(label)
-        result = ovh.resting_load(label, self.jobs, self.env)
-        log(
-            f"{result['stacks']} stacks at rest: {result['machine_cpu_per_s']} busy CPU-s a "
-            f"second (without: {result['machine_cpu_per_s_without']})"
-        )
+        try:
+            result = ovh.resting_load(label, self.jobs, self.env)
+        except OSError as error:  # no docker to start: recorded, the rounds are kept
+            result = {"healthy": False, "machine_cpu_per_s": None, "errors": [str(error)]}
+        if result["machine_cpu_per_s"] is None:
+            log(f"stacks at rest: NOT MEASURED ({'; '.join(result['errors'])})")
+        else:
+            log(
+                f"{result['stacks']} stacks at rest: {result['machine_cpu_per_s']} busy CPU-s "
+                f"a second (without: {result['machine_cpu_per_s_without']})"
+            )
         return result
 
     def stackmatrix(
@@ -335,7 +341,7 @@ def summarize_overhead(runs: Mapping[str, list[dict[str, Any]]], jobs: int) -> d
 
 def _cpu_medians(valid: Mapping[str, list[dict[str, Any]]]) -> dict[str, dict[str, Any]]:
     """Per side, the median CPU seconds of a run (the machine's and the command tree's) and
-    how busy that kept both cores over the run's wall time."""
+    how busy that kept the cores over the run's wall time."""
     cores = os.cpu_count() or 1
     out = {}
     for name in ("script", "stackmatrix"):
