@@ -7,13 +7,11 @@ import contextlib
 import logging
 import os
 import selectors
-import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from python_on_whales import DockerClient
@@ -119,12 +117,6 @@ def _fail_fast(what: str) -> None:
         )
 
 
-def _strip_setsid(command: Sequence[str]) -> list[str]:
-    # The call gets a session of its own here; `setsid` in front would fork and hide the exit.
-    parts = [str(part) for part in command]
-    return parts[1:] if parts and Path(parts[0]).name == "setsid" else parts
-
-
 def _kill(process: subprocess.Popen[bytes]) -> None:
     """Kill the call's whole session (``docker compose`` runs a plugin process) and reap it."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -154,7 +146,7 @@ def run_engine(
     """
     _fail_fast(what)
     call = _Call(what, call_timeout() if timeout is None else timeout, cancel, sink, idle)
-    return call.run(_strip_setsid(command))
+    return call.run([str(part) for part in command])
 
 
 class _Call:
@@ -255,13 +247,14 @@ class _Call:
 
 
 def docker_client(**kwargs: Any) -> DockerClient:
-    """A client whose docker processes ignore the terminal's Ctrl-C (we handle it)."""
-    call = ["setsid", "docker"] if shutil.which("setsid") else ["docker"]
-    return DockerClient(client_call=call, **kwargs)
+    """A client that composes docker command lines; they run through :func:`run_engine`,
+    :func:`open_stream` or ``run_logged``, each process in a session of its own (``spawn``),
+    so the terminal's Ctrl-C reaches stackmatrix alone (we handle it)."""
+    return DockerClient(client_call=["docker"], **kwargs)
 
 
 def docker_command(client: DockerClient, *args: str) -> list[str]:
-    """The client's own docker command (``setsid docker`` and its options), then *args*."""
+    """The client's own docker command (``docker`` and its options), then *args*."""
     return [*map(str, client.client_config.docker_cmd), *args]
 
 
@@ -269,8 +262,8 @@ def open_stream(command: list[str]) -> subprocess.Popen[str] | None:
     """Start a docker command whose output is read line by line as it comes (events, stats);
     None when it cannot start (the caller does without it)."""
     try:
-        return spawn(  # a session of its own from the start, not from `setsid`
-            _strip_setsid(command),
+        return spawn(
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,

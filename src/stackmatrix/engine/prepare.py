@@ -306,8 +306,7 @@ def _pull(client: Any, image: str, policy: PullPolicy, cancel: threading.Event) 
         if present:
             return Outcome(image, image_id=present[0], digest=present[1])
         return Outcome(image, error="not on this engine, and the pull policy is 'never'")
-    # run_logged gives the pull a session of its own: `setsid` would fork and hide the exit.
-    docker = [part for part in docker_command(client) if Path(part).name != "setsid"]
+    docker = docker_command(client)
     began = time.monotonic()
     for attempt in range(1, ATTEMPTS + 1):
         with tempfile.TemporaryDirectory(prefix="stackmatrix-pull-") as scratch:

@@ -1,8 +1,8 @@
 """One compose project: bring-up, readiness, ports, logs, stats and guaranteed teardown.
 
 This is the only module that talks to the Docker engine. Every call goes through one
-python-on-whales ``DockerClient`` per stack, run in its own session (``setsid``) so that a
-Ctrl-C in the terminal reaches stackmatrix alone: stackmatrix decides what to stop, and a
+python-on-whales ``DockerClient`` per stack, each process in its own session (``spawn``) so
+that a Ctrl-C in the terminal reaches stackmatrix alone: stackmatrix decides what to stop, and a
 second Ctrl-C can never cut a teardown short.
 """
 
@@ -154,12 +154,8 @@ class Stack:
                 if tag and not always and self._image_exists(tag):
                     continue
                 self._check_cancel()
-                command = [str(part) for part in self._client.client_config.docker_compose_cmd]
-                # run_logged gives the build a session of its own already; `setsid` would fork
-                # (a session leader cannot start a new session) and hide the exit code.
-                command = command[1:] if Path(command[0]).name == "setsid" else command
                 outcome = run_logged(
-                    [*command, "build", service],
+                    self._compose("build", service),
                     log_path=log_path,
                     env=os.environ,
                     cwd=self.compose_file.parent,
